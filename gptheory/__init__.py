@@ -1,0 +1,28 @@
+"""gptheory: the executable companion to "Diffusion Transformer Captures Spatial-Temporal
+Dependencies: A Theory for Gaussian Process Data" (Fu, Dou, Guo, Wang, Chen; ICLR 2025).
+
+The math (exact Gaussian-process score, schedules, samplers, metrics) lives in one module per idea;
+the most used names are re-exported here.
+"""
+
+from .gp import GaussianProcess, kernel, kernel_matrix, random_spatial_covariance
+from .profiles import by_profile, device, profile
+from .samplers import prior, sample
+from .schedules import DDPMSchedule, OUSchedule, Schedule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DDPMSchedule",
+    "GaussianProcess",
+    "OUSchedule",
+    "Schedule",
+    "by_profile",
+    "device",
+    "kernel",
+    "kernel_matrix",
+    "prior",
+    "profile",
+    "random_spatial_covariance",
+    "sample",
+]

@@ -90,7 +90,9 @@ def paper_relative_error(x_gen: torch.Tensor, x_true: torch.Tensor, Gamma: torch
     1 means "as good as real data", larger is worse.
     """
     if x_gen.shape != x_true.shape:
-        raise ValueError(f"x_gen and x_true must have the same shape, got {tuple(x_gen.shape)} and {tuple(x_true.shape)}")
+        raise ValueError(
+            f"x_gen and x_true must have the same shape, got {tuple(x_gen.shape)} and {tuple(x_true.shape)}"
+        )
     truth = torch.kron(Gamma.to(DTYPE), Sigma.to(DTYPE))
     err_gen = torch.linalg.norm(flat_covariance(pair_covariance(x_gen)) - truth)
     err_true = torch.linalg.norm(flat_covariance(pair_covariance(x_true)) - truth)

@@ -93,4 +93,6 @@ def sample(
 
 def prior(n: int, N: int, d: int, generator: torch.Generator | None = None, dtype=torch.float64) -> torch.Tensor:
     """Standard normal starting points ``(n, N, d)`` for the backward process."""
-    return torch.randn(positive_int("n", n), positive_int("N", N), positive_int("d", d), generator=generator, dtype=dtype)
+    return torch.randn(
+        positive_int("n", n), positive_int("N", N), positive_int("d", d), generator=generator, dtype=dtype
+    )

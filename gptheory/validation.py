@@ -67,7 +67,7 @@ def finite_tensor(name: str, x: object, shape: tuple[int | None, ...] | None = N
         x = x.to(torch.float64)
     if shape is not None:
         want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-        if x.dim() != len(shape) or any(s is not None and s != n for s, n in zip(shape, x.shape)):
+        if x.dim() != len(shape) or any(s is not None and s != n for s, n in zip(shape, x.shape, strict=False)):
             raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
     if not torch.isfinite(x).all():
         bad = int((~torch.isfinite(x)).sum())

@@ -20,7 +20,7 @@ Public API:
 
 * :func:`banded` -- ``Gamma_bar`` for a band ``J``;
 * :func:`band_matvec` -- the attention-like temporal mixing ``sum_{|i-j|<J} Gamma_ij y_j``;
-* :func:`gd_score` -- ``steps`` iterations of gradient descent from zero;
+* :func:`gd_score` -- ``steps`` iterations of gradient descent from zero (:func:`gd_iterates`: every iterate);
 * :func:`truncated_score` -- the exact minimiser of the banded objective (the limit of :func:`gd_score`);
 * :func:`condition_number`, :func:`operator_bounds` -- ``kappa`` and the extreme eigenvalues of ``M``;
 * :func:`predicted_steps` -- Lemma 1's step count for a tolerance;
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Iterator
 
 import torch
 
@@ -257,6 +258,40 @@ def _convex_setup(
     return x, al, a, b, lo, hi
 
 
+def gd_iterates(
+    gp: GaussianProcess,
+    x: torch.Tensor,
+    t: TimeLike,
+    schedule: Schedule,
+    steps: int,
+    J: int | None = None,
+    eta: float | torch.Tensor | None = None,
+) -> Iterator[torch.Tensor]:
+    """Yield the iterates ``s^0 = 0, s^1, ..., s^steps`` of :func:`gd_score` (each ``(batch, N, d)``, float64).
+
+    For measuring the error step by step without re-running the descent for every ``k``. Arguments and errors as
+    in :func:`gd_score`; the checks run before the first iterate is yielded.
+    """
+    steps = nonneg_int("steps", steps)
+    J = _check_J(J)
+    x, al, a, b, _, hi = _convex_setup(gp, x, t, schedule, J)
+    eta_t = 1.0 / hi if eta is None else _check_eta(eta, x.shape[0])
+    return _iterate(gp, x, al, a, b, eta_t, steps, J)
+
+
+def _iterate(gp, x, al, a, b, eta_t, steps, J) -> Iterator[torch.Tensor]:
+    a, b, eta_t = a[:, None, None], b[:, None, None], eta_t[:, None, None]
+    offset = x - al[:, None, None] * gp.mu  # v_i - alpha_t mu_i
+    Sigma = gp.Sigma
+    s = torch.zeros_like(x)
+    yield s
+    for _ in range(steps):
+        values = s @ Sigma  # row j holds (Sigma s_j)^T: Sigma is symmetric, so it is the value map
+        mixed = band_matvec(gp.Gamma, values, J)  # frame i: sum_{|i-j|<J} Gamma_ij Sigma s_j
+        s = s - eta_t * (a * mixed + b * s + offset)
+        yield s
+
+
 def gd_score(
     gp: GaussianProcess,
     x: torch.Tensor,
@@ -293,19 +328,9 @@ def gd_score(
         ValueError: bad ``steps``, ``J``, ``eta``, ``x`` or ``t``; or a band that makes ``M`` indefinite (the
             objective is then not convex and has no minimiser).
     """
-    steps = nonneg_int("steps", steps)
-    J = _check_J(J)
-    x, al, a, b, _, hi = _convex_setup(gp, x, t, schedule, J)
-    batch = x.shape[0]
-    eta_t = 1.0 / hi if eta is None else _check_eta(eta, batch)
-    a, b, eta_t = a[:, None, None], b[:, None, None], eta_t[:, None, None]
-    offset = x - al[:, None, None] * gp.mu  # v_i - alpha_t mu_i
-    Sigma = gp.Sigma
-    s = torch.zeros_like(x)
-    for _ in range(steps):
-        values = s @ Sigma  # row j holds (Sigma s_j)^T: Sigma is symmetric
-        mixed = band_matvec(gp.Gamma, values, J)  # frame i: sum_{|i-j|<J} Gamma_ij Sigma s_j
-        s = s - eta_t * (a * mixed + b * s + offset)
+    s = None
+    for s in gd_iterates(gp, x, t, schedule, steps, J, eta):  # noqa: B007 -- only the last iterate is kept
+        pass
     return s
 
 

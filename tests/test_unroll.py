@@ -15,6 +15,7 @@ from gptheory.unroll import (
     band_matvec,
     banded,
     condition_number,
+    gd_iterates,
     gd_score,
     is_diagonally_dominant,
     is_psd,
@@ -90,6 +91,16 @@ def test_gd_score_matches_dense_gd(gp, J):
     torch.testing.assert_close(
         gd_score(gp, x, t, OU, 5, J=J, eta=eta), _dense_gd(gp, x, t, OU, 5, J, eta), rtol=1e-11, atol=1e-12
     )
+
+
+def test_gd_iterates_are_the_gd_scores(gp):
+    x = gp.sample(2, torch.Generator().manual_seed(9))
+    its = list(gd_iterates(gp, x, 0.7, OU, 6, J=3))
+    assert len(its) == 7
+    for k, s in enumerate(its):
+        torch.testing.assert_close(s, gd_score(gp, x, 0.7, OU, k, J=3), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="steps"):
+        gd_iterates(gp, x, 0.7, OU, -2)  # checked eagerly, not at the first next()
 
 
 def test_gd_score_float_t_and_ddpm(gp):

@@ -15,13 +15,22 @@ def glue(name: str, value: Any) -> Any:
     """Hand ``value`` to MyST-NB's ``glue`` under ``name`` (shown in the prose with ``{glue:text}``).
 
     Outside a book build (Colab, a plain kernel) MyST-NB may be missing: then nothing is stored.
-    Returns ``value`` so that a cell can glue and print in one line.
+    NumPy and torch scalars are turned into plain Python numbers first, so that format specs such as
+    ``:.3g`` work in the prose. Returns ``value`` so that a cell can glue and print in one line.
     """
+    value = _plain(value)
     try:
         from myst_nb import glue as _glue
     except ImportError:
         return value
     _glue(name, value, display=False)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A Python ``int``/``float`` for NumPy or torch scalars (0-d arrays and tensors included)."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 and not isinstance(value, (int, float)):
+        return value.item()
     return value
 
 

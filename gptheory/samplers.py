@@ -9,7 +9,7 @@ Going backwards from ``T`` to the early-stopping time ``t0``:
   Heun's second-order method (``"heun"``).
 
 ``score(x, t)`` receives ``x: (batch, N, d)`` and ``t: (batch,)`` and returns ``(batch, N, d)``.
-The time grid is uniform in ``t`` from ``T`` down to ``t0``.
+The time grid runs from ``T`` down to ``t0``, geometric by default (see :func:`time_grid`).
 """
 
 from __future__ import annotations
@@ -26,12 +26,26 @@ ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 METHODS = ("euler", "heun", "em")
 
 
-def time_grid(schedule: Schedule, steps: int, t0: float, T: float | None = None) -> torch.Tensor:
-    """Decreasing times ``T = t_0 > t_1 > ... > t_steps = t0``, shape ``(steps + 1,)``, float64."""
+SPACINGS = ("log", "uniform")
+
+
+def time_grid(
+    schedule: Schedule, steps: int, t0: float, T: float | None = None, spacing: str = "log"
+) -> torch.Tensor:
+    """Decreasing times ``T = t_0 > t_1 > ... > t_steps = t0``, shape ``(steps + 1,)``, float64.
+
+    ``spacing="log"`` (default) spaces the times geometrically: near ``t0`` the score grows like
+    ``1 / sigma_t^2`` and the backward dynamics become stiff, so steps must shrink with ``t``.
+    ``"uniform"`` spaces them evenly (DDPM-style).
+    """
     steps = positive_int("steps", steps)
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
     T = schedule.T if T is None else real_in("T", T, 0.0, schedule.T, low_open=True)
     t0 = real_in("t0", t0, 0.0, T, low_open=True, high_open=True)
-    return torch.linspace(T, t0, steps + 1, dtype=torch.float64)
+    if spacing == "uniform":
+        return torch.linspace(T, t0, steps + 1, dtype=torch.float64)
+    return torch.logspace(torch.log10(torch.tensor(T)), torch.log10(torch.tensor(t0)), steps + 1, dtype=torch.float64)
 
 
 def sample(
@@ -42,6 +56,7 @@ def sample(
     t0: float,
     method: str = "heun",
     T: float | None = None,
+    spacing: str = "log",
     generator: torch.Generator | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
@@ -55,6 +70,7 @@ def sample(
         t0: early-stopping time, ``0 < t0 < T``.
         method: ``"euler"`` or ``"heun"`` (probability-flow ODE) or ``"em"`` (reverse SDE).
         T: start time, default ``schedule.T``.
+        spacing: time grid, ``"log"`` (geometric, default) or ``"uniform"``; see :func:`time_grid`.
         generator: random source for ``"em"``.
         progress: show a ``tqdm`` progress bar.
 
@@ -66,7 +82,7 @@ def sample(
     x = finite_tensor("x_T", x_T)
     if x.dim() != 3:
         raise ValueError(f"x_T must have shape (batch, N, d), got {tuple(x.shape)}")
-    ts = time_grid(schedule, steps, t0, T)
+    ts = time_grid(schedule, steps, t0, T, spacing)
     B = x.shape[0]
 
     def drift(y: torch.Tensor, t: float, sde: bool) -> torch.Tensor:

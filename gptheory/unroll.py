@@ -24,7 +24,8 @@ Public API:
 * :func:`truncated_score` -- the exact minimiser of the banded objective (the limit of :func:`gd_score`);
 * :func:`condition_number`, :func:`operator_bounds` -- ``kappa`` and the extreme eigenvalues of ``M``;
 * :func:`predicted_steps` -- Lemma 1's step count for a tolerance;
-* :func:`truncation_length` -- the band Corollary 1 prescribes (constant stated there);
+* :func:`truncation_length` -- the band Corollary 1 prescribes (constant stated there); :func:`smallest_band` --
+  the smallest band that actually meets a tolerance;
 * :func:`min_eigenvalue`, :func:`is_psd`, :func:`require_psd`, :func:`is_diagonally_dominant` -- Remark 1's checks.
 """
 
@@ -382,3 +383,35 @@ def truncation_length(nu: float, ell: float, N: int, eps: float) -> int:
         return 1
     J = math.ceil(ell * math.log(N / eps) ** (1.0 / nu))
     return int(min(max(J, 1), N))
+
+
+def smallest_band(Gamma: torch.Tensor, eps: float) -> int:
+    """Measured counterpart of :func:`truncation_length`: the smallest ``J`` with ``||Gamma - Gamma_bar||_2 <= eps``.
+
+    For an entrywise non-negative symmetric ``Gamma`` (every kernel of Assumption 1) the tail ``Gamma - Gamma_bar``
+    is non-negative and shrinks entrywise as ``J`` grows, so its spectral norm (its Perron root) is non-increasing in
+    ``J`` and a bisection over ``J in [1, N]`` finds the smallest admissible band with ``O(log N)`` norms.
+
+    Args:
+        Gamma: ``(N, N)`` symmetric with non-negative entries.
+        eps: tolerance on the spectral norm, ``> 0``.
+
+    Returns:
+        ``J`` in ``[1, N]`` (``N`` means no truncation is small enough short of keeping everything).
+    """
+    Gamma = _check_square("Gamma", Gamma)
+    eps = real_in("eps", eps, 0.0, math.inf, low_open=True, high_open=True)
+    if (Gamma < 0).any():
+        raise ValueError("Gamma must have non-negative entries (the bisection relies on it), got a negative entry")
+
+    def ok(J: int) -> bool:
+        return float(torch.linalg.matrix_norm(Gamma - banded(Gamma, J), 2)) <= eps
+
+    lo, hi = 1, Gamma.shape[0]  # ok(N) holds: the tail is zero
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo

@@ -23,6 +23,7 @@ from gptheory.unroll import (
     operator_bounds,
     predicted_steps,
     require_psd,
+    smallest_band,
     truncated_score,
     truncation_length,
 )
@@ -181,6 +182,15 @@ def test_truncation_length_meets_eps(nu, ell, N, log_eps):
     # minimal for the stated bound N gamma(J) <= eps: one gap less breaks it (unless J is already 1)
     if J > 1 and J < N:
         assert N * math.exp(-(((J - 1) / ell) ** nu)) > eps
+
+
+@pytest.mark.parametrize("nu,ell,N,eps", [(1.0, 3.0, 40, 1e-2), (2.0, 2.0, 30, 1e-6), (0.5, 2.0, 25, 1e-1)])
+def test_smallest_band_is_a_linear_scan(nu, ell, N, eps):
+    G = kernel_matrix(N, nu, ell)
+    norms = [float(torch.linalg.matrix_norm(G - banded(G, J), 2)) for J in range(1, N + 1)]
+    J = smallest_band(G, eps)
+    assert J == next(j for j, v in zip(range(1, N + 1), norms, strict=True) if v <= eps)
+    assert J <= truncation_length(nu, ell, N, eps)  # Corollary 1's band is sufficient, hence never smaller
 
 
 def test_truncation_length_shape():

@@ -62,7 +62,7 @@ from .validation import finite_tensor, nonneg_int, positive_int, real_in
 RESOLUTION_TOL = 1e-10
 
 # Heads of the ReLU attention layer are evaluated in chunks of this many to bound memory (batch x heads x N x N).
-_HEAD_CHUNK = 8
+_HEAD_CHUNK = 16
 
 
 # ================================================================================================ the ingredients
@@ -172,23 +172,27 @@ class MultiHeadAttention(nn.Module):
         self.W_V = nn.Parameter(torch.zeros(heads, d_v, D, dtype=DTYPE))
         self.W_O = nn.Parameter(torch.zeros(D, heads * d_v, dtype=DTYPE))
 
-    def weights(self, h: torch.Tensor, heads: slice | None = None) -> torch.Tensor:
-        """Activated attention scores ``(batch, heads, N, N)`` for tokens ``h: (batch, N, D)``."""
-        sl = heads if heads is not None else slice(None)
-        q = torch.einsum("hkD,bnD->bhnk", self.W_Q[sl], h)
-        k = torch.einsum("hkD,bnD->bhnk", self.W_K[sl], h)
+    def _project(self, W: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """All heads at once: ``W: (heads, k, D)``, ``h: (batch, N, D)`` -> ``(batch, heads, N, k)``."""
+        H, k, D = W.shape
+        return (h @ W.reshape(H * k, D).T).unflatten(-1, (H, k)).transpose(1, 2)
+
+    def _activate(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_k)
         return torch.relu(scores) if self.activation == "relu" else torch.softmax(scores, dim=-1)
 
+    def weights(self, h: torch.Tensor) -> torch.Tensor:
+        """Activated attention scores ``(batch, heads, N, N)`` for tokens ``h: (batch, N, D)``."""
+        return self._activate(self._project(self.W_Q, h), self._project(self.W_K, h))
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """``h: (batch, N, D) -> (batch, N, D)`` (the residual is added by the block)."""
+        q, k, v = self._project(self.W_Q, h), self._project(self.W_K, h), self._project(self.W_V, h)
         outs = []
-        for h0 in range(0, self.heads, _HEAD_CHUNK):
-            sl = slice(h0, min(h0 + _HEAD_CHUNK, self.heads))
-            A = self.weights(h, sl)
-            v = torch.einsum("hvD,bnD->bhnv", self.W_V[sl], h)
-            outs.append((A @ v).permute(0, 2, 1, 3))  # (batch, N, heads_chunk, d_v)
-        cat = torch.cat(outs, dim=2).flatten(2)
+        for h0 in range(0, self.heads, _HEAD_CHUNK):  # chunks of heads bound the (batch, heads, N, N) scores
+            sl = slice(h0, h0 + _HEAD_CHUNK)
+            outs.append(self._activate(q[:, sl], k[:, sl]) @ v[:, sl])
+        cat = torch.cat(outs, dim=1).transpose(1, 2).flatten(2)  # (batch, N, heads * d_v)
         return cat @ self.W_O.T
 
 
@@ -606,13 +610,19 @@ def build_gd_transformer(
             raise ValueError(
                 f"softmax attention realises the whole kernel row in one head: J must be None (or >= N = {N}), got {J}"
             )
-    lo, hi = operator_bounds(gp, t, schedule, J_eff)
+    n_heads_gaps = N if J_eff is None else J_eff
+    if attention == "relu":  # can attention see the band at all? (checked before the numbers of the band)
+        E = sinusoidal_embedding(N, n_freq, omega)
+        psi = gap_profile(E)
+        delta = resolution(psi, n_heads_gaps)
+    else:
+        E, psi, delta = None, None, None
+    lo, _ = operator_bounds(gp, t, schedule, J_eff)
     if float(lo) <= 0:
         raise ValueError(
             f"the objective is not convex at t={t:g} with J={J}: alpha_t^2 Gamma_bar (x) Sigma + sigma_t^2 I has "
             f"smallest eigenvalue {float(lo):.3g} <= 0; take a larger band J or a larger t"
         )
-    n_heads_gaps = N if J_eff is None else J_eff
 
     # ---- bounds that put every scalar in [0, 1] and every multiplied entry in [-B, B]
     rng = _ranges(gp, t, schedule, J_eff, n_std)
@@ -630,12 +640,8 @@ def build_gd_transformer(
     for name in ("x", "mu"):
         L.add(name, d)
     if attention == "relu":
-        E = sinusoidal_embedding(N, n_freq, omega)
-        psi = gap_profile(E)
-        delta = resolution(psi, n_heads_gaps)
         L.add("e", E.shape[1])
     else:
-        E, psi, delta = None, None, None
         L.add("pos", 2)
     L.add("one", 1)
     L.add("c", len(SCALARS))

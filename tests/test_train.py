@@ -1,0 +1,155 @@
+"""Tests for gptheory.train: determinism, resume equals an uninterrupted run, divergence, schedule, sampling."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gptheory.gp import GaussianProcess
+from gptheory.schedules import DDPMSchedule, OUSchedule
+from gptheory.train import (
+    TrainConfig,
+    TrainingDiverged,
+    build_model,
+    generate,
+    load_checkpoint,
+    load_model,
+    lr_at,
+    save_atomic,
+    train,
+    training_set,
+)
+
+N, d = 8, 2
+MODEL = {"N": N, "d": d, "hidden": 16, "depth": 2, "heads": 2}
+
+
+@pytest.fixture(scope="module")
+def data() -> torch.Tensor:
+    return training_set(GaussianProcess(N, d, nu=2.0, ell=3.0), 40, seed=0)
+
+
+def cfg(**kw) -> TrainConfig:
+    base = {"steps": 12, "batch_size": 16, "lr": 2e-3, "warmup": 3, "log_every": 2, "seed": 3, "precision": "fp32"}
+    return TrainConfig(**{**base, **kw})
+
+
+def states_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_training_set_is_seeded_float32():
+    gp = GaussianProcess(N, d)
+    a, b = training_set(gp, 5, seed=1), training_set(gp, 5, seed=1)
+    assert a.dtype == torch.float32 and a.shape == (5, N, d) and torch.equal(a, b)
+    assert not torch.equal(a, training_set(gp, 5, seed=2))
+
+
+def test_same_seed_same_weights_and_loss_goes_down(data):
+    r1 = train(build_model(0, **MODEL), data, cfg(steps=16), progress=False, device="cpu")
+    r2 = train(build_model(0, **MODEL), data, cfg(steps=16), progress=False, device="cpu")
+    assert states_equal(r1.model, r2.model) and states_equal(r1.ema, r2.ema)
+    assert [e["loss"] for e in r1.log] == [e["loss"] for e in r2.log]
+    assert r1.log[-1]["loss"] < r1.log[0]["loss"]
+    assert set(r1.log[0]) == {"step", "loss", "lr", "grad_norm", "seconds"}
+    assert [e["step"] for e in r1.log] == list(range(2, 17, 2))
+    assert r1.steps == 16 and r1.sequences_per_second > 0 and r1.seconds > 0
+    # the EMA moved away from the initial weights but differs from the last iterate
+    assert not states_equal(r1.ema, r1.model)
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(data, tmp_path):
+    straight = train(build_model(0, **MODEL), data, cfg(), progress=False, device="cpu")
+    ckpt = tmp_path / "run.pt"
+    # 12 > 40 / 16: the interruption falls inside the second epoch, so the data order must resume too
+    part = train(build_model(0, **MODEL), data, cfg(), checkpoint=ckpt, stop_at=5, progress=False, device="cpu")
+    assert part.steps == 5 and load_checkpoint(ckpt)["step"] == 5
+    # a fresh process would build a fresh model: its initial weights are overwritten by the checkpoint
+    resumed = train(build_model(123, **MODEL), data, cfg(), checkpoint=ckpt, progress=False, device="cpu")
+    assert resumed.steps == 12
+    assert states_equal(resumed.model, straight.model)
+    assert states_equal(resumed.ema, straight.ema)
+    assert [e["loss"] for e in resumed.log] == [e["loss"] for e in straight.log]
+    assert states_equal(load_model(ckpt), straight.ema)
+    assert states_equal(load_model(ckpt, ema=False), straight.model)
+
+
+def test_resume_with_periodic_checkpoints(data, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    straight = train(build_model(0, **MODEL), data, cfg(), progress=False, device="cpu")
+    train(build_model(0, **MODEL), data, cfg(checkpoint_every=4), checkpoint=ckpt, stop_at=9, progress=False)
+    assert load_checkpoint(ckpt)["step"] == 9
+    resumed = train(build_model(0, **MODEL), data, cfg(checkpoint_every=4), checkpoint=ckpt, progress=False)
+    assert states_equal(resumed.model, straight.model)
+
+
+def test_resume_refuses_other_settings_or_data(data, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    train(build_model(0, **MODEL), data, cfg(), checkpoint=ckpt, stop_at=3, progress=False)
+    with pytest.raises(ValueError, match="lr"):
+        train(build_model(0, **MODEL), data, cfg(lr=1e-3), checkpoint=ckpt, progress=False)
+    with pytest.raises(ValueError, match="training set differs"):
+        train(build_model(0, **MODEL), data + 1, cfg(), checkpoint=ckpt, progress=False)
+    with pytest.raises(ValueError, match="does not match the model"):
+        train(build_model(0, **{**MODEL, "hidden": 8}), data, cfg(), checkpoint=ckpt, progress=False)
+
+
+def test_non_finite_loss_raises(data):
+    model = build_model(0, **MODEL)
+    with torch.no_grad():
+        model.out.bias.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="diverged at step 2.*non-finite"):
+        train(model, data, cfg(), progress=False)
+
+
+def test_loss_above_threshold_raises(data):
+    with pytest.raises(TrainingDiverged, match="max_loss=0.01"):
+        train(build_model(0, **MODEL), data, cfg(max_loss=0.01), progress=False)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    c = TrainConfig(steps=110, lr=1.0, warmup=10, min_lr_ratio=0.1)
+    assert lr_at(1, c) == pytest.approx(0.1) and lr_at(10, c) == pytest.approx(1.0)
+    assert lr_at(60, c) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr_at(110, c) == pytest.approx(0.1)
+    lrs = [lr_at(k, c) for k in range(10, 111)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+def test_config_and_input_checks(data):
+    with pytest.raises(ValueError, match="lr must be a real number in"):
+        TrainConfig(lr=0.0)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(precision="fp16")
+    bad = data.clone()
+    bad[0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="data must be finite"):
+        train(build_model(0, **MODEL), bad, cfg(), progress=False)
+    with pytest.raises(ValueError, match=r"data must have shape \(\*, 8, 2\)"):
+        train(build_model(0, **MODEL), data[:, :4], cfg(), progress=False)
+    with pytest.raises(ValueError, match="schedule runs to T=10"):
+        train(build_model(0, **MODEL), data, cfg(), schedule=OUSchedule(), progress=False)
+
+
+def test_bf16_autocast_trains_on_cpu(data):
+    r = train(build_model(0, **MODEL), data, cfg(precision="bf16", steps=6), progress=False, device="cpu")
+    assert math.isfinite(r.log[-1]["loss"])
+    assert all(p.dtype == torch.float32 for p in r.model.parameters())
+
+
+def test_save_atomic_replaces_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "sub" / "x.pt"
+    save_atomic({"a": torch.ones(2)}, path)
+    save_atomic({"a": torch.zeros(2)}, path)
+    assert torch.equal(torch.load(path)["a"], torch.zeros(2))
+    assert [p.name for p in path.parent.iterdir()] == ["x.pt"]
+
+
+def test_generate_uses_the_samplers(data):
+    r = train(build_model(0, **MODEL), data, cfg(steps=4), progress=False)
+    x = generate(r.ema, 7, DDPMSchedule(), steps=4, batch_size=3, seed=1, progress=False)
+    assert x.shape == (7, N, d) and x.dtype == torch.float32 and torch.isfinite(x).all()
+    assert torch.equal(x, generate(r.ema, 7, DDPMSchedule(), steps=4, batch_size=3, seed=1, progress=False))

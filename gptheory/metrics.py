@@ -177,7 +177,9 @@ def ode_sampler_kl(
     def score(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return -gp.solve(x, schedule.alpha(t) ** 2, schedule.sigma(t) ** 2)
 
-    g = gp.to_eigenbasis(sample(score, ones, schedule, steps, t0, method=method, T=T, spacing=spacing, progress=False))[0]
+    g = gp.to_eigenbasis(sample(score, ones, schedule, steps, t0, method=method, T=T, spacing=spacing, progress=False))[
+        0
+    ]
     v_start = gp.marginal_covariance_spectrum(T, schedule) if start == "exact" else torch.ones_like(g)
     r = g**2 * v_start / gp.marginal_covariance_spectrum(t0, schedule)
     return float(0.5 * (r - 1 - torch.log(r)).sum())

@@ -29,9 +29,7 @@ METHODS = ("euler", "heun", "em")
 SPACINGS = ("log", "uniform")
 
 
-def time_grid(
-    schedule: Schedule, steps: int, t0: float, T: float | None = None, spacing: str = "log"
-) -> torch.Tensor:
+def time_grid(schedule: Schedule, steps: int, t0: float, T: float | None = None, spacing: str = "log") -> torch.Tensor:
     """Decreasing times ``T = t_0 > t_1 > ... > t_steps = t0``, shape ``(steps + 1,)``, float64.
 
     ``spacing="log"`` (default) spaces the times geometrically: near ``t0`` the score grows like

@@ -1,0 +1,55 @@
+"""Schedules: closed forms, DiT's discrete DDPM table, and the VP identity beta = -2 d log alpha / dt."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gptheory import DDPMSchedule, OUSchedule
+
+
+def test_ou_closed_form():
+    s = OUSchedule()
+    t = torch.linspace(0, 10, 11, dtype=torch.float64)
+    torch.testing.assert_close(s.alpha(t), torch.exp(-t / 2))
+    torch.testing.assert_close(s.sigma(t) ** 2, 1 - torch.exp(-t))
+
+
+def test_ddpm_hits_dits_table():
+    s = DDPMSchedule()
+    alphas_cumprod = np.cumprod(1.0 - np.linspace(1e-4, 0.02, 1000, dtype=np.float64))  # DiT's gaussian_diffusion
+    k = torch.arange(1, 1001, dtype=torch.float64)
+    np.testing.assert_allclose(s.alpha(k / 1000).numpy() ** 2, alphas_cumprod, rtol=1e-12)
+    assert s.alpha(0.0).item() == 1.0 and s.sigma(0.0).item() == 0.0
+
+
+@pytest.mark.parametrize("schedule", [OUSchedule(T=5.0), DDPMSchedule()], ids=["ou", "ddpm"])
+def test_variance_preserving_and_beta_is_log_alpha_rate(schedule):
+    # mid-step points: DDPM's beta is constant on each of its 1000 steps and jumps at k / 1000
+    t = (torch.arange(13, 970, 26, dtype=torch.float64) + 0.5) / 1000 * schedule.T
+    torch.testing.assert_close(schedule.alpha(t) ** 2 + schedule.sigma(t) ** 2, torch.ones_like(t))
+    h = 1e-7 * schedule.T
+    numeric = -2 * (schedule.log_alpha(t + h) - schedule.log_alpha(t - h)) / (2 * h)
+    torch.testing.assert_close(schedule.beta(t), numeric, rtol=1e-5, atol=0)
+
+
+def test_dtype_follows_input():
+    s = DDPMSchedule()
+    assert s.alpha(torch.tensor([0.5], dtype=torch.float32)).dtype == torch.float32
+    assert s.alpha(0.5).dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: OUSchedule(T=0), r"T must be a real number in \(0, inf\)"),
+        (lambda: DDPMSchedule(num_steps=0), "num_steps must be a positive integer"),
+        (lambda: DDPMSchedule(beta_end=1.5), r"beta_end must be a real number in \(0, 1\)"),
+        (lambda: OUSchedule().check_t(-0.1), r"t must be in \[0, 10\]"),
+        (lambda: DDPMSchedule().check_t(torch.tensor([0.2, float("nan")])), "t must be finite"),
+    ],
+)
+def test_bad_input(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()

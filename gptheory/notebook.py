@@ -29,7 +29,8 @@ def glue(name: str, value: Any) -> Any:
 
 def _plain(value: Any) -> Any:
     """A Python ``int``/``float`` for NumPy or torch scalars (0-d arrays and tensors included)."""
-    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 and not isinstance(value, (int, float)):
+    # np.float64 subclasses float but reprs as "np.float64(...)", which MyST-NB cannot format: test the exact type
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 and type(value) not in (int, float, bool):
         return value.item()
     return value
 

@@ -193,6 +193,13 @@ def test_smallest_band_is_a_linear_scan(nu, ell, N, eps):
     assert J <= truncation_length(nu, ell, N, eps)  # Corollary 1's band is sufficient, hence never smaller
 
 
+def test_smallest_band_large_n_uses_top_eigenvalue():
+    G = kernel_matrix(300, 1.0, 3.0)  # above 256 rows: Lanczos instead of a dense eigvalsh
+    J = smallest_band(G, 1e-3)
+    norm = lambda j: float(torch.linalg.eigvalsh(G - banded(G, j))[-1])  # noqa: E731
+    assert norm(J) <= 1e-3 < norm(J - 1)
+
+
 def test_truncation_length_shape():
     assert truncation_length(1.0, 4.0, 100, 1e-3) == math.ceil(4.0 * math.log(1e5))
     assert truncation_length(2.0, 8.0, 64, 100.0) == 1

@@ -1,0 +1,480 @@
+"""Measurements on a trained :class:`gptheory.model.DiT`: does attention find the temporal kernel ``Gamma``?
+
+Everything here reads a trained model (and, for attention, inputs to run it on) and returns numbers and small
+arrays; nothing is trained. The pieces follow Section 6.1 and Appendix D.1 of the paper:
+
+* **Attention against the kernel.** Attention rows sum to one, ``Gamma``'s rows do not, so the map an attention
+  layer would need in order to apply the kernel is the row-normalised ``P = D^{-1} Gamma`` with
+  ``D = diag(Gamma 1)`` (:func:`kernel_attention`). This is exactly the softmax attention of the hand-built
+  transformer (Lemma 11, :mod:`gptheory.construct`). The similarity (:func:`similarity`) is the Pearson
+  correlation of the ``N^2`` entries of an attention map ``A`` with those of ``P``:
+
+      r(A, P) = sum_ij (A_ij - mean A)(P_ij - mean P) / (N^2 std(A) std(P)).
+
+  Why Pearson rather than a cosine: both maps are non-negative, so the cosine of *uniform* attention with ``P``
+  is already large and hides the absence of any pattern, while Pearson centres both maps and gives uniform
+  attention ``0`` (defined as ``0`` when ``A`` is constant); it is unchanged by a global rescaling, and it is
+  bounded by 1 with equality iff ``A`` is an affine image of ``P``. A purely local pattern -- every frame attends
+  only to itself -- already correlates with any decaying kernel; :func:`similarity` of the identity is the
+  yardstick a kernel-like layer has to beat (reported by the chapter).
+* **Gap profile** (:func:`gap_profile`): an attention map averaged along its diagonals, ``a(k) = mean_i A_{i,i+k}``,
+  the trained analogue of the construction's weights over gaps; :func:`fitted_bandwidth` reads off the bandwidth
+  ``ell`` of the kernel whose row-normalised map is closest to ``A``.
+* **Query-key blocks** (:func:`qk_blocks`, Figures 4(b) and 8): with tokens ``[x-part; e-part]`` the bilinear form
+  ``W_q^T W_k`` (all heads summed, as the paper plots it) splits into data-data, data-time, time-data and
+  time-time blocks; :func:`block_shares` gives each block's share of the squared Frobenius norm (the four add to 1).
+  :func:`logit_shares` does the same for the logits the layer actually forms on given inputs (input scales included).
+* **Value emphasis** (:func:`value_shares`, Figure 9): ``||V_x||_F^2 / (||V_x||_F^2 + ||V_e||_F^2)`` per layer.
+* **Attention along the backward process** (:func:`generate_with_attention`, Figures 5 and 10): sample as
+  :func:`gptheory.train.generate` does and record every layer's attention (mean over sequences and heads) at each
+  time the sampler evaluates the network.
+
+:func:`learn_process` is the experiment driver of the chapter "A diffusion transformer learns the process": train
+(or load the saved result, :mod:`gptheory.results`), generate, and measure all of the above.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from .gp import DTYPE, GaussianProcess, kernel_matrix
+from .model import DiT
+from .samplers import prior, sample
+from .schedules import DDPMSchedule, Schedule
+from .validation import finite_tensor, positive_int, real_in
+
+BLOCKS = ("xx", "xe", "ex", "ee")  # (query part, key part): x = data coordinates, e = time-embedding coordinates
+
+
+# ============================================================================ attention maps against the kernel
+def _square(name: str, A: object) -> torch.Tensor:
+    A = finite_tensor(name, A)
+    if A.dim() < 2 or A.shape[-1] != A.shape[-2]:
+        raise ValueError(f"{name} must be a square matrix or a stack of them (..., N, N), got {tuple(A.shape)}")
+    return A.to(DTYPE)
+
+
+def kernel_attention(Gamma: torch.Tensor) -> torch.Tensor:
+    """The row-stochastic map ``P = D^{-1} Gamma`` (``D = diag(Gamma 1)``), ``(N, N)``: what attention must form
+    to apply the kernel, and the softmax attention of the hand-built transformer (Lemma 11)."""
+    Gamma = _square("Gamma", Gamma)
+    rows = Gamma.sum(-1, keepdim=True)
+    if (rows <= 0).any():
+        raise ValueError("Gamma must have positive row sums to be turned into attention weights")
+    return Gamma / rows
+
+
+def pearson(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of the entries of ``A`` and ``B`` over their last two axes, ``(...)``.
+
+    Defined as 0 where one of the two is constant (no pattern to correlate).
+    """
+    A, B = torch.broadcast_tensors(_square("A", A), _square("B", B))
+    a = A.flatten(-2) - A.flatten(-2).mean(-1, keepdim=True)
+    b = B.flatten(-2) - B.flatten(-2).mean(-1, keepdim=True)
+    na, nb = a.norm(dim=-1), b.norm(dim=-1)
+    tiny = 1e-12 * (A.flatten(-2).abs().amax(-1) + B.flatten(-2).abs().amax(-1)).clamp(min=1e-300)
+    r = (a * b).sum(-1) / (na * nb).clamp(min=1e-300)
+    return torch.where((na > tiny) & (nb > tiny), r, torch.zeros_like(r))
+
+
+def similarity(A: torch.Tensor, Gamma: torch.Tensor) -> torch.Tensor:
+    """Similarity of attention maps ``A: (..., N, N)`` to the kernel: ``pearson(A, kernel_attention(Gamma))``.
+
+    In ``[-1, 1]``; 1 iff ``A`` is an affine image of the row-normalised kernel, 0 for uniform attention.
+    """
+    A = _square("A", A)
+    P = kernel_attention(Gamma)
+    if A.shape[-1] != P.shape[-1]:
+        raise ValueError(f"A is {A.shape[-1]} x {A.shape[-1]} but Gamma is {P.shape[-1]} x {P.shape[-1]}")
+    return pearson(A, P)
+
+
+def gap_profile(A: torch.Tensor) -> torch.Tensor:
+    """Diagonal means ``a(k) = mean_i A_{i, i+k}`` for gaps ``k = -(N-1), ..., N-1``.
+
+    Returns ``(..., 2N - 1)``; gap ``k`` sits at index ``N - 1 + k``.
+    """
+    A = _square("A", A)
+    N = A.shape[-1]
+    return torch.stack([torch.diagonal(A, offset=k, dim1=-2, dim2=-1).mean(-1) for k in range(-(N - 1), N)], dim=-1)
+
+
+def fitted_bandwidth(A: torch.Tensor, nu: float, ells: torch.Tensor | None = None) -> float:
+    """The bandwidth ``ell`` whose row-normalised kernel ``kernel_attention(kernel_matrix(N, nu, ell))`` is closest to
+    ``A: (N, N)`` in Frobenius norm (grid search; default grid: 400 geometric points from 0.1 to 4N frames)."""
+    A = _square("A", A)
+    if A.dim() != 2:
+        raise ValueError(f"A must be one (N, N) map, got shape {tuple(A.shape)}")
+    nu = real_in("nu", nu, 0.0, 2.0, low_open=True)
+    N = A.shape[0]
+    ells = torch.logspace(math.log10(0.1), math.log10(4 * N), 400, dtype=DTYPE) if ells is None else ells
+    errs = torch.stack([(kernel_attention(kernel_matrix(N, nu, float(e))) - A).norm() for e in ells])
+    return float(ells[int(errs.argmin())])
+
+
+# ============================================================================ weights: query-key and value
+def qk_blocks(model: DiT) -> list[dict[str, torch.Tensor]]:
+    """Per layer, the four blocks of ``W_q^T W_k`` (summed over heads): ``"xx" = Q_x^T K_x`` (data_dim x data_dim),
+    ``"xe" = Q_x^T K_e``, ``"ex" = Q_e^T K_x``, ``"ee" = Q_e^T K_e`` (pos_dim x pos_dim). The attention logit of
+    token ``i`` on ``j`` is ``h_i^T W_q^T W_k h_j / sqrt(d_head)`` (plus bias terms)."""
+    out = []
+    for w in model.qkv_weights():
+        q, k = {"x": w["q_x"], "e": w["q_e"]}, {"x": w["k_x"], "e": w["k_e"]}
+        out.append({b: q[b[0]].T @ k[b[1]] for b in BLOCKS})
+    return out
+
+
+def block_shares(blocks: list[dict[str, torch.Tensor]]) -> dict[str, np.ndarray]:
+    """Each block's share of the squared Frobenius norm of its layer's full matrix: ``{block: (depth,)}`` (sum 1)."""
+    sq = {b: np.array([float((layer[b].double() ** 2).sum()) for layer in blocks]) for b in BLOCKS}
+    total = sum(sq.values())
+    return {b: sq[b] / np.maximum(total, 1e-300) for b in BLOCKS}
+
+
+def value_shares(model: DiT) -> np.ndarray:
+    """Per layer, the data part's value-weight share ``||V_x||_F^2 / (||V_x||_F^2 + ||V_e||_F^2)``, ``(depth,)``."""
+    out = []
+    for w in model.qkv_weights():
+        vx, ve = float((w["v_x"].double() ** 2).sum()), float((w["v_e"].double() ** 2).sum())
+        out.append(vx / max(vx + ve, 1e-300))
+    return np.array(out)
+
+
+def qkv_inputs(model: DiT, x: torch.Tensor, t: torch.Tensor | float) -> list[torch.Tensor]:
+    """What each layer's ``qkv`` map receives (normalised, modulated tokens): ``(batch, N, hidden)`` per layer."""
+    seen: list[torch.Tensor] = []
+    hooks = [blk.qkv.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach())) for blk in model.blocks]
+    try:
+        with torch.no_grad():
+            model(x, t)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def logit_shares(model: DiT, x: torch.Tensor, t: torch.Tensor | float) -> dict[str, np.ndarray]:
+    """Per layer, the share of each query-key block in the attention logits formed on inputs ``x`` at times ``t``.
+
+    Each head's logit ``q_i . k_j`` is split into ``q_x . k_x``, ``q_x . k_e``, ``q_e . k_x``, ``q_e . k_e``
+    (``q_x = W_{q,x} u_x`` from the data coordinates ``u_x`` of the layer's input, and so on) and a ``"bias"`` rest.
+    Every term is centred along ``j`` (softmax ignores what is constant in ``j``), and its share is its squared norm
+    over sequences, heads and ``(i, j)`` divided by the sum over the five terms. Returns ``{term: (depth,)}``.
+    """
+    if model.tokens != "concat":
+        raise ValueError("logit_shares needs tokens='concat'")
+    H, dh, D = model.heads, model.hidden // model.heads, model.data_dim
+    sq = {b: [] for b in (*BLOCKS, "bias")}
+    for u, blk in zip(qkv_inputs(model, x, t), model.blocks, strict=True):
+        W, bias = blk.qkv.weight.detach(), blk.qkv.bias.detach()
+        Wq, Wk = W[: model.hidden], W[model.hidden : 2 * model.hidden]
+        bq, bk = bias[: model.hidden], bias[model.hidden : 2 * model.hidden]
+
+        def heads(z: torch.Tensor) -> torch.Tensor:
+            return z.unflatten(-1, (H, dh)).transpose(1, 2)  # (B, H, N, dh)
+
+        q = {"x": heads(u[..., :D] @ Wq[:, :D].T), "e": heads(u[..., D:] @ Wq[:, D:].T)}
+        k = {"x": heads(u[..., :D] @ Wk[:, :D].T), "e": heads(u[..., D:] @ Wk[:, D:].T)}
+        terms = {b: q[b[0]] @ k[b[1]].transpose(-1, -2) for b in BLOCKS}
+        full_q = q["x"] + q["e"] + heads(bq.expand(*u.shape))
+        full_k = k["x"] + k["e"] + heads(bk.expand(*u.shape))
+        terms["bias"] = full_q @ full_k.transpose(-1, -2) - sum(terms[b] for b in BLOCKS)
+        for b, T in terms.items():
+            Tc = T - T.mean(-1, keepdim=True)
+            sq[b].append(float((Tc.double() ** 2).sum()))
+    arr = {b: np.array(v) for b, v in sq.items()}
+    total = sum(arr.values())
+    return {b: v / np.maximum(total, 1e-300) for b, v in arr.items()}
+
+
+# ============================================================================ attention maps from the network
+def attention_maps(model: DiT, x: torch.Tensor, t: torch.Tensor | float, heads: bool = False) -> torch.Tensor:
+    """Every layer's attention on inputs ``x: (batch, N, d)`` at times ``t``, averaged over the batch (and the heads
+    unless ``heads``): ``(depth, N, N)`` or ``(depth, heads, N, N)``, float32 on the CPU."""
+    with torch.no_grad():
+        _, probs = model(x, t, return_attention=True)
+    maps = torch.stack([p.float().mean(0) for p in probs])  # (depth, heads, N, N)
+    return (maps if heads else maps.mean(1)).cpu()
+
+
+def generate_with_attention(
+    model: DiT,
+    n: int,
+    schedule: Schedule | None = None,
+    steps: int = 50,
+    t0: float = 1e-3,
+    method: str = "heun",
+    seed: int = 0,
+    batch_size: int = 1000,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample like :func:`gptheory.train.generate` (same seed, same starting noise) and record attention on the way.
+
+    At every time ``t`` at which the sampler evaluates the network, each layer's attention is averaged over the
+    ``n`` sequences and the heads; when a time is visited twice (Heun's predictor evaluates ``t_{k+1}`` on its
+    predicted state before the trajectory reaches it) the later, on-trajectory visit is kept. The record at ``t0``
+    is taken on the finished samples.
+
+    Returns:
+        ``samples: (n, N, d)`` float32, ``times: (K,)`` float64, decreasing from ``T`` to ``t0``, and
+        ``maps: (K, depth, N, N)`` float32.
+    """
+    schedule = DDPMSchedule() if schedule is None else schedule
+    n, batch_size = positive_int("n", n), positive_int("batch_size", batch_size)
+    dev = next(model.parameters()).device
+    model.eval()
+    sums: dict[float, torch.Tensor] = {}
+    chunk_maps: dict[float, torch.Tensor] = {}
+
+    def record(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            eps, probs = model(y, t, return_attention=True, check=False)
+        # the last evaluation at a time wins: Heun's predictor visits t_{k+1} before the trajectory itself does
+        chunk_maps[float(t[0])] = torch.stack([p.float().sum(0).mean(0) for p in probs]).cpu()  # (depth, N, N)
+        return eps
+
+    def score(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return -record(y, t) / schedule.sigma(t.to(torch.float64)).to(y.dtype)[:, None, None]
+
+    g = torch.Generator().manual_seed(int(seed))
+    x_T = prior(n, model.N, model.d, generator=g, dtype=torch.float32)
+    out = []
+    for chunk in x_T.split(batch_size):
+        chunk_maps.clear()
+        y = sample(score, chunk.to(dev), schedule, steps, t0, method=method, progress=False)
+        record(y, torch.full((y.shape[0],), float(t0), dtype=y.dtype, device=dev))
+        for key, m in chunk_maps.items():
+            sums[key] = sums[key] + m if key in sums else m
+        out.append(y.cpu())
+    times = sorted(sums, reverse=True)
+    maps = torch.stack([sums[k] / n for k in times])
+    return torch.cat(out), torch.tensor(times, dtype=torch.float64), maps
+
+
+def pick_times(times: torch.Tensor, k: int) -> list[int]:
+    """``k`` indices into the decreasing ``times`` spread evenly over the backward process (first and last included)."""
+    K = len(times)
+    k = min(positive_int("k", k), K)
+    return sorted({round(i * (K - 1) / max(k - 1, 1)) for i in range(k)})
+
+
+# ============================================================================ the hand-built transformer's attention
+def construction_attention(gp: GaussianProcess, t: float = 0.5, schedule: Schedule | None = None) -> torch.Tensor:
+    """The attention map of the hand-built transformer (:func:`gptheory.construct.build_gd_transformer`), ``(N, N)``.
+
+    For the squared-exponential kernel (``nu = 2``) this is the probability map of its single softmax head
+    (Lemma 11), which is ``kernel_attention(Gamma)``; for other ``nu`` the ReLU construction mixes frames by the
+    band ``Gamma_bar`` (here the full band), returned row-normalised so that it is comparable with attention.
+    The map does not depend on the input or on ``t``: the construction's queries and keys read positions only.
+    """
+    from .construct import build_gd_transformer
+
+    schedule = DDPMSchedule() if schedule is None else schedule
+    x = torch.zeros(1, gp.N, gp.d, dtype=DTYPE)
+    if gp.nu == 2.0:
+        net = build_gd_transformer(gp, t, schedule, steps=2, attention="softmax")
+        b = net.attention_blocks()[0]
+        _, tokens = net(x, return_tokens=True)
+        return net.blocks[b].attn.weights(tokens[b])[0, 0].detach()
+    net = build_gd_transformer(gp, t, schedule, steps=2, attention="relu")
+    W = net.temporal_weights(x).detach()
+    return W / W.sum(-1, keepdim=True)
+
+
+# ============================================================================ the experiment driver
+# Sizes per profile. cpu: the issue-5 fidelity setting (N=32, d=4, nu=2, ell=4); gpu: the paper's N=128, d=8, 12 blocks.
+CONFIGS: dict[str, dict] = {
+    "smoke": {
+        "gp": {"N": 16, "d": 2, "nu": 2.0, "ell": 2.0, "seed": 0},
+        "model": {"hidden": 32, "depth": 3, "heads": 2},
+        "train": {"n": 512, "steps": 150, "batch_size": 64, "lr": 2e-3, "warmup": 15, "seed": 0},
+        "sample": {"n": 256, "steps": 12, "t0": 1e-3, "method": "heun", "seed": 1},
+        "record": 5,
+    },
+    "cpu": {
+        "gp": {"N": 32, "d": 4, "nu": 2.0, "ell": 4.0, "seed": 0},
+        "model": {"hidden": 64, "depth": 6, "heads": 4},
+        "train": {"n": 4096, "steps": 1500, "batch_size": 128, "lr": 1e-3, "warmup": 100, "seed": 0},
+        "sample": {"n": 2000, "steps": 30, "t0": 1e-3, "method": "heun", "seed": 1},
+        "record": 6,
+    },
+    "gpu": {
+        "gp": {"N": 128, "d": 8, "nu": 2.0, "ell": 8.0, "seed": 0},
+        "model": {"hidden": 384, "depth": 12, "heads": 6},
+        "train": {"n": 20000, "steps": 20000, "batch_size": 256, "lr": 3e-4, "warmup": 500, "seed": 0},
+        "sample": {"n": 1000, "steps": 50, "t0": 1e-3, "method": "heun", "seed": 1},
+        "record": 6,
+    },
+}
+
+
+def config_for(profile: str | None = None, **overrides: dict) -> dict:
+    """A deep copy of :data:`CONFIGS` for ``profile`` (default: the active one), with sections updated from
+    ``overrides`` (e.g. ``config_for("cpu", gp={"ell": 2.0})``)."""
+    import copy
+
+    from .profiles import by_profile
+
+    cfg = copy.deepcopy(by_profile(CONFIGS["smoke"], CONFIGS["cpu"], CONFIGS["gpu"], name=profile))
+    for section, values in overrides.items():
+        if section not in cfg:
+            raise ValueError(f"unknown config section {section!r}; valid: {', '.join(cfg)}")
+        if isinstance(cfg[section], dict):
+            unknown = set(values) - set(cfg[section])
+            if unknown:
+                raise ValueError(
+                    f"unknown keys {sorted(unknown)} in section {section!r}; valid: {sorted(cfg[section])}"
+                )
+            cfg[section].update(values)
+        else:
+            cfg[section] = values
+    return cfg
+
+
+def compute(config: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    """Train a DiT on the configured process, generate with attention recording, measure. ``-> (numbers, arrays)``.
+
+    Numbers: relative errors of generated and of true samples (the yardstick), the paper's relative error, run
+    times, the training loss at the end, per-layer shares and similarities. Arrays: ``Gamma``, ``Sigma``, the
+    temporal-kernel and spatial estimates, the query-key blocks, the recorded attention maps at ``config["record"]``
+    times, similarity for every recorded time and layer, per-head maps at ``t0``, gap profiles, the construction's
+    attention, the loss curve.
+    """
+    from .metrics import covariance_errors, pair_covariance, paper_relative_error, spatial_covariance, temporal_kernel
+    from .train import TrainConfig, build_model, train, training_set
+
+    g, m, tr, sm = config["gp"], config["model"], config["train"], config["sample"]
+    gp = GaussianProcess(g["N"], g["d"], nu=g["nu"], ell=g["ell"], seed=g["seed"])
+    data = training_set(gp, tr["n"], seed=tr["seed"])
+    model = build_model(tr["seed"], N=gp.N, d=gp.d, **m)
+    init = {"qk": block_shares(qk_blocks(model)), "v": value_shares(model)}
+    cfg = TrainConfig(
+        steps=tr["steps"], batch_size=tr["batch_size"], lr=tr["lr"], warmup=tr["warmup"], seed=tr["seed"], t0=sm["t0"]
+    )
+    start = time.perf_counter()
+    res = train(model, data, cfg, progress=False)
+    train_s = time.perf_counter() - start
+    net = res.ema
+    start = time.perf_counter()
+    x_gen, times, maps = generate_with_attention(
+        net, sm["n"], steps=sm["steps"], t0=sm["t0"], method=sm["method"], seed=sm["seed"]
+    )
+    generate_s = time.perf_counter() - start
+    x_true = gp.sample(sm["n"], generator=torch.Generator().manual_seed(sm["seed"] + 1000))
+
+    err_gen = covariance_errors(x_gen, gp.Gamma, gp.Sigma)
+    err_true = covariance_errors(x_true, gp.Gamma, gp.Sigma)
+    C_gen, C_true = pair_covariance(x_gen), pair_covariance(x_true)
+    sim_all = similarity(maps.double(), gp.Gamma)  # (K, depth)
+    head_maps = attention_maps(net, x_gen.to(next(net.parameters()).device), sm["t0"], heads=True)
+    final = maps[-1].double()  # (depth, N, N) at t0
+    ident = similarity(torch.eye(gp.N, dtype=DTYPE), gp.Gamma)
+    built = construction_attention(gp)
+    keep = pick_times(times, config["record"])
+    blocks = qk_blocks(net)
+    shares = block_shares(blocks)
+    vshares = value_shares(net)
+    dev = next(net.parameters()).device
+    lshares = logit_shares(net, x_gen[: min(256, sm["n"])].to(dev), sm["t0"])
+    ells = [fitted_bandwidth(final[layer], gp.nu) for layer in range(final.shape[0])]
+
+    numbers = {
+        "errors_generated": err_gen,
+        "errors_true": err_true,
+        "ratio_temporal": err_gen["temporal"] / err_true["temporal"],
+        "ratio_spatial": err_gen["spatial"] / err_true["spatial"],
+        "paper_relative_error": paper_relative_error(x_gen, x_true, gp.Gamma, gp.Sigma),
+        "train_seconds": train_s,
+        "generate_seconds": generate_s,
+        "sequences_per_second": res.sequences_per_second,
+        "final_loss": res.log[-1]["loss"],
+        "train_device": res.device,
+        "time_share": shares["ee"].tolist(),
+        "time_share_init": init["qk"]["ee"].tolist(),
+        "qk_shares": {b: v.tolist() for b, v in shares.items()},
+        "logit_shares": {b: v.tolist() for b, v in lshares.items()},
+        "value_data_share": vshares.tolist(),
+        "value_data_share_init": init["v"].tolist(),
+        "similarity_final": sim_all[-1].tolist(),
+        "similarity_first": sim_all[0].tolist(),
+        "similarity_identity": float(ident),
+        "similarity_construction": float(similarity(built, gp.Gamma)),
+        "similarity_best_head": similarity(head_maps.double(), gp.Gamma).amax(-1).tolist(),
+        "fitted_ell": ells,
+    }
+    arrays = {
+        "Gamma": gp.Gamma.numpy(),
+        "Sigma": gp.Sigma.numpy(),
+        "Gamma_hat_generated": temporal_kernel(C_gen, gp.Sigma).numpy(),
+        "Gamma_hat_true": temporal_kernel(C_true, gp.Sigma).numpy(),
+        "spatial_generated": spatial_covariance(C_gen).numpy(),
+        "spatial_true": spatial_covariance(C_true).numpy(),
+        "times": times.numpy(),
+        "similarity": sim_all.numpy(),
+        "record_times": times[keep].numpy(),
+        "attention": maps[keep].numpy(),
+        "head_attention": head_maps.numpy(),
+        "gap_profile": gap_profile(final).numpy(),
+        "construction_attention": built.numpy(),
+        "loss_steps": np.array([e["step"] for e in res.log]),
+        "loss": np.array([e["loss"] for e in res.log]),
+    }
+    for b in BLOCKS:
+        arrays[f"qk_{b}"] = torch.stack([layer[b] for layer in blocks]).cpu().numpy()
+    return numbers, arrays
+
+
+def learn_process(profile: str | None = None, refresh: bool = False, config: dict | None = None):
+    """The chapter's one call: the :class:`gptheory.results.Result` for ``config`` (default: the profile's), loaded
+    when a saved one matches exactly (shipped or cached), otherwise computed by :func:`compute` and cached."""
+    from .profiles import profile as active
+    from .results import cached
+
+    name = active() if profile is None else profile
+    config = config_for(name) if config is None else config
+    return cached("dit_learns", config, compute, refresh=refresh, profile=name)
+
+
+def regenerate_gpu_results(directory=None):
+    """Run the ``gpu`` profile afresh and save its result into the package's ``results/`` folder (or ``directory``):
+    the one call that refreshes the shipped GPU files. Needs CUDA (a CPU run would take hours)."""
+    from .results import SHIPPED, cached
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("regenerate_gpu_results needs a CUDA device; on the CPU use learn_process('cpu')")
+    return cached(
+        "dit_learns",
+        config_for("gpu"),
+        compute,
+        refresh=True,
+        save_to=SHIPPED if directory is None else directory,
+        profile="gpu",
+    )
+
+
+__all__ = [
+    "BLOCKS",
+    "CONFIGS",
+    "compute",
+    "config_for",
+    "learn_process",
+    "regenerate_gpu_results",
+    "attention_maps",
+    "block_shares",
+    "construction_attention",
+    "fitted_bandwidth",
+    "gap_profile",
+    "generate_with_attention",
+    "kernel_attention",
+    "logit_shares",
+    "pearson",
+    "pick_times",
+    "qk_blocks",
+    "qkv_inputs",
+    "similarity",
+    "value_shares",
+]

@@ -38,9 +38,9 @@ One GD step (Lemma 10) is a multiplication module (``alpha_t^2 s``, ``sigma_t^2 
   ``z c = (z + c)^2/4 - (z - c)^2/4``. The product error is at most ``B C 2^{-2m-1}`` when ``|z| <= B`` and
   ``0 <= c <= C``; ``m + 1`` feed-forward blocks realise it.
 
-Public API: :func:`build_gd_transformer`, :class:`GDTransformer`, :func:`size_report`, and the pieces the
-construction is made of (:func:`sinusoidal_embedding`, :func:`gap_profile`, :func:`resolution`, :func:`trapezoid`,
-:func:`sawtooth_square`).
+Public API: :func:`build_gd_transformer`, :class:`GDTransformer`, :func:`size_report` (with
+:func:`format_size_report` and :func:`theorem_orders` beside it), and the pieces the construction is made of
+(:func:`sinusoidal_embedding`, :func:`gap_profile`, :func:`resolution`, :func:`trapezoid`, :func:`sawtooth_square`).
 """
 
 from __future__ import annotations
@@ -364,7 +364,7 @@ class GDTransformer(nn.Module):
         else:
             eta = torch.full_like(tt, cfg["eta"])
         c = torch.stack([alpha, alpha**2, sigma2, eta / cfg["eta_bound"], torch.zeros_like(tt)], dim=1)
-        return c
+        return c.to(self.embed.P)  # the device (and dtype) the network lives on
 
     def embed_tokens(self, x: torch.Tensor, t: TimeLike | None = None) -> torch.Tensor:
         """Tokens ``(batch, N, D)`` before the first block."""
@@ -378,7 +378,7 @@ class GDTransformer(nn.Module):
         N, d = self.gp.N, self.gp.d
         if x.dim() != 3 or tuple(x.shape[1:]) != (N, d):
             raise ValueError(f"x must have shape (batch, {N}, {d}), got {tuple(x.shape)}")
-        return x.to(DTYPE)
+        return x.to(self.embed.P)
 
     def forward(self, x: torch.Tensor, t: TimeLike | None = None, return_tokens: bool = False) -> torch.Tensor:
         """Score estimate ``(batch, N, d)`` for ``x: (batch, N, d)`` (with ``return_tokens``, also the token stream:

@@ -121,10 +121,11 @@ def fitted_bandwidth(A: torch.Tensor, nu: float, ells: torch.Tensor | None = Non
 def qk_blocks(model: DiT) -> list[dict[str, torch.Tensor]]:
     """Per layer, the four blocks of ``W_q^T W_k`` (summed over heads): ``"xx" = Q_x^T K_x`` (data_dim x data_dim),
     ``"xe" = Q_x^T K_e``, ``"ex" = Q_e^T K_x``, ``"ee" = Q_e^T K_e`` (pos_dim x pos_dim). The attention logit of
-    token ``i`` on ``j`` is ``h_i^T W_q^T W_k h_j / sqrt(d_head)`` (plus bias terms)."""
+    token ``i`` on ``j`` is ``h_i^T W_q^T W_k h_j / sqrt(d_head)`` (plus bias terms). Float64."""
     out = []
     for w in model.qkv_weights():
-        q, k = {"x": w["q_x"], "e": w["q_e"]}, {"x": w["k_x"], "e": w["k_e"]}
+        q = {"x": w["q_x"].to(DTYPE), "e": w["q_e"].to(DTYPE)}  # float64: the shares compare small numbers
+        k = {"x": w["k_x"].to(DTYPE), "e": w["k_e"].to(DTYPE)}
         out.append({b: q[b[0]].T @ k[b[1]] for b in BLOCKS})
     return out
 
@@ -158,25 +159,24 @@ def qkv_inputs(model: DiT, x: torch.Tensor, t: torch.Tensor | float) -> list[tor
     return seen
 
 
-def logit_shares(model: DiT, x: torch.Tensor, t: torch.Tensor | float) -> dict[str, np.ndarray]:
-    """Per layer, the share of each query-key block in the attention logits formed on inputs ``x`` at times ``t``.
+def logit_terms(model: DiT, x: torch.Tensor, t: torch.Tensor | float) -> list[dict[str, torch.Tensor]]:
+    """Per layer, the attention logits ``q_i . k_j`` (before ``1/sqrt(d_head)``) split by where query and key come from.
 
-    Each head's logit ``q_i . k_j`` is split into ``q_x . k_x``, ``q_x . k_e``, ``q_e . k_x``, ``q_e . k_e``
-    (``q_x = W_{q,x} u_x`` from the data coordinates ``u_x`` of the layer's input, and so on) and a ``"bias"`` rest.
-    Every term is centred along ``j`` (softmax ignores what is constant in ``j``), and its share is its squared norm
-    over sequences, heads and ``(i, j)`` divided by the sum over the five terms. Returns ``{term: (depth,)}``.
+    With ``u = [u_x; u_e]`` the layer's input (data and time-embedding coordinates), ``q_x = W_{q,x} u_x``,
+    ``q_e = W_{q,e} u_e`` and likewise for keys, the terms are ``"xx" = q_x . k_x``, ``"xe" = q_x . k_e``,
+    ``"ex" = q_e . k_x``, ``"ee" = q_e . k_e`` and ``"bias"`` (everything involving the biases). Each is
+    ``(batch, heads, N, N)``; their sum over the five terms is the logit the layer forms.
     """
     if model.tokens != "concat":
-        raise ValueError("logit_shares needs tokens='concat'")
-    H, dh, D = model.heads, model.hidden // model.heads, model.data_dim
-    sq = {b: [] for b in (*BLOCKS, "bias")}
+        raise ValueError("logit_terms needs tokens='concat' (in the 'add' layout data and time share coordinates)")
+    H, dh, D, W_ = model.heads, model.hidden // model.heads, model.data_dim, model.hidden
+    out = []
     for u, blk in zip(qkv_inputs(model, x, t), model.blocks, strict=True):
         W, bias = blk.qkv.weight.detach(), blk.qkv.bias.detach()
-        Wq, Wk = W[: model.hidden], W[model.hidden : 2 * model.hidden]
-        bq, bk = bias[: model.hidden], bias[model.hidden : 2 * model.hidden]
+        Wq, Wk, bq, bk = W[:W_], W[W_ : 2 * W_], bias[:W_], bias[W_ : 2 * W_]
 
         def heads(z: torch.Tensor) -> torch.Tensor:
-            return z.unflatten(-1, (H, dh)).transpose(1, 2)  # (B, H, N, dh)
+            return z.unflatten(-1, (H, dh)).transpose(1, 2)  # (batch, N, hidden) -> (batch, heads, N, d_head)
 
         q = {"x": heads(u[..., :D] @ Wq[:, :D].T), "e": heads(u[..., D:] @ Wq[:, D:].T)}
         k = {"x": heads(u[..., :D] @ Wk[:, :D].T), "e": heads(u[..., D:] @ Wk[:, D:].T)}
@@ -184,9 +184,21 @@ def logit_shares(model: DiT, x: torch.Tensor, t: torch.Tensor | float) -> dict[s
         full_q = q["x"] + q["e"] + heads(bq.expand(*u.shape))
         full_k = k["x"] + k["e"] + heads(bk.expand(*u.shape))
         terms["bias"] = full_q @ full_k.transpose(-1, -2) - sum(terms[b] for b in BLOCKS)
+        out.append(terms)
+    return out
+
+
+def logit_shares(model: DiT, x: torch.Tensor, t: torch.Tensor | float) -> dict[str, np.ndarray]:
+    """Per layer, each term's share of the attention logits formed on inputs ``x`` at times ``t`` (:func:`logit_terms`).
+
+    Every term is centred along ``j`` (softmax ignores what is constant in ``j``), and its share is its squared norm
+    over sequences, heads and ``(i, j)`` divided by the sum of the five. Returns ``{term: (depth,)}``, summing to 1.
+    Unlike :func:`block_shares` this sees the scale of the inputs each block of weights acts on.
+    """
+    sq: dict[str, list[float]] = {b: [] for b in (*BLOCKS, "bias")}
+    for terms in logit_terms(model, x, t):
         for b, T in terms.items():
-            Tc = T - T.mean(-1, keepdim=True)
-            sq[b].append(float((Tc.double() ** 2).sum()))
+            sq[b].append(float(((T - T.mean(-1, keepdim=True)).double() ** 2).sum()))
     arr = {b: np.array(v) for b, v in sq.items()}
     total = sum(arr.values())
     return {b: v / np.maximum(total, 1e-300) for b, v in arr.items()}
@@ -471,6 +483,7 @@ __all__ = [
     "generate_with_attention",
     "kernel_attention",
     "logit_shares",
+    "logit_terms",
     "pearson",
     "pick_times",
     "qk_blocks",

@@ -24,7 +24,8 @@ returns each layer's attention probabilities ``(batch, heads, N, N)``.
 Speed choices (see ``python -m gptheory.bench train``): one fused ``qkv`` linear per block, one
 adaLN modulation linear for all blocks and the final layer together (the concatenation of DiT's
 per-block modulation weights, so the same function), ``addcmul`` for modulation and gated
-residuals, and no input checks on the training path (``check=False``).
+residuals, the exact (erf) GELU, whose CPU kernel is much faster than the tanh approximation, and no
+input checks on the training path (``check=False``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .schedules import Schedule
 from .validation import positive_int, real_in
 
 TOKENS = ("concat", "add")
+ACTIVATIONS = ("gelu", "gelu_tanh")
 
 
 def sinusoidal_embedding(positions: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -83,9 +85,10 @@ class DiTBlock(nn.Module):
     ``(batch, 1, hidden)``, come from the model's fused adaLN linear.
     """
 
-    def __init__(self, hidden: int, heads: int, mlp_ratio: float = 4.0) -> None:
+    def __init__(self, hidden: int, heads: int, mlp_ratio: float = 4.0, activation: str = "gelu") -> None:
         super().__init__()
         self.heads = heads
+        self.approximate = "tanh" if activation == "gelu_tanh" else "none"
         self.head_dim = hidden // heads
         self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
         self.qkv = nn.Linear(hidden, 3 * hidden)
@@ -113,7 +116,7 @@ class DiTBlock(nn.Module):
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.unbind(1)
         a, probs = self.attention(torch.addcmul(shift_a, self.norm1(h), 1 + scale_a), explicit)
         h = torch.addcmul(h, gate_a, a)
-        m = self.fc2(F.gelu(self.fc1(torch.addcmul(shift_m, self.norm2(h), 1 + scale_m)), approximate="tanh"))
+        m = self.fc2(F.gelu(self.fc1(torch.addcmul(shift_m, self.norm2(h), 1 + scale_m)), approximate=self.approximate))
         return torch.addcmul(h, gate_m, m), probs
 
 
@@ -130,6 +133,9 @@ class DiT(nn.Module):
         pos_dim: width of ``e_i`` in the concat layout (default ``hidden // 2``).
         mlp_ratio: feed-forward width over ``hidden``.
         freq_dim: width of the sinusoidal diffusion-time features (DiT: 256).
+        activation: feed-forward nonlinearity, ``"gelu"`` (exact, erf) or ``"gelu_tanh"`` (DiT's tanh
+            approximation). The default is the exact GELU: the two differ by less than 1e-3 everywhere,
+            and PyTorch's CPU kernel for the tanh form is about 3x slower (forward + backward).
         T: largest diffusion time the model accepts (DDPM schedule: 1).
 
     Attributes:
@@ -148,6 +154,7 @@ class DiT(nn.Module):
         pos_dim: int | None = None,
         mlp_ratio: float = 4.0,
         freq_dim: int = 256,
+        activation: str = "gelu",
         T: float = 1.0,
     ) -> None:
         super().__init__()
@@ -173,12 +180,17 @@ class DiT(nn.Module):
             self.pos_dim = self.data_dim = self.hidden
         self.mlp_ratio = real_in("mlp_ratio", mlp_ratio, 0.0, 64.0, low_open=True)
         self.freq_dim = positive_int("freq_dim", freq_dim)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
         self.T = real_in("T", T, 0.0, math.inf, low_open=True, high_open=True)
 
         self.x_embed = nn.Linear(self.d, self.data_dim)
         self.register_buffer("pos", sinusoidal_embedding(torch.arange(self.N), self.pos_dim), persistent=False)
         self.t_embed = TimestepEmbedder(self.hidden, self.freq_dim, self.T)
-        self.blocks = nn.ModuleList(DiTBlock(self.hidden, self.heads, self.mlp_ratio) for _ in range(self.depth))
+        self.blocks = nn.ModuleList(
+            DiTBlock(self.hidden, self.heads, self.mlp_ratio, activation) for _ in range(self.depth)
+        )
         # the modulation of every block (6 vectors) and of the final layer (2) from one linear map
         self.adaLN = nn.Linear(self.hidden, (6 * self.depth + 2) * self.hidden)
         self.norm_out = nn.LayerNorm(self.hidden, elementwise_affine=False, eps=1e-6)
@@ -197,6 +209,7 @@ class DiT(nn.Module):
             "pos_dim": self.pos_dim,
             "mlp_ratio": self.mlp_ratio,
             "freq_dim": self.freq_dim,
+            "activation": self.activation,
             "T": self.T,
         }
 

@@ -164,3 +164,16 @@ def test_constructor_checks():
         DiT(N, d, hidden=16, heads=2, pos_dim=16)
     with pytest.raises(ValueError, match="N must be a positive integer"):
         DiT(0, d)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        DiT(N, d, hidden=16, heads=2, activation="relu")
+
+
+def test_gelu_variants_are_close():
+    """The exact GELU (default, fast on the CPU) and DiT's tanh form give nearly the same network."""
+    exact = randomized(DiT(N, d, hidden=16, depth=2, heads=2), scale=0.1).double()
+    approx = DiT(N, d, hidden=16, depth=2, heads=2, activation="gelu_tanh").double()
+    approx.load_state_dict(exact.state_dict())
+    x, t = inputs(dtype=torch.float64)
+    out_e, out_a = exact(x, t), approx(x, t)
+    assert not torch.equal(out_e, out_a)
+    torch.testing.assert_close(out_a, out_e, rtol=0, atol=1e-2 * out_e.abs().max().item())

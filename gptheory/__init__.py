@@ -5,10 +5,12 @@ The math (exact Gaussian-process score, schedules, samplers, metrics) lives in o
 the most used names are re-exported here.
 """
 
+from .construct import build_gd_transformer, size_report
 from .gp import GaussianProcess, kernel, kernel_matrix, random_spatial_covariance
 from .profiles import by_profile, device, profile
 from .samplers import prior, sample
 from .schedules import DDPMSchedule, OUSchedule, Schedule
+from .unroll import banded, condition_number, gd_score, truncation_length
 
 __version__ = "0.1.0"
 
@@ -17,12 +19,18 @@ __all__ = [
     "GaussianProcess",
     "OUSchedule",
     "Schedule",
+    "banded",
+    "build_gd_transformer",
     "by_profile",
+    "condition_number",
     "device",
+    "gd_score",
     "kernel",
     "kernel_matrix",
     "prior",
     "profile",
     "random_spatial_covariance",
     "sample",
+    "size_report",
+    "truncation_length",
 ]

@@ -303,15 +303,15 @@ CONFIGS: dict[str, dict] = {
     "smoke": {
         "gp": {"N": 16, "d": 2, "nu": 2.0, "ell": 2.0, "seed": 0},
         "model": {"hidden": 32, "depth": 3, "heads": 2},
-        "train": {"n": 512, "steps": 150, "batch_size": 64, "lr": 2e-3, "warmup": 15, "seed": 0},
-        "sample": {"n": 256, "steps": 12, "t0": 1e-3, "method": "heun", "seed": 1},
-        "record": 5,
+        "train": {"n": 512, "steps": 300, "batch_size": 64, "lr": 2e-3, "warmup": 20, "seed": 0},
+        "sample": {"n": 400, "steps": 10, "t0": 1e-3, "method": "heun", "seed": 1},
+        "record": 4,
     },
     "cpu": {
         "gp": {"N": 32, "d": 4, "nu": 2.0, "ell": 4.0, "seed": 0},
-        "model": {"hidden": 64, "depth": 6, "heads": 4},
-        "train": {"n": 4096, "steps": 1500, "batch_size": 128, "lr": 1e-3, "warmup": 100, "seed": 0},
-        "sample": {"n": 2000, "steps": 30, "t0": 1e-3, "method": "heun", "seed": 1},
+        "model": {"hidden": 64, "depth": 4, "heads": 4},
+        "train": {"n": 2048, "steps": 1500, "batch_size": 64, "lr": 2e-3, "warmup": 50, "seed": 0},
+        "sample": {"n": 2000, "steps": 20, "t0": 1e-3, "method": "heun", "seed": 1},
         "record": 6,
     },
     "gpu": {

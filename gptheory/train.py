@@ -405,9 +405,10 @@ def train(
                 save_atomic(tr.state(), checkpoint)
     finally:
         bar.close()
-    tr.seconds += time.perf_counter() - wall
-    if checkpoint is not None:
-        save_atomic(tr.state(), checkpoint)
+    if tr.step > start_step:  # a finished checkpoint reloaded: nothing ran, nothing to rewrite
+        tr.seconds += time.perf_counter() - wall
+        if checkpoint is not None:
+            save_atomic(tr.state(), checkpoint)
     this_call = (tr.step - start_step) * tr.batch
     return TrainResult(
         model=tr.model.eval(),

@@ -86,11 +86,12 @@ class _Cfg:
     lr, weight_decay = 1e-4, 0.0
 
 
-def _round(run: _Runner, steps: int, B: int) -> float:
-    t0 = time.perf_counter()
+def _round(run: _Runner, steps: int, B: int) -> tuple[float, float]:
+    """Sequences per wall-clock second and per CPU second of this process, over ``steps`` steps."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         run.step()
-    return steps * B / (time.perf_counter() - t0)
+    return steps * B / (time.perf_counter() - t0), steps * B / (time.process_time() - c0)
 
 
 def _alternate(runs: list[_Runner], rounds: int, steps: int, warmup: int, B: int) -> dict:
@@ -98,16 +99,26 @@ def _alternate(runs: list[_Runner], rounds: int, steps: int, warmup: int, B: int
         for _ in range(warmup):
             r.step()
     speeds: dict[str, list[float]] = {r.name: [] for r in runs}
+    cpu: dict[str, list[float]] = {r.name: [] for r in runs}
     for k in range(rounds):
         for r in runs if k % 2 == 0 else runs[::-1]:
-            speeds[r.name].append(_round(r, steps, B))
-    out = {
-        name: {"median_seq_per_s": statistics.median(v), "best_seq_per_s": max(v), "rounds": v}
+            wall, per_cpu = _round(r, steps, B)
+            speeds[r.name].append(round(wall, 1))
+            cpu[r.name].append(round(per_cpu, 1))
+    out: dict = {
+        name: {
+            "median_seq_per_s": statistics.median(v),
+            "best_seq_per_s": max(v),
+            "median_seq_per_cpu_s": statistics.median(cpu[name]),
+            "rounds_seq_per_s": v,
+        }
         for name, v in speeds.items()
     }
     ratios = [a / b for a, b in zip(speeds["ours"], speeds["peer"], strict=True)]
     out["speedup_median_of_round_ratios"] = statistics.median(ratios)
     out["speedup_of_medians"] = out["ours"]["median_seq_per_s"] / out["peer"]["median_seq_per_s"]
+    # CPU seconds of this process: robust to other processes on a shared machine (exact with --threads 1)
+    out["speedup_per_cpu_second"] = out["ours"]["median_seq_per_cpu_s"] / out["peer"]["median_seq_per_cpu_s"]
     return out
 
 

@@ -155,7 +155,10 @@ def figure1(
     dev = torch.device(device) if device is not None else default_device()
     gp = GaussianProcess(s["N"], s["d"], nu=s["nu"], ell=s["ell"], seed=seed)
     data = training_set(gp, positive_int("n_train", s["n_train"]), seed=seed)
-    cfg = TrainConfig(seed=seed, **s["train"])
+    train_kw = dict(s["train"])
+    if checkpoint is not None:  # an interrupted run resumes from the last tenth
+        train_kw.setdefault("checkpoint_every", max(train_kw["steps"] // 10, 1))
+    cfg = TrainConfig(seed=seed, **train_kw)
     schedule = DDPMSchedule()
     model = build_model(seed, N=s["N"], d=s["d"], **s["model"])
     res = train(model, data, cfg, schedule, checkpoint=checkpoint, device=dev, progress=progress)

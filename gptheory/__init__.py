@@ -7,24 +7,29 @@ the most used names are re-exported here.
 
 from .construct import build_gd_transformer, size_report
 from .gp import GaussianProcess, kernel, kernel_matrix, random_spatial_covariance
+from .model import DiT
 from .profiles import by_profile, device, profile
 from .samplers import prior, sample
 from .schedules import DDPMSchedule, OUSchedule, Schedule
+from .train import TrainConfig, generate, train
 from .unroll import banded, condition_number, gd_score, truncation_length
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DDPMSchedule",
+    "DiT",
     "GaussianProcess",
     "OUSchedule",
     "Schedule",
+    "TrainConfig",
     "banded",
     "build_gd_transformer",
     "by_profile",
     "condition_number",
     "device",
     "gd_score",
+    "generate",
     "kernel",
     "kernel_matrix",
     "prior",
@@ -32,5 +37,6 @@ __all__ = [
     "random_spatial_covariance",
     "sample",
     "size_report",
+    "train",
     "truncation_length",
 ]

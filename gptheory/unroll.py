@@ -242,11 +242,9 @@ def _convex_setup(
     """Checked ``x`` and the per-sequence ``(alpha_t, alpha_t^2, sigma_t^2, lambda_min(M), lambda_max(M))``."""
     x = gp._check_x(x)
     al, a, b = gp._marginal(t, schedule, x.shape[0])
-    lam_min, lam_max = _band_extremes(gp, J)
-    _, _, m, _ = gp.eig
-    corners = torch.tensor([lam_min * m[0], lam_min * m[-1], lam_max * m[0], lam_max * m[-1]], dtype=DTYPE)
-    lo, hi = a * corners.min() + b, a * corners.max() + b
+    lo, hi = (v.expand(x.shape[0]) for v in operator_bounds(gp, t, schedule, J))
     if (lo <= 0).any():
+        lam_min = _band_extremes(gp, J)[0]
         k = int(torch.argmin(lo))
         tk = float(t) if not (isinstance(t, torch.Tensor) and t.dim() > 0) else float(t[k])
         raise ValueError(

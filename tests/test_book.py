@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -80,3 +81,12 @@ def test_exercises_have_solutions(md):
 
 def test_colab_notebooks_match_their_chapters(capsys):
     assert SYNC.main(["--check"]) == 0, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
+def test_student_notebook_has_every_exercise_and_no_solution(md):
+    nb = json.loads((ROOT / "book" / "colab" / "student" / f"{md.stem}.ipynb").read_text())
+    text = "".join("".join(cell["source"]) for cell in nb["cells"])
+    n_exercises = md.read_text().count("{exercise-start}")
+    assert "{solution-start}" not in text and "{solution-end}" not in text
+    assert text.count("{exercise-start}") == n_exercises == text.count("# Your answer here")

@@ -3,7 +3,8 @@
 One step, with the training set ``x_0`` fixed (sample size ``n`` is what the theory is about):
 
 1. a mini-batch ``x_0: (B, N, d)`` in a seeded random order (a new permutation each epoch);
-2. ``t ~ U[t0, T]`` (``t0`` the early-stopping time), ``eps ~ N(0, I)``,
+2. ``t`` in ``[t0, T]`` (``t0`` the early-stopping time; uniform, or uniform in the log
+   signal-to-noise ratio, see :class:`TimeSampler`), ``eps ~ N(0, I)``,
    ``x_t = alpha_t x_0 + sigma_t eps``;
 3. loss ``mean ||eps_hat(x_t, t) - eps||^2`` (noise prediction, averaged over ``N d``), so the
    zero-initialised model starts at a loss of about 1;
@@ -39,6 +40,7 @@ from .schedules import DDPMSchedule, Schedule
 from .validation import finite_tensor, nonneg_int, positive_int, real_in
 
 PRECISIONS = ("auto", "fp32", "bf16")
+T_SAMPLINGS = ("uniform", "log_snr")
 CHECKPOINT_VERSION = 1
 
 
@@ -59,7 +61,10 @@ class TrainConfig:
         weight_decay: AdamW's decoupled weight decay.
         ema_decay: EMA decay; the effective decay is ``min(ema_decay, (1 + k) / (10 + k))`` at step ``k``.
         grad_clip: maximal gradient norm (``0`` turns clipping off).
-        t0: early-stopping time: training times are ``t ~ U[t0, T]``.
+        t0: early-stopping time: training times lie in ``[t0, T]``.
+        t_sampling: how training times are drawn: ``"uniform"`` (``t ~ U[t0, T]``) or ``"log_snr"``
+            (the log signal-to-noise ratio ``log(alpha_t^2 / sigma_t^2)`` uniform over its range on
+            ``[t0, T]``; see :class:`TimeSampler`).
         seed: seed of the model initialisation, the data order and the noise.
         precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"auto"`` (bf16 on CUDA, fp32 on the CPU).
         compile: wrap the model in ``torch.compile`` (meant for CUDA).
@@ -77,6 +82,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     t0: float = 1e-3
+    t_sampling: str = "uniform"
     seed: int = 0
     precision: str = "auto"
     compile: bool = False
@@ -95,6 +101,8 @@ class TrainConfig:
         real_in("grad_clip", self.grad_clip, 0.0, math.inf, high_open=True)
         real_in("t0", self.t0, 0.0, 1.0, low_open=True, high_open=True)
         nonneg_int("seed", self.seed)
+        if self.t_sampling not in T_SAMPLINGS:
+            raise ValueError(f"t_sampling must be one of {', '.join(T_SAMPLINGS)}, got {self.t_sampling!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         positive_int("log_every", self.log_every)
@@ -152,6 +160,40 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     span = max(cfg.steps - cfg.warmup, 1)
     progress = min(max(step - cfg.warmup, 0) / span, 1.0)
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class TimeSampler:
+    """Draw training times ``t: (B,)`` in ``[t0, T]`` from uniform numbers ``u: (B,)`` in ``[0, 1)``.
+
+    ``"uniform"``: ``t = t0 + (T - t0) u``. ``"log_snr"``: ``lambda(t) = log(alpha_t^2 / sigma_t^2)`` is
+    uniform between ``lambda(T)`` and ``lambda(t0)``, i.e. ``t`` has density ``-lambda'(t) / (lambda(t0) -
+    lambda(T)) = beta_t / (sigma_t^2 (lambda(t0) - lambda(T)))``. That density is how strongly an error in
+    the noise prediction at ``t`` moves the probability-flow ODE: its drift is
+    ``-beta_t (x - eps_hat / sigma_t) / 2``, so an error ``delta`` in ``eps_hat`` changes a coordinate of
+    size ``sigma_t`` at the relative rate ``beta_t delta / (2 sigma_t^2)``. Uniform ``t`` spends most steps
+    where ``sigma_t ~ 1``; this spends them where the sampler is most sensitive (small ``t``). The inverse
+    of ``lambda`` is interpolated on a 4097-point grid of ``t`` (``lambda`` is decreasing).
+    """
+
+    def __init__(self, schedule: Schedule, t0: float, method: str = "uniform", device=None) -> None:
+        if method not in T_SAMPLINGS:
+            raise ValueError(f"t_sampling must be one of {', '.join(T_SAMPLINGS)}, got {method!r}")
+        self.method, self.t0, self.T = method, float(t0), float(schedule.T)
+        if method == "log_snr":
+            t = torch.linspace(self.t0, self.T, 4097, dtype=torch.float64)
+            lam = 2 * (schedule.log_alpha(t) - torch.log(schedule.sigma(t)))
+            self.t_grid, self.neg_lam = t.to(device), (-lam).to(device)  # -lambda increases with t
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        if self.method == "uniform":
+            return self.t0 + (self.T - self.t0) * u
+        lo, hi = self.neg_lam[0], self.neg_lam[-1]
+        target = lo + (hi - lo) * u.to(torch.float64)
+        k = torch.searchsorted(self.neg_lam, target).clamp(1, len(self.t_grid) - 1)
+        a, b = self.neg_lam[k - 1], self.neg_lam[k]
+        w = ((target - a) / (b - a).clamp(min=1e-300)).clamp(0, 1)
+        t = self.t_grid[k - 1] + w * (self.t_grid[k] - self.t_grid[k - 1])
+        return t.to(u.dtype)
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -212,6 +254,7 @@ class _Trainer:
         self.opt = make_optimizer(self.model, cfg)
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
+        self.times = TimeSampler(schedule, cfg.t0, cfg.t_sampling, device)
         self.perm = torch.randperm(self.n, generator=self.data_gen)
         self.pos = 0
         self.step = 0
@@ -278,7 +321,7 @@ class _Trainer:
         cfg = self.cfg
         x0 = self.next_batch()
         B = x0.shape[0]
-        t = cfg.t0 + (self.schedule.T - cfg.t0) * torch.rand(B, generator=self.noise_gen, device=self.device)
+        t = self.times(torch.rand(B, generator=self.noise_gen, device=self.device))
         eps = torch.randn(x0.shape, generator=self.noise_gen, device=self.device)
         alpha, sigma = self.schedule.alpha(t)[:, None, None], self.schedule.sigma(t)[:, None, None]
         xt = alpha * x0 + sigma * eps
@@ -457,6 +500,7 @@ def generate(
 __all__ = [
     "TrainConfig",
     "TrainResult",
+    "TimeSampler",
     "TrainingDiverged",
     "build_model",
     "generate",

@@ -10,6 +10,7 @@ import torch
 from gptheory.gp import GaussianProcess
 from gptheory.schedules import DDPMSchedule, OUSchedule
 from gptheory.train import (
+    TimeSampler,
     TrainConfig,
     TrainingDiverged,
     build_model,
@@ -117,6 +118,26 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_at(110, c) == pytest.approx(0.1)
     lrs = [lr_at(k, c) for k in range(10, 111)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+@pytest.mark.parametrize("schedule", [DDPMSchedule(), OUSchedule()], ids=["ddpm", "ou"])
+def test_time_sampler_uniform_in_t_or_in_log_snr(schedule):
+    t0 = 0.01 * schedule.T
+    u = torch.rand(20000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = TimeSampler(schedule, t0, "uniform")(u)
+    torch.testing.assert_close(t, t0 + (schedule.T - t0) * u)
+    t = TimeSampler(schedule, t0, "log_snr")(u)
+    assert t.min() >= t0 and t.max() <= schedule.T
+
+    def lam(s):
+        s = torch.as_tensor(s, dtype=torch.float64)
+        return 2 * (schedule.log_alpha(s) - torch.log(schedule.sigma(s)))
+
+    # the map u -> t is the inverse of the affine map t -> lambda(t): lambda(t) is u spread over its range
+    lo, hi = lam(schedule.T), lam(t0)
+    torch.testing.assert_close(lam(t), hi + (lo - hi) * u, atol=1e-3 * float(hi - lo), rtol=0)
+    with pytest.raises(ValueError, match="t_sampling must be one of"):
+        TrainConfig(t_sampling="cosine")
 
 
 def test_config_and_input_checks(data):

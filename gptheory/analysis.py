@@ -29,14 +29,12 @@ arrays; nothing is trained. The pieces follow Section 6.1 and Appendix D.1 of th
   :func:`gptheory.train.generate` does and record every layer's attention (mean over sequences and heads) at each
   time the sampler evaluates the network.
 
-:func:`learn_process` is the experiment driver of the chapter "A diffusion transformer learns the process": train
-(or load the saved result, :mod:`gptheory.results`), generate, and measure all of the above.
+:func:`gptheory.experiments.run` is the experiment that trains a DiT and applies all of the above to it.
 """
 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import torch
@@ -297,184 +295,8 @@ def construction_attention(gp: GaussianProcess, t: float = 0.5, schedule: Schedu
     return W / W.sum(-1, keepdim=True)
 
 
-# ============================================================================ the experiment driver
-# Sizes per profile. cpu: the issue-5 fidelity setting (N=32, d=4, nu=2, ell=4); gpu: the paper's N=128, d=8, 12 blocks.
-CONFIGS: dict[str, dict] = {
-    "smoke": {
-        "gp": {"N": 16, "d": 2, "nu": 2.0, "ell": 2.0, "seed": 0},
-        "model": {"hidden": 32, "depth": 3, "heads": 2},
-        "train": {"n": 512, "steps": 300, "batch_size": 64, "lr": 2e-3, "warmup": 20, "seed": 0},
-        "sample": {"n": 400, "steps": 10, "t0": 1e-3, "method": "heun", "seed": 1},
-        "record": 4,
-    },
-    "cpu": {
-        "gp": {"N": 32, "d": 4, "nu": 2.0, "ell": 4.0, "seed": 0},
-        "model": {"hidden": 64, "depth": 4, "heads": 4},
-        "train": {"n": 2048, "steps": 1500, "batch_size": 64, "lr": 2e-3, "warmup": 50, "seed": 0},
-        "sample": {"n": 2000, "steps": 20, "t0": 1e-3, "method": "heun", "seed": 1},
-        "record": 6,
-    },
-    "gpu": {
-        "gp": {"N": 128, "d": 8, "nu": 2.0, "ell": 8.0, "seed": 0},
-        "model": {"hidden": 384, "depth": 12, "heads": 6},
-        "train": {"n": 20000, "steps": 20000, "batch_size": 256, "lr": 3e-4, "warmup": 500, "seed": 0},
-        "sample": {"n": 1000, "steps": 50, "t0": 1e-3, "method": "heun", "seed": 1},
-        "record": 6,
-    },
-}
-
-
-def config_for(profile: str | None = None, **overrides: dict) -> dict:
-    """A deep copy of :data:`CONFIGS` for ``profile`` (default: the active one), with sections updated from
-    ``overrides`` (e.g. ``config_for("cpu", gp={"ell": 2.0})``)."""
-    import copy
-
-    from .profiles import by_profile
-
-    cfg = copy.deepcopy(by_profile(CONFIGS["smoke"], CONFIGS["cpu"], CONFIGS["gpu"], name=profile))
-    for section, values in overrides.items():
-        if section not in cfg:
-            raise ValueError(f"unknown config section {section!r}; valid: {', '.join(cfg)}")
-        if isinstance(cfg[section], dict):
-            unknown = set(values) - set(cfg[section])
-            if unknown:
-                raise ValueError(
-                    f"unknown keys {sorted(unknown)} in section {section!r}; valid: {sorted(cfg[section])}"
-                )
-            cfg[section].update(values)
-        else:
-            cfg[section] = values
-    return cfg
-
-
-def compute(config: dict) -> tuple[dict, dict[str, np.ndarray]]:
-    """Train a DiT on the configured process, generate with attention recording, measure. ``-> (numbers, arrays)``.
-
-    Numbers: relative errors of generated and of true samples (the yardstick), the paper's relative error, run
-    times, the training loss at the end, per-layer shares and similarities. Arrays: ``Gamma``, ``Sigma``, the
-    temporal-kernel and spatial estimates, the query-key blocks, the recorded attention maps at ``config["record"]``
-    times, similarity for every recorded time and layer, per-head maps at ``t0``, gap profiles, the construction's
-    attention, the loss curve.
-    """
-    from .metrics import covariance_errors, pair_covariance, paper_relative_error, spatial_covariance, temporal_kernel
-    from .train import TrainConfig, build_model, train, training_set
-
-    g, m, tr, sm = config["gp"], config["model"], config["train"], config["sample"]
-    gp = GaussianProcess(g["N"], g["d"], nu=g["nu"], ell=g["ell"], seed=g["seed"])
-    data = training_set(gp, tr["n"], seed=tr["seed"])
-    model = build_model(tr["seed"], N=gp.N, d=gp.d, **m)
-    init = {"qk": block_shares(qk_blocks(model)), "v": value_shares(model)}
-    cfg = TrainConfig(
-        steps=tr["steps"], batch_size=tr["batch_size"], lr=tr["lr"], warmup=tr["warmup"], seed=tr["seed"], t0=sm["t0"]
-    )
-    start = time.perf_counter()
-    res = train(model, data, cfg, progress=False)
-    train_s = time.perf_counter() - start
-    net = res.ema
-    start = time.perf_counter()
-    x_gen, times, maps = generate_with_attention(
-        net, sm["n"], steps=sm["steps"], t0=sm["t0"], method=sm["method"], seed=sm["seed"]
-    )
-    generate_s = time.perf_counter() - start
-    x_true = gp.sample(sm["n"], generator=torch.Generator().manual_seed(sm["seed"] + 1000))
-
-    err_gen = covariance_errors(x_gen, gp.Gamma, gp.Sigma)
-    err_true = covariance_errors(x_true, gp.Gamma, gp.Sigma)
-    C_gen, C_true = pair_covariance(x_gen), pair_covariance(x_true)
-    sim_all = similarity(maps.double(), gp.Gamma)  # (K, depth)
-    head_maps = attention_maps(net, x_gen.to(next(net.parameters()).device), sm["t0"], heads=True)
-    final = maps[-1].double()  # (depth, N, N) at t0
-    ident = similarity(torch.eye(gp.N, dtype=DTYPE), gp.Gamma)
-    built = construction_attention(gp)
-    keep = pick_times(times, config["record"])
-    blocks = qk_blocks(net)
-    shares = block_shares(blocks)
-    vshares = value_shares(net)
-    dev = next(net.parameters()).device
-    lshares = logit_shares(net, x_gen[: min(256, sm["n"])].to(dev), sm["t0"])
-    ells = [fitted_bandwidth(final[layer], gp.nu) for layer in range(final.shape[0])]
-
-    numbers = {
-        "errors_generated": err_gen,
-        "errors_true": err_true,
-        "ratio_temporal": err_gen["temporal"] / err_true["temporal"],
-        "ratio_spatial": err_gen["spatial"] / err_true["spatial"],
-        "paper_relative_error": paper_relative_error(x_gen, x_true, gp.Gamma, gp.Sigma),
-        "train_seconds": train_s,
-        "generate_seconds": generate_s,
-        "sequences_per_second": res.sequences_per_second,
-        "final_loss": res.log[-1]["loss"],
-        "train_device": res.device,
-        "time_share": shares["ee"].tolist(),
-        "time_share_init": init["qk"]["ee"].tolist(),
-        "qk_shares": {b: v.tolist() for b, v in shares.items()},
-        "logit_shares": {b: v.tolist() for b, v in lshares.items()},
-        "value_data_share": vshares.tolist(),
-        "value_data_share_init": init["v"].tolist(),
-        "similarity_final": sim_all[-1].tolist(),
-        "similarity_first": sim_all[0].tolist(),
-        "similarity_identity": float(ident),
-        "similarity_construction": float(similarity(built, gp.Gamma)),
-        "similarity_best_head": similarity(head_maps.double(), gp.Gamma).amax(-1).tolist(),
-        "fitted_ell": ells,
-    }
-    arrays = {
-        "Gamma": gp.Gamma.numpy(),
-        "Sigma": gp.Sigma.numpy(),
-        "Gamma_hat_generated": temporal_kernel(C_gen, gp.Sigma).numpy(),
-        "Gamma_hat_true": temporal_kernel(C_true, gp.Sigma).numpy(),
-        "spatial_generated": spatial_covariance(C_gen).numpy(),
-        "spatial_true": spatial_covariance(C_true).numpy(),
-        "times": times.numpy(),
-        "similarity": sim_all.numpy(),
-        "record_times": times[keep].numpy(),
-        "attention": maps[keep].numpy(),
-        "head_attention": head_maps.numpy(),
-        "gap_profile": gap_profile(final).numpy(),
-        "construction_attention": built.numpy(),
-        "loss_steps": np.array([e["step"] for e in res.log]),
-        "loss": np.array([e["loss"] for e in res.log]),
-    }
-    for b in BLOCKS:
-        arrays[f"qk_{b}"] = torch.stack([layer[b] for layer in blocks]).cpu().numpy()
-    return numbers, arrays
-
-
-def learn_process(profile: str | None = None, refresh: bool = False, config: dict | None = None):
-    """The chapter's one call: the :class:`gptheory.results.Result` for ``config`` (default: the profile's), loaded
-    when a saved one matches exactly (shipped or cached), otherwise computed by :func:`compute` and cached."""
-    from .profiles import profile as active
-    from .results import cached
-
-    name = active() if profile is None else profile
-    config = config_for(name) if config is None else config
-    return cached("dit_learns", config, compute, refresh=refresh, profile=name)
-
-
-def regenerate_gpu_results(directory=None):
-    """Run the ``gpu`` profile afresh and save its result into the package's ``results/`` folder (or ``directory``):
-    the one call that refreshes the shipped GPU files. Needs CUDA (a CPU run would take hours)."""
-    from .results import SHIPPED, cached
-
-    if not torch.cuda.is_available():
-        raise RuntimeError("regenerate_gpu_results needs a CUDA device; on the CPU use learn_process('cpu')")
-    return cached(
-        "dit_learns",
-        config_for("gpu"),
-        compute,
-        refresh=True,
-        save_to=SHIPPED if directory is None else directory,
-        profile="gpu",
-    )
-
-
 __all__ = [
     "BLOCKS",
-    "CONFIGS",
-    "compute",
-    "config_for",
-    "learn_process",
-    "regenerate_gpu_results",
     "attention_maps",
     "block_shares",
     "construction_attention",

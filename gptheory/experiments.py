@@ -1,45 +1,72 @@
-"""Experiment drivers: train (or load) a DiT on Gaussian-process data, sample from it, measure.
+"""The experiment of Section 6.1 and Appendix D.1: a DiT trained on Gaussian-process sequences, measured.
 
-:func:`figure1` reproduces the paper's first experiment: a DiT trained on ``n`` sequences of a
-Gaussian process generates sequences whose temporal kernel and spatial covariance match the truth.
-It returns numbers and arrays (a :class:`Figure1Result`); :func:`plot_figure1` draws them, and
-only the command line (``python -m gptheory reproduce figure1``) writes files.
+One configuration table (:data:`PROFILES`), one driver (:func:`run`) and one entry point
+(:func:`learn_process`), shared by the chapter "A diffusion transformer learns the process" and the
+command line (``python -m gptheory reproduce figure1``):
 
-Sizes come from the profile (``smoke``, ``cpu``, ``gpu``; see :data:`FIGURE1_PROFILES`) and can be
-overridden one by one. The early-stopping time is ``t0 = 0.01`` on the small profiles (the added
-variance ``sigma_t0^2`` is 0.2 % of the data's), where the learned noise prediction is accurate;
-the ``gpu`` profile keeps DiT's ``t0 = 1e-3``.
+* :func:`settings` gives the active profile's configuration (``smoke``, ``cpu``, ``gpu``) with
+  overrides applied -- a JSON-able dict: the process, the training-set size, the model, the
+  optimisation (:class:`gptheory.train.TrainConfig` fields) and the sampler.
+* :func:`run` draws the training set, trains the DiT, samples from its EMA weights while recording
+  every layer's attention (:func:`gptheory.analysis.generate_with_attention`), and measures: the
+  Figure 1 errors of the generated sequences (with the same estimators on as many true sequences as
+  the yardstick), and the weight and attention analyses of :mod:`gptheory.analysis`.
+  It returns ``(numbers, arrays)``: small, JSON-able numbers and NumPy arrays, no weights.
+* :func:`learn_process` returns the saved :class:`gptheory.results.Result` of exactly this
+  configuration when there is one (shipped GPU results, then the local cache, whose key also
+  covers the source code) and calls :func:`run` only when there is none.
+
+Why the ``cpu`` profile looks as it does (measured on a 2-core AMD EPYC, fp32; see the
+``dit_learns`` chapter): training times are drawn uniformly in the log signal-to-noise ratio
+(:class:`gptheory.train.TimeSampler`) rather than uniformly in ``t``, which puts the optimiser's
+effort where the sampler is most sensitive to errors of the noise prediction, and the early-stopping
+time is ``t0 = 0.01`` (the added variance ``sigma_t0^2`` is 0.2 % of the data's).
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from . import metrics
-from .gp import GaussianProcess
+from . import analysis, metrics
+from .gp import DTYPE, GaussianProcess
 from .profiles import by_profile
 from .profiles import device as default_device
+from .profiles import profile as active_profile
+from .results import Result, cached, device_name, ship
 from .schedules import DDPMSchedule
-from .train import TrainConfig, build_model, generate, load_checkpoint, train, training_set
+from .train import TrainConfig, TrainResult, build_model, train, training_set
 from .validation import positive_int
 
-# Per profile: the process, the training-set size, the model, the optimisation and the sampler.
-FIGURE1_PROFILES: dict[str, dict] = {
+NAME = "dit_learns"  # the name results are saved under
+
+# Per profile: the process (N, d, nu, ell), the training-set size, the seed, the model, the optimisation
+# (TrainConfig fields), the sampler (n_gen sequences, Heun steps) and how many denoising times keep full maps.
+PROFILES: dict[str, dict] = {
     "smoke": {
         "N": 16,
         "d": 2,
         "nu": 2.0,
-        "ell": 4.0,
-        "n_train": 1024,
-        "model": {"hidden": 32, "depth": 2, "heads": 2},
-        "train": {"steps": 200, "batch_size": 64, "lr": 2e-3, "warmup": 20, "t0": 0.01, "precision": "fp32"},
-        "n_gen": 500,
-        "sample_steps": 20,
+        "ell": 2.0,
+        "n_train": 512,
+        "seed": 0,
+        "model": {"hidden": 32, "depth": 3, "heads": 2},
+        "train": {
+            "steps": 300,
+            "batch_size": 64,
+            "lr": 2e-3,
+            "warmup": 20,
+            "t0": 0.01,
+            "t_sampling": "log_snr",
+            "precision": "fp32",
+        },
+        "n_gen": 400,
+        "sample_steps": 10,
+        "record": 4,
     },
     "cpu": {
         "N": 32,
@@ -47,10 +74,20 @@ FIGURE1_PROFILES: dict[str, dict] = {
         "nu": 2.0,
         "ell": 4.0,
         "n_train": 10000,
+        "seed": 0,
         "model": {"hidden": 64, "depth": 4, "heads": 4},
-        "train": {"steps": 1400, "batch_size": 128, "lr": 2e-3, "warmup": 100, "t0": 0.01, "precision": "fp32"},
+        "train": {
+            "steps": 1300,
+            "batch_size": 128,
+            "lr": 2e-3,
+            "warmup": 100,
+            "t0": 0.01,
+            "t_sampling": "log_snr",
+            "precision": "fp32",
+        },
         "n_gen": 2000,
         "sample_steps": 30,
+        "record": 6,
     },
     "gpu": {
         "N": 128,
@@ -58,202 +95,244 @@ FIGURE1_PROFILES: dict[str, dict] = {
         "nu": 2.0,
         "ell": 4.0,
         "n_train": 100000,
+        "seed": 0,
         "model": {"hidden": 384, "depth": 12, "heads": 6},
-        "train": {"steps": 6000, "batch_size": 256, "lr": 5e-4, "warmup": 300, "precision": "auto", "compile": True},
+        "train": {
+            "steps": 6000,
+            "batch_size": 256,
+            "lr": 5e-4,
+            "warmup": 300,
+            "t0": 1e-3,
+            "t_sampling": "log_snr",
+            "precision": "auto",
+            "compile": True,
+        },
         "n_gen": 2000,
         "sample_steps": 50,
+        "record": 6,
     },
 }
+MODEL_KEYS = ("hidden", "depth", "heads", "tokens", "pos_dim", "mlp_ratio", "activation")
+TRAIN_KEYS = tuple(k for k in TrainConfig.__dataclass_fields__ if k not in ("seed", "log_every", "checkpoint_every"))
 
 
-@dataclass
-class Figure1Result:
-    """What :func:`figure1` measured.
+def settings(profile: str | None = None, **overrides) -> dict:
+    """The configuration of ``profile`` (default: the active one) with the non-``None`` overrides applied.
 
-    Attributes:
-        metrics: ``temporal`` / ``spatial`` / ``covariance`` relative Frobenius errors of the
-            generated sequences (:func:`gptheory.metrics.covariance_errors`), ``paper_relative_error``
-            (generated over true samples of the same count), the same errors for ``true`` samples
-            (the estimator's own noise floor), ``train_seconds``, ``train_sequences_per_second``,
-            ``sample_seconds``, ``steps``, ``final_loss``, ``device``.
-        settings: the sizes used (profile values with overrides applied).
-        Gamma: true temporal kernel ``(N, N)``; ``Sigma``: true spatial covariance ``(d, d)``.
-        Gamma_gen: temporal kernel estimated from the generated sequences ``(N, N)``.
-        Gamma_true: the same estimate from as many true sequences ``(N, N)``.
-        Sigma_gen: mean over frames of the generated per-frame covariance divided by ``Gamma_ii``, ``(d, d)``.
-        x_gen: the generated sequences ``(n_gen, N, d)`` (float32).
-        log: the training log (list of dicts, see :func:`gptheory.train.train`).
-        model: the trained EMA model (for attention and weight analyses).
+    Top-level keys (``N``, ``d``, ``nu``, ``ell``, ``n_train``, ``seed``, ``n_gen``, ``sample_steps``,
+    ``record``) are replaced directly; model keys (:data:`MODEL_KEYS`) go to ``"model"`` and
+    :class:`~gptheory.train.TrainConfig` fields (``steps``, ``batch_size``, ``lr``, ``t0``, ...) to
+    ``"train"``. Example: ``settings("cpu", ell=2.0, steps=500)``.
     """
-
-    metrics: dict
-    settings: dict
-    Gamma: torch.Tensor
-    Sigma: torch.Tensor
-    Gamma_gen: torch.Tensor
-    Gamma_true: torch.Tensor
-    Sigma_gen: torch.Tensor
-    x_gen: torch.Tensor
-    log: list = field(default_factory=list)
-    model: torch.nn.Module | None = None
-
-
-def figure1_settings(profile: str | None = None, **overrides) -> dict:
-    """The profile's settings with the non-``None`` overrides applied.
-
-    Top-level keys (``N``, ``d``, ``nu``, ``ell``, ``n_train``, ``n_gen``, ``sample_steps``) are
-    replaced directly; the others go to the model (``hidden``, ``depth``, ``heads``, ``tokens``) or
-    to :class:`~gptheory.train.TrainConfig` (``steps``, ``batch_size``, ``lr``, ``precision``, ...).
-    """
-    s = copy.deepcopy(by_profile(**FIGURE1_PROFILES, name=profile))
-    s["profile"] = profile if profile is not None else by_profile(smoke="smoke", cpu="cpu", gpu="gpu")
-    model_keys = {"hidden", "depth", "heads", "tokens", "pos_dim", "mlp_ratio", "activation"}
-    train_keys = set(TrainConfig.__dataclass_fields__)
+    s = copy.deepcopy(by_profile(**PROFILES, name=profile))
     for k, v in overrides.items():
         if v is None:
             continue
-        if k in model_keys:
+        if k in MODEL_KEYS:
             s["model"][k] = v
-        elif k in train_keys:
+        elif k in TRAIN_KEYS:
             s["train"][k] = v
-        elif k in s:
+        elif k in s and k not in ("model", "train"):
             s[k] = v
         else:
-            raise ValueError(f"unknown setting {k!r}; valid: {sorted(set(s) | model_keys | train_keys)}")
+            top = [k for k in s if k not in ("model", "train")]
+            raise ValueError(f"unknown setting {k!r}; valid: {', '.join(sorted([*top, *MODEL_KEYS, *TRAIN_KEYS]))}")
     return s
 
 
-def figure1(
+def prepare(s: dict) -> tuple[GaussianProcess, torch.Tensor, torch.nn.Module, TrainConfig]:
+    """The process, its fixed training set ``(n_train, N, d)``, the freshly initialised DiT and the
+    :class:`TrainConfig` of configuration ``s``, all seeded by ``s["seed"]``."""
+    seed = int(s["seed"])
+    gp = GaussianProcess(s["N"], s["d"], nu=s["nu"], ell=s["ell"], seed=seed)
+    data = training_set(gp, positive_int("n_train", s["n_train"]), seed=seed)
+    model = build_model(seed, N=s["N"], d=s["d"], **s["model"])
+    return gp, data, model, TrainConfig(seed=seed, **s["train"])
+
+
+def run(
+    s: dict,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """Train a DiT on configuration ``s`` (:func:`settings`), generate with attention recording, measure.
+
+    Args:
+        s: the configuration.
+        checkpoint: training checkpoint (written every tenth of the run); an unfinished run resumes
+            from it, a finished one is reloaded without training.
+        device: default :func:`gptheory.profiles.device`.
+        progress: ``tqdm`` progress bars for training.
+
+    Returns:
+        ``(numbers, arrays)``. Numbers: ``errors_generated`` and ``errors_true`` (temporal / spatial /
+        covariance relative errors of generated and of as many true sequences), their ratios, the
+        paper's relative error, training and sampling seconds, training sequences per second, the
+        final loss, the device; per layer: query-key block shares (trained and at initialisation),
+        logit shares, value data shares, kernel similarity at ``T`` and ``t0``, best head, fitted
+        bandwidth; the similarity of self-attention and of the hand-built transformer. Arrays:
+        ``Gamma``, ``Sigma``, the temporal-kernel and per-frame spatial estimates, the query-key
+        blocks ``qk_xx`` ... ``qk_ee``, recorded times, similarity at every time and layer, attention
+        maps at ``s["record"]`` times, per-head maps at ``t0``, gap profiles, the construction's
+        attention, the loss curve.
+    """
+    dev = torch.device(device) if device is not None else default_device()
+    gp, data, model, cfg = prepare(s)
+    init = {"qk": analysis.block_shares(analysis.qk_blocks(model)), "v": analysis.value_shares(model)}
+    if checkpoint is not None:  # an interrupted run resumes from the last tenth
+        cfg.checkpoint_every = max(cfg.steps // 10, 1)
+    schedule = DDPMSchedule()
+    res: TrainResult = train(model, data, cfg, schedule, checkpoint=checkpoint, device=dev, progress=progress)
+    net = res.ema
+
+    start = time.perf_counter()
+    x_gen, times, maps = analysis.generate_with_attention(
+        net, s["n_gen"], schedule, steps=s["sample_steps"], t0=cfg.t0, method="heun", seed=int(s["seed"]) + 10
+    )
+    generate_seconds = time.perf_counter() - start
+    x_true = gp.sample(s["n_gen"], generator=torch.Generator().manual_seed(int(s["seed"]) + 20))
+
+    err_gen = metrics.covariance_errors(x_gen, gp.Gamma, gp.Sigma)
+    err_true = metrics.covariance_errors(x_true, gp.Gamma, gp.Sigma)
+    C_gen, C_true = metrics.pair_covariance(x_gen), metrics.pair_covariance(x_true)
+    sim_all = analysis.similarity(maps.double(), gp.Gamma)  # (K, depth)
+    ndev = next(net.parameters()).device
+    head_maps = analysis.attention_maps(net, x_gen.to(ndev), cfg.t0, heads=True)
+    final = maps[-1].double()  # (depth, N, N) at t0
+    built = analysis.construction_attention(gp)
+    keep = analysis.pick_times(times, s["record"])
+    blocks = analysis.qk_blocks(net)
+    shares = analysis.block_shares(blocks)
+    vshares = analysis.value_shares(net)
+    lshares = analysis.logit_shares(net, x_gen[: min(256, s["n_gen"])].to(ndev), cfg.t0)
+    batch = min(cfg.batch_size, s["n_train"])
+
+    numbers = {
+        "errors_generated": err_gen,
+        "errors_true": err_true,
+        "ratio_temporal": err_gen["temporal"] / err_true["temporal"],
+        "ratio_spatial": err_gen["spatial"] / err_true["spatial"],
+        "paper_relative_error": metrics.paper_relative_error(x_gen, x_true, gp.Gamma, gp.Sigma),
+        "variance_ratio": float(x_gen.double().var(0).mean() / x_true.double().var(0).mean()),
+        "train_seconds": res.seconds,
+        "train_sequences_per_second": res.steps * batch / max(res.seconds, 1e-9),
+        "generate_seconds": generate_seconds,
+        "steps": res.steps,
+        "final_loss": res.log[-1]["loss"],
+        "device": device_name(dev),
+        "time_share": shares["ee"].tolist(),
+        "time_share_init": init["qk"]["ee"].tolist(),
+        "qk_shares": {b: v.tolist() for b, v in shares.items()},
+        "logit_shares": {b: v.tolist() for b, v in lshares.items()},
+        "value_data_share": vshares.tolist(),
+        "value_data_share_init": init["v"].tolist(),
+        "similarity_final": sim_all[-1].tolist(),
+        "similarity_first": sim_all[0].tolist(),
+        "similarity_identity": float(analysis.similarity(torch.eye(gp.N, dtype=DTYPE), gp.Gamma)),
+        "similarity_construction": float(analysis.similarity(built, gp.Gamma)),
+        "similarity_best_head": analysis.similarity(head_maps.double(), gp.Gamma).amax(-1).tolist(),
+        "fitted_ell": [analysis.fitted_bandwidth(final[layer], gp.nu) for layer in range(final.shape[0])],
+    }
+    arrays = {
+        "Gamma": gp.Gamma.numpy(),
+        "Sigma": gp.Sigma.numpy(),
+        "Gamma_hat_generated": metrics.temporal_kernel(C_gen, gp.Sigma).numpy(),
+        "Gamma_hat_true": metrics.temporal_kernel(C_true, gp.Sigma).numpy(),
+        "spatial_generated": metrics.spatial_covariance(C_gen).numpy(),
+        "spatial_true": metrics.spatial_covariance(C_true).numpy(),
+        "times": times.numpy(),
+        "similarity": sim_all.numpy(),
+        "record_times": times[keep].numpy(),
+        "attention": maps[keep].numpy(),
+        "head_attention": head_maps.numpy(),
+        "gap_profile": analysis.gap_profile(final).numpy(),
+        "construction_attention": built.numpy(),
+        "loss_steps": np.array([e["step"] for e in res.log]),
+        "loss": np.array([e["loss"] for e in res.log]),
+    }
+    for b in analysis.BLOCKS:
+        arrays[f"qk_{b}"] = torch.stack([layer[b] for layer in blocks]).cpu().numpy()
+    return numbers, arrays
+
+
+def learn_process(
     profile: str | None = None,
     *,
-    N: int | None = None,
-    d: int | None = None,
-    nu: float | None = None,
-    ell: float | None = None,
-    n_train: int | None = None,
-    seed: int = 0,
+    refresh: bool = False,
     checkpoint: str | Path | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
     **overrides,
-) -> Figure1Result:
-    """Train a DiT on ``n_train`` Gaussian-process sequences, generate, and compare the dependencies.
+) -> Result:
+    """The result of :func:`run` for ``settings(profile, **overrides)``: loaded when a saved one matches,
+    computed (and saved to the local cache) otherwise.
 
-    Args:
-        profile: ``smoke``, ``cpu`` or ``gpu`` (default: the active profile).
-        N, d, nu, ell, n_train: override the profile's process and training-set size.
-        seed: seeds the process's ``Sigma``, the training set, the model, the training and the sampler.
-        checkpoint: training checkpoint; reused (no training) when it holds a finished run with
-            the same settings, resumed when it holds an unfinished one.
-        device: default :func:`gptheory.profiles.device`.
-        progress: ``tqdm`` progress bars.
-        **overrides: other settings, see :func:`figure1_settings` (e.g. ``steps=300``, ``hidden=64``).
+    A shipped result matches on the configuration and the package version; a cached one also on the
+    source of the modules that make it (:func:`gptheory.results.code_hash`), so an edited driver or
+    model never silently reuses an old local run. ``refresh`` recomputes regardless.
     """
-    s = figure1_settings(profile, N=N, d=d, nu=nu, ell=ell, n_train=n_train, **overrides)
-    seed = int(seed)
-    s["seed"] = seed
-    dev = torch.device(device) if device is not None else default_device()
-    gp = GaussianProcess(s["N"], s["d"], nu=s["nu"], ell=s["ell"], seed=seed)
-    data = training_set(gp, positive_int("n_train", s["n_train"]), seed=seed)
-    train_kw = dict(s["train"])
-    if checkpoint is not None:  # an interrupted run resumes from the last tenth
-        train_kw.setdefault("checkpoint_every", max(train_kw["steps"] // 10, 1))
-    cfg = TrainConfig(seed=seed, **train_kw)
-    schedule = DDPMSchedule()
-    model = build_model(seed, N=s["N"], d=s["d"], **s["model"])
-    res = train(model, data, cfg, schedule, checkpoint=checkpoint, device=dev, progress=progress)
-    seconds = res.seconds
-    if checkpoint is not None:
-        seconds = float(load_checkpoint(checkpoint)["seconds"])
-    batch = min(cfg.batch_size, s["n_train"])
-
-    n_gen = positive_int("n_gen", s["n_gen"])
-    t_start = time.perf_counter()
-    x_gen = generate(
-        res.ema,
-        n_gen,
-        schedule,
-        steps=s["sample_steps"],
-        t0=cfg.t0,
-        method="heun",
-        seed=seed + 10,
-        precision=cfg.precision,
-        progress=progress,
-    )
-    sample_seconds = time.perf_counter() - t_start
-    x_true = gp.sample(n_gen, torch.Generator().manual_seed(seed + 20))
-
-    errs = metrics.covariance_errors(x_gen, gp.Gamma, gp.Sigma)
-    errs_true = metrics.covariance_errors(x_true, gp.Gamma, gp.Sigma)
-    C_gen, C_true = metrics.pair_covariance(x_gen), metrics.pair_covariance(x_true)
-    Gamma_gen = metrics.temporal_kernel(C_gen, gp.Sigma)
-    Gamma_true = metrics.temporal_kernel(C_true, gp.Sigma)
-    diagG = torch.diagonal(gp.Gamma)[:, None, None]
-    Sigma_gen = (metrics.spatial_covariance(C_gen) / diagG).mean(0)
-    out = {
-        "temporal": errs["temporal"],
-        "spatial": errs["spatial"],
-        "covariance": errs["covariance"],
-        "paper_relative_error": metrics.paper_relative_error(x_gen, x_true, gp.Gamma, gp.Sigma),
-        "true_samples": errs_true,
-        "train_seconds": seconds,
-        "train_sequences_per_second": res.steps * batch / max(seconds, 1e-9),
-        "sample_seconds": sample_seconds,
-        "steps": res.steps,
-        "final_loss": res.log[-1]["loss"] if res.log else float("nan"),
-        "device": _device_name(dev),
-    }
-    return Figure1Result(
-        metrics=out,
-        settings=s,
-        Gamma=gp.Gamma,
-        Sigma=gp.Sigma,
-        Gamma_gen=Gamma_gen,
-        Gamma_true=Gamma_true,
-        Sigma_gen=Sigma_gen,
-        x_gen=x_gen,
-        log=res.log,
-        model=res.ema,
+    name = active_profile() if profile is None else profile
+    s = settings(name, **overrides)
+    return cached(
+        NAME, s, lambda c: run(c, checkpoint=checkpoint, device=device, progress=progress), refresh, profile=name
     )
 
 
-def _device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(dev)})"
-    import platform
-
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def kernel_by_lag(G: torch.Tensor) -> torch.Tensor:
-    """Mean of each diagonal of a temporal kernel ``(N, N)``: the kernel as a function of the lag ``(N,)``."""
-    return torch.stack([torch.diagonal(G, offset=h).mean() for h in range(G.shape[0])])
+def regenerate_gpu_results(directory: str | Path | None = None) -> Result:
+    """Run the ``gpu`` profile afresh and ship its result (numbers and arrays with provenance) into the
+    package's ``results/`` folder (or ``directory``). Needs CUDA: on the CPU it would take hours."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("regenerate_gpu_results needs a CUDA device; on the CPU use learn_process('cpu')")
+    res = learn_process("gpu", refresh=True)
+    ship(res, directory)
+    return res
 
 
-def plot_figure1(result: Figure1Result):
-    """Heat maps of the true and generated temporal kernels, the kernel against the lag, and the loss.
+def plot_figure1(result: Result):
+    """Heat maps of the true and generated temporal kernels, the kernel against the lag, and the training loss.
 
     Returns the matplotlib ``Figure`` (the caller shows or saves it).
     """
     import matplotlib.pyplot as plt
 
+    a, num = result.arrays, result.numbers
+    G = a["Gamma"]
+    N = G.shape[0]
     fig, ax = plt.subplots(1, 4, figsize=(17, 3.8), constrained_layout=True)
-    lim = float(result.Gamma.abs().max())
-    for a, G, title in ((ax[0], result.Gamma, "true $\\Gamma$"), (ax[1], result.Gamma_gen, "DiT samples")):
-        im = a.imshow(G.numpy(), cmap="viridis", vmin=-0.1 * lim, vmax=lim)
-        a.set_title(title)
-        a.set_xlabel("frame j")
-        a.set_ylabel("frame i")
+    lim = float(np.abs(G).max())
+    for axis, M, title in ((ax[0], G, "true $\\Gamma$"), (ax[1], a["Gamma_hat_generated"], "DiT samples")):
+        im = axis.imshow(M, cmap="viridis", vmin=-0.1 * lim, vmax=lim)
+        axis.set_title(title)
+        axis.set_xlabel("frame j")
+        axis.set_ylabel("frame i")
     fig.colorbar(im, ax=ax[:2], shrink=0.8)
-    lags = torch.arange(result.Gamma.shape[0])
-    ax[2].plot(lags, kernel_by_lag(result.Gamma), "k-", label="true $\\gamma(h)$")
-    ax[2].plot(lags, kernel_by_lag(result.Gamma_true), "C0--", label=f"{result.x_gen.shape[0]} true samples")
-    ax[2].plot(lags, kernel_by_lag(result.Gamma_gen), "C3.", label="DiT samples")
+
+    def by_lag(M: np.ndarray) -> np.ndarray:  # the kernel as a function of the lag h >= 0
+        return analysis.gap_profile(torch.as_tensor(M, dtype=DTYPE))[N - 1 :].numpy()
+
+    n_gen = result.config.get("n_gen", "as many")
+    ax[2].plot(by_lag(G), "k-", label="true $\\gamma(h)$")
+    ax[2].plot(by_lag(a["Gamma_hat_true"]), "C0--", label=f"{n_gen} true samples")
+    ax[2].plot(by_lag(a["Gamma_hat_generated"]), "C3.", label="DiT samples")
     ax[2].set_xlabel("lag h (frames)")
-    ax[2].set_title(f"temporal rel. error {result.metrics['temporal']:.3f}")
+    ax[2].set_title(f"temporal rel. error {num['errors_generated']['temporal']:.3f}")
     ax[2].legend()
-    steps = [e["step"] for e in result.log]
-    ax[3].semilogy(steps, [e["loss"] for e in result.log])
+    ax[3].semilogy(a["loss_steps"], a["loss"])
     ax[3].set_xlabel("step")
     ax[3].set_title("training loss")
     return fig
+
+
+__all__ = [
+    "MODEL_KEYS",
+    "NAME",
+    "PROFILES",
+    "TRAIN_KEYS",
+    "learn_process",
+    "plot_figure1",
+    "prepare",
+    "regenerate_gpu_results",
+    "run",
+    "settings",
+]

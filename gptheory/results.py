@@ -2,18 +2,20 @@
 
 A *result* is numbers (a JSON-able dict) and arrays (NumPy, saved as ``.npz``) -- never weights -- together with
 its provenance: where and when it was made, from which commit, for which configuration, and how long it took.
-It is stored as two files, ``<name>-<key>.json`` and ``<name>-<key>.npz``, where ``key`` is a hash of the
-configuration and the package version (:func:`config_key`), so a changed setting or a new release never reads a
-stale file.
+It is stored as two files, ``<name>-<key>.json`` and ``<name>-<key>.npz``, where ``key`` is a hash
+(:func:`config_key`) of the configuration and the package version, so a changed setting or a new release never
+reads a stale file. Two places are searched, in this order:
 
-Two places are searched, in this order:
+* the results shipped with the package, ``gptheory/results/`` (made on a GPU, committed, read-only in use), keyed
+  by configuration and version: they cannot be remade on a laptop, so a code change between releases does not
+  hide them;
+* the local cache, ``$GPTHEORY_CACHE`` or ``~/.cache/gptheory`` (what this machine computed before), keyed by
+  configuration, version *and* a hash of the source of the modules that produce the result (:func:`code_hash`):
+  edit the model, the training engine or the experiment and the old local result is no longer found.
 
-* the results shipped with the package, ``gptheory/results/`` (made on a GPU, committed, read-only in use);
-* the local cache, ``$GPTHEORY_CACHE`` or ``~/.cache/gptheory`` (what this machine computed before).
-
-:func:`cached` is the one call a chapter makes: ``cached("dit_learns", config, compute)`` returns the stored
-:class:`Result` or runs ``compute(config)`` once, saves it to the cache and returns it. :func:`save` with
-``directory=SHIPPED`` is how a GPU run adds a file to the repository.
+:func:`cached` is the one call an experiment makes: ``cached("dit_learns", config, compute)`` returns the stored
+:class:`Result` or runs ``compute(config)`` once, saves it to the cache and returns it. :func:`ship` is how a GPU
+run adds its result to the repository.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 SHIPPED = Path(__file__).resolve().parent / "results"
+# the modules whose source decides what a computed result holds (part of every local cache key)
+CODE_MODULES = ("gp", "schedules", "samplers", "metrics", "model", "train", "analysis", "experiments")
 
 
 def cache_dir() -> Path:
@@ -58,14 +62,26 @@ def _canonical(config: dict) -> str:
         raise ValueError(msg) from err
 
 
-def config_key(config: dict, version: str | None = None) -> str:
-    """16 hex digits of SHA-256 over the canonical JSON of ``config`` and the package ``version``.
+def code_hash(modules: tuple[str, ...] = CODE_MODULES) -> str:
+    """12 hex digits of SHA-256 over the source files of ``gptheory.<module>`` for each of ``modules``."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for m in modules:
+        h.update(m.encode() + b"\0" + (root / f"{m}.py").read_bytes() + b"\0")
+    return h.hexdigest()[:12]
 
-    Key order in ``config`` does not matter; any changed value, or another version, gives another key.
+
+def config_key(config: dict, version: str | None = None, code: str | None = None) -> str:
+    """16 hex digits of SHA-256 over the canonical JSON of ``config``, the package ``version`` and, for the
+    local cache, the ``code`` hash (``None`` for shipped results).
+
+    Key order in ``config`` does not matter; any changed value, another version or other code gives another key.
     """
     version = package_version() if version is None else str(version)
-    blob = json.dumps({"config": json.loads(_canonical(config)), "version": version}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    body = {"config": json.loads(_canonical(config)), "version": version}
+    if code is not None:
+        body["code"] = str(code)
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def git_commit(repo: str | os.PathLike | None = None) -> str:
@@ -88,18 +104,21 @@ def git_commit(repo: str | os.PathLike | None = None) -> str:
     return head + ("+dirty" if dirty else "") if head else "unknown"
 
 
-def device_name() -> str:
-    """The accelerator's name (``torch.cuda.get_device_name``) or the CPU's, with the core count."""
+def device_name(device=None) -> str:
+    """The name of ``device`` (default: CUDA when available, else the CPU): the GPU's
+    (``torch.cuda.get_device_name``) or the CPU's with its core count and the threads torch uses."""
     import torch
 
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device is None else torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
     cpu = platform.processor() or platform.machine()
     return f"cpu ({cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
 def provenance(config: dict, wall_seconds: float, profile: str | None = None) -> dict:
-    """The provenance fields saved with every result: device, date (UTC, ISO 8601), commit, configuration, wall time."""
+    """The provenance fields saved with every result: device, date (UTC, ISO 8601), commit, version, source hash
+    (:func:`code_hash`), configuration, wall time."""
     import torch
 
     return {
@@ -107,6 +126,7 @@ def provenance(config: dict, wall_seconds: float, profile: str | None = None) ->
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "version": package_version(),
+        "code": code_hash(),
         "torch": torch.__version__,
         "profile": profile,
         "config": json.loads(_canonical(config)),
@@ -154,15 +174,9 @@ def _jsonable(obj):
     return obj
 
 
-def save(result: Result, directory: str | os.PathLike | None = None) -> Path:
-    """Write ``result`` as ``<name>-<key>.json`` (and ``.npz`` for its arrays) into ``directory`` (default: the cache).
-
-    The key comes from ``result.provenance["config"]`` and ``["version"]``. Both files are written to temporary
-    names and renamed into place, so a reader never sees half a result. Returns the ``.json`` path.
-    """
-    directory = cache_dir() if directory is None else Path(directory)
+def _write(result: Result, directory: Path, key: str) -> Path:
+    """Write ``<name>-<key>.json`` (and ``.npz`` for the arrays) via temporary files renamed into place."""
     directory.mkdir(parents=True, exist_ok=True)
-    key = config_key(result.provenance["config"], result.provenance["version"])
     stem = _stem(result.name, key)
     body = {"name": result.name, "key": key, "provenance": result.provenance, "numbers": _jsonable(result.numbers)}
     text = json.dumps(body, indent=1, sort_keys=True, allow_nan=True)
@@ -181,6 +195,22 @@ def save(result: Result, directory: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def save(result: Result, directory: str | os.PathLike | None = None) -> Path:
+    """Write ``result`` into the local cache (or ``directory``) under the key of its configuration, version and
+    source hash (``result.provenance["config"]``, ``["version"]``, ``["code"]``). Both files are written to
+    temporary names and renamed into place, so a reader never sees half a result. Returns the ``.json`` path."""
+    p = result.provenance
+    key = config_key(p["config"], p["version"], p["code"])
+    return _write(result, cache_dir() if directory is None else Path(directory), key)
+
+
+def ship(result: Result, directory: str | os.PathLike | None = None) -> Path:
+    """Write ``result`` among the shipped results (:data:`SHIPPED`, or ``directory``) under the key of its
+    configuration and version only. Returns the ``.json`` path."""
+    p = result.provenance
+    return _write(result, SHIPPED if directory is None else Path(directory), config_key(p["config"], p["version"]))
+
+
 def read(path: str | os.PathLike) -> Result:
     """Read a result from its ``.json`` path (and the ``.npz`` beside it, if any)."""
     path = Path(path)
@@ -193,14 +223,12 @@ def read(path: str | os.PathLike) -> Result:
     return Result(body["name"], body["numbers"], arrays, body["provenance"], path=path, loaded=True)
 
 
-def load(
-    name: str, config: dict, directories: list[str | os.PathLike] | None = None, version: str | None = None
-) -> Result | None:
-    """The saved result for exactly ``(name, config, version)``, searching ``directories``
-    (default: shipped, then cache); ``None`` when there is none."""
-    stem = _stem(name, config_key(config, version))
-    for directory in [SHIPPED, cache_dir()] if directories is None else directories:
-        path = Path(directory) / f"{stem}.json"
+def load(name: str, config: dict, version: str | None = None) -> Result | None:
+    """The saved result for exactly ``(name, config, version)``: a shipped one (:data:`SHIPPED`) first, then one in
+    the local cache made by the current source (:func:`code_hash`); ``None`` when there is none."""
+    shipped_path = SHIPPED / f"{_stem(name, config_key(config, version))}.json"
+    local_path = cache_dir() / f"{_stem(name, config_key(config, version, code_hash()))}.json"
+    for path in (shipped_path, local_path):
         if path.exists():
             return read(path)
     return None
@@ -221,37 +249,36 @@ def cached(
     config: dict,
     compute: Callable[[dict], tuple[dict, dict[str, np.ndarray]]],
     refresh: bool = False,
-    directories: list[str | os.PathLike] | None = None,
-    save_to: str | os.PathLike | None = None,
     profile: str | None = None,
 ) -> Result:
-    """Load the result for exactly ``config`` or compute, save and return it.
+    """Load the result for exactly ``config`` (:func:`load`) or compute it, save it to the local cache and return it.
 
     Args:
         name: the result's name (letters, digits, ``_``, ``-``).
-        config: every setting that changes the result (JSON-able); hashed with the package version.
+        config: every setting that changes the result (JSON-able); hashed with the package version (and, in the
+            cache, the source hash).
         compute: ``compute(config) -> (numbers, arrays)``; called only when no saved result matches (or ``refresh``).
         refresh: ignore saved results and compute anew (the new one replaces the cached file).
-        directories: where to look (default: shipped results, then the cache).
-        save_to: where a fresh result goes (default: the cache; :data:`SHIPPED` to add it to the repository).
         profile: recorded in the provenance.
     """
     if not refresh:
-        found = load(name, config, directories)
+        found = load(name, config)
         if found is not None:
             return found
     start = time.perf_counter()
     numbers, arrays = compute(config)
     result = Result(name, numbers, arrays, provenance(config, time.perf_counter() - start, profile))
-    save(result, save_to)
+    save(result)
     return result
 
 
 __all__ = [
+    "CODE_MODULES",
     "SHIPPED",
     "Result",
     "cache_dir",
     "cached",
+    "code_hash",
     "config_key",
     "device_name",
     "git_commit",
@@ -259,5 +286,6 @@ __all__ = [
     "provenance",
     "read",
     "save",
+    "ship",
     "shipped",
 ]

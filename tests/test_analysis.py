@@ -14,8 +14,6 @@ from gptheory.analysis import (
     BLOCKS,
     attention_maps,
     block_shares,
-    compute,
-    config_for,
     construction_attention,
     fitted_bandwidth,
     gap_profile,
@@ -196,37 +194,3 @@ def test_construction_relu_heads_give_the_row_normalised_band():
     gp = GaussianProcess(6, 1, nu=1.0, ell=1.5)
     A = construction_attention(gp)
     torch.testing.assert_close(A, gp.Gamma / gp.Gamma.sum(1, keepdim=True), atol=1e-8, rtol=1e-8)
-
-
-# ------------------------------------------------------------------------------------------ driver
-def test_config_for_overrides_and_checks():
-    cfg = config_for("cpu", gp={"ell": 2.0})
-    assert cfg["gp"]["ell"] == 2.0 and cfg["gp"]["N"] == config_for("cpu")["gp"]["N"]
-    with pytest.raises(ValueError, match="section"):
-        config_for("cpu", optimiser={"lr": 1.0})
-    with pytest.raises(ValueError, match="unknown keys"):
-        config_for("cpu", gp={"length": 2.0})
-    with pytest.raises(ValueError, match="profile"):
-        config_for("laptop")
-
-
-def test_compute_end_to_end_tiny():
-    cfg = config_for(
-        "smoke",
-        gp={"N": 6, "d": 2, "ell": 1.5},
-        model={"hidden": 16, "depth": 2, "heads": 2},
-        train={"n": 32, "steps": 3, "batch_size": 16, "warmup": 1},
-        sample={"n": 24, "steps": 3},
-        record=3,
-    )
-    numbers, arrays = compute(cfg)
-    assert arrays["attention"].shape == (3, 2, 6, 6) and arrays["similarity"].shape == (4, 2)
-    assert numbers["similarity_construction"] == pytest.approx(1.0)
-    assert len(numbers["time_share"]) == 2 and all(0 <= s <= 1 for s in numbers["time_share"])
-    # the yardstick is the same estimator on true samples: check one entry against a direct computation
-    gp = GaussianProcess(6, 2, nu=2.0, ell=1.5, seed=0)
-    x_true = gp.sample(24, generator=torch.Generator().manual_seed(cfg["sample"]["seed"] + 1000))
-    xc = x_true - x_true.mean(0)
-    C01 = xc[:, 0].T @ xc[:, 1] / 23
-    ref = float((C01 * gp.Sigma).sum() / (gp.Sigma**2).sum())
-    assert arrays["Gamma_hat_true"][0, 1] == pytest.approx(ref, rel=1e-10)

@@ -1,30 +1,43 @@
-"""Tests for the command line (``python -m gptheory``), the figure1 driver and the train benchmark, smoke-sized."""
+"""Tests for the command line (``python -m gptheory``) and the train benchmark, smoke-sized."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-import torch
 
+from gptheory import results
 from gptheory.__main__ import main
-from gptheory.experiments import figure1, figure1_settings, kernel_by_lag
 
 TINY = ["--profile", "smoke", "--N", "8", "--d", "2", "--n-train", "64", "--steps", "12", "--batch-size", "16"]
 TINY += ["--hidden", "16", "--depth", "1", "--heads", "2", "--n-gen", "50", "--sample-steps", "4", "--no-progress"]
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(results, "SHIPPED", tmp_path / "shipped")
+
+
 def test_reproduce_figure1_writes_metrics_and_figure(tmp_path, capsys):
-    report = main(["reproduce", "figure1", *TINY, "--seed", "1", "--out", str(tmp_path)])
-    saved = json.loads((tmp_path / "metrics.json").read_text())
+    out = tmp_path / "out"
+    report = main(["reproduce", "figure1", *TINY, "--seed", "1", "--out", str(out)])
+    saved = json.loads((out / "metrics.json").read_text())
     for key in ("temporal", "spatial", "paper_relative_error", "train_seconds", "train_sequences_per_second", "device"):
         assert key in saved
-    assert saved["steps"] == 12 and saved["settings"]["N"] == 8 and saved["settings"]["seed"] == 1
-    assert (tmp_path / "figure1.png").stat().st_size > 0
-    assert len(json.loads((tmp_path / "log.json").read_text())) == 2
-    # a second run reuses the finished checkpoint: same training time, same samples, same metrics
-    again = main(["reproduce", "figure1", *TINY, "--seed", "1", "--out", str(tmp_path)])
-    assert again["train_seconds"] == report["train_seconds"] and again["temporal"] == report["temporal"]
+    config = saved["provenance"]["config"]
+    assert saved["steps"] == 12 and config["N"] == 8 and config["seed"] == 1 and not saved["loaded"]
+    assert (out / "figure1.png").stat().st_size > 0
+    assert len(json.loads((out / "log.json").read_text())) == 2
+    assert (out / "figure1.pt").exists()  # the training checkpoint, for an interrupted run to resume from
+    # a second run loads the saved result of this configuration: nothing is trained, the metrics are the same
+    again = main(["reproduce", "figure1", *TINY, "--seed", "1", "--out", str(out)])
+    assert again["loaded"] and again["train_seconds"] == report["train_seconds"]
+    assert again["temporal"] == report["temporal"]
+    # --refresh recomputes; the finished checkpoint is reloaded, so training is not repeated
+    fresh = main(["reproduce", "figure1", *TINY, "--seed", "1", "--refresh", "--out", str(out)])
+    assert not fresh["loaded"] and fresh["train_seconds"] == report["train_seconds"]
+    assert fresh["temporal"] == report["temporal"]
     assert '"experiment": "figure1"' in capsys.readouterr().out
 
 
@@ -41,30 +54,9 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
         main(["reproduce", "figure1", *TINY, "--N", "0", "--out", str(tmp_path)])
     assert err.value.code == 2
     assert "N must be a positive integer" in capsys.readouterr().err
-
-
-def test_figure1_result_arrays():
-    res = figure1(
-        "smoke",
-        N=8,
-        d=2,
-        n_train=64,
-        steps=6,
-        batch_size=16,
-        hidden=16,
-        depth=1,
-        heads=2,
-        n_gen=40,
-        sample_steps=3,
-        progress=False,
-        device="cpu",
-    )
-    assert res.Gamma.shape == res.Gamma_gen.shape == res.Gamma_true.shape == (8, 8)
-    assert res.Sigma_gen.shape == (2, 2) and res.x_gen.shape == (40, 8, 2)
-    assert res.metrics["true_samples"]["temporal"] >= 0
-    torch.testing.assert_close(kernel_by_lag(res.Gamma)[0], torch.tensor(1.0, dtype=torch.float64))
-    with pytest.raises(ValueError, match="unknown setting"):
-        figure1_settings("smoke", widht=3)
+    with pytest.raises(SystemExit):
+        main(["train", *TINY, "--threads", "0", "--out", str(tmp_path)])
+    assert "threads must be a positive integer" in capsys.readouterr().err
 
 
 def test_train_benchmark_tiny(capsys):

@@ -8,7 +8,19 @@ import numpy as np
 import pytest
 
 from gptheory import results
-from gptheory.results import Result, cached, config_key, load, provenance, read, save, shipped
+from gptheory.results import (
+    Result,
+    cached,
+    code_hash,
+    config_key,
+    device_name,
+    load,
+    provenance,
+    read,
+    save,
+    ship,
+    shipped,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +36,7 @@ def test_key_ignores_order_but_not_values_or_version():
     assert config_key(a, "1") == config_key(b, "1")
     assert config_key(a, "1") != config_key({"gp": {"N": 8, "ell": 2.5}, "seed": 0}, "1")
     assert config_key(a, "1") != config_key(a, "2")
+    assert config_key(a, "1", "abc") != config_key(a, "1") != config_key(a, "1", "abd")
     assert len(config_key(a)) == 16
 
 
@@ -46,13 +59,26 @@ def test_round_trip_is_exact(tmp_path):
     assert back.numbers == res.numbers and back.loaded and back.config == {"n": 3}
     for k, v in arrays.items():
         np.testing.assert_array_equal(back.arrays[k], v)
-    assert json.loads(path.read_text())["key"] == config_key({"n": 3})
+    assert json.loads(path.read_text())["key"] == config_key({"n": 3}, code=code_hash())
 
 
 def test_provenance_fields():
     p = provenance({"a": 1}, 2.5, "cpu")
-    assert {"device", "date", "commit", "config", "wall_seconds", "version"} <= set(p)
+    assert {"device", "date", "commit", "config", "wall_seconds", "version", "code"} <= set(p)
     assert p["wall_seconds"] == 2.5 and p["config"] == {"a": 1} and p["profile"] == "cpu"
+    assert p["code"] == code_hash() and len(p["code"]) == 12
+    assert device_name("cpu").startswith("cpu (") and "threads" in device_name("cpu")
+
+
+def test_code_hash_follows_the_source(tmp_path, monkeypatch):
+    assert code_hash(("model",)) != code_hash(("model", "train")) and code_hash() == code_hash()
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "model.py").write_text("x = 1\n")
+    monkeypatch.setattr(results, "__file__", str(pkg / "results.py"))
+    before = code_hash(("model",))
+    (pkg / "model.py").write_text("x = 2\n")
+    assert code_hash(("model",)) != before
 
 
 def test_cached_computes_once_then_loads():
@@ -72,11 +98,22 @@ def test_cached_computes_once_then_loads():
     assert len(calls) == 3
 
 
-def test_shipped_results_are_found_first_and_listed(private_cache):
-    res = Result("gpuish", {"v": 1}, {}, provenance({"x": 1}, 1.0, "gpu"))
-    save(res, results.SHIPPED)
-    found = load("gpuish", {"x": 1}, [results.SHIPPED, results.cache_dir()])
-    assert found is not None and found.numbers == {"v": 1}
-    assert [r.numbers for r in shipped("gpuish")] == [{"v": 1}]
+def test_a_code_change_hides_cached_results_but_not_shipped_ones(monkeypatch):
+    def compute(config):
+        return {"value": config["x"]}, {}
+
+    cached("local", {"x": 1}, compute)
+    ship(Result("gpuish", {"v": 1}, {}, provenance({"x": 1}, 1.0, "gpu")))
+    assert load("local", {"x": 1}) is not None and load("gpuish", {"x": 1}) is not None
+    monkeypatch.setattr(results, "code_hash", lambda: "edited")
+    assert load("local", {"x": 1}) is None  # computed by other code: recompute
+    assert load("gpuish", {"x": 1}).numbers == {"v": 1}  # shipped: keyed by configuration and version only
+
+
+def test_shipped_results_are_found_first_and_listed():
+    ship(Result("both", {"v": "shipped"}, {}, provenance({"x": 1}, 1.0, "gpu")))
+    save(Result("both", {"v": "cache"}, {}, provenance({"x": 1}, 1.0, "cpu")))
+    assert load("both", {"x": 1}).numbers == {"v": "shipped"}
+    assert [r.numbers for r in shipped("both")] == [{"v": "shipped"}]
     assert shipped("nothing") == []
-    assert load("gpuish", {"x": 2}) is None
+    assert load("both", {"x": 2}) is None

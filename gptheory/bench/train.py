@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model import DiT
+from ..results import device_name
 from ..schedules import DDPMSchedule
 from ..train import make_optimizer
 
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {
         "benchmark": "train",
         "config": vars(a),
-        "device": f"cpu ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads",
+        "device": device_name("cpu"),
         "torch": torch.__version__,
     }
     try:

@@ -1,0 +1,67 @@
+"""Tests for gptheory.experiments: the configuration table, the driver end to end (tiny), load-or-train."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gptheory import GaussianProcess, results
+from gptheory.experiments import PROFILES, learn_process, run, settings
+
+# a few seconds: 6 frames, one tiny model, a handful of steps
+TINY = {"N": 6, "d": 2, "ell": 1.5, "n_train": 32, "hidden": 16, "depth": 2, "heads": 2, "steps": 3}
+TINY |= {"batch_size": 16, "warmup": 1, "n_gen": 24, "sample_steps": 3, "record": 3}
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(results, "SHIPPED", tmp_path / "shipped")
+    return tmp_path
+
+
+def test_settings_route_overrides_and_check_names():
+    s = settings("cpu", ell=2.0, hidden=48, lr=1e-3, seed=3)
+    base = PROFILES["cpu"]
+    assert s["ell"] == 2.0 and s["N"] == base["N"] and s["seed"] == 3
+    assert s["model"]["hidden"] == 48 and s["model"]["depth"] == base["model"]["depth"]
+    assert s["train"]["lr"] == 1e-3 and s["train"]["steps"] == base["train"]["steps"]
+    assert settings("cpu", ell=None) == settings("cpu")  # None means "keep the profile's value"
+    assert PROFILES["cpu"]["ell"] == base["ell"] and PROFILES["cpu"]["model"]["hidden"] != 48  # table untouched
+    with pytest.raises(ValueError, match="unknown setting 'widht'"):
+        settings("cpu", widht=3)
+    with pytest.raises(ValueError, match="unknown setting 'model'"):
+        settings("cpu", model={"hidden": 8})
+    with pytest.raises(ValueError, match="profile"):
+        settings("laptop")
+
+
+def test_run_end_to_end_tiny():
+    s = settings("smoke", **TINY)
+    numbers, arrays = run(s, device="cpu", progress=False)
+    # Heun with 3 steps visits 4 times; 3 of them keep full maps
+    assert arrays["attention"].shape == (3, 2, 6, 6) and arrays["similarity"].shape == (4, 2)
+    assert numbers["similarity_construction"] == pytest.approx(1.0)
+    assert numbers["steps"] == 3 and len(numbers["time_share"]) == 2
+    assert all(0 <= v <= 1 for v in numbers["time_share"] + numbers["value_data_share"])
+    # the yardstick is the same estimator on true samples: one entry against a direct computation
+    gp = GaussianProcess(6, 2, nu=2.0, ell=1.5, seed=s["seed"])
+    x_true = gp.sample(24, generator=torch.Generator().manual_seed(s["seed"] + 20))
+    xc = x_true - x_true.mean(0)
+    C01 = xc[:, 0].T @ xc[:, 1] / 23
+    ref = float((C01 * gp.Sigma).sum() / (gp.Sigma**2).sum())
+    assert arrays["Gamma_hat_true"][0, 1] == pytest.approx(ref, rel=1e-10)
+    # deterministic under the seed
+    again, _ = run(s, device="cpu", progress=False)
+    assert again["errors_generated"] == numbers["errors_generated"]
+
+
+def test_learn_process_trains_once_and_not_after_a_code_change(private_cache, monkeypatch):
+    first = learn_process("smoke", device="cpu", progress=False, **TINY)
+    second = learn_process("smoke", device="cpu", progress=False, **TINY)
+    assert not first.loaded and second.loaded and second.numbers == first.numbers
+    assert second.config == settings("smoke", **TINY) and second.provenance["profile"] == "smoke"
+    assert not learn_process("smoke", device="cpu", progress=False, **{**TINY, "seed": 1}).loaded
+    # edited model/training/experiment source: the old local result must not be reused
+    monkeypatch.setattr(results, "code_hash", lambda: "edited")
+    assert not learn_process("smoke", device="cpu", progress=False, **TINY).loaded

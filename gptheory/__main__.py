@@ -29,6 +29,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--warmup", type=int, default=None, help="learning-rate warm-up steps")
+    p.add_argument("--t-sampling", choices=("uniform", "log_snr"), default=None, help="how training times are drawn")
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--depth", type=int, default=None)
     p.add_argument("--heads", type=int, default=None)
@@ -53,6 +55,8 @@ def _overrides(a: argparse.Namespace) -> dict:
         "steps": a.steps,
         "batch_size": a.batch_size,
         "lr": a.lr,
+        "warmup": a.warmup,
+        "t_sampling": a.t_sampling,
         "hidden": a.hidden,
         "depth": a.depth,
         "heads": a.heads,

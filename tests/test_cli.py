@@ -21,21 +21,23 @@ def private_cache(tmp_path, monkeypatch):
 
 def test_reproduce_figure1_writes_metrics_and_figure(tmp_path, capsys):
     out = tmp_path / "out"
-    report = main(["reproduce", "figure1", *TINY, "--seed", "1", "--out", str(out)])
+    args = ["reproduce", "figure1", *TINY, "--warmup", "2", "--t-sampling", "uniform", "--seed", "1"]
+    report = main([*args, "--out", str(out)])
     saved = json.loads((out / "metrics.json").read_text())
     for key in ("temporal", "spatial", "paper_relative_error", "train_seconds", "train_sequences_per_second", "device"):
         assert key in saved
     config = saved["provenance"]["config"]
     assert saved["steps"] == 12 and config["N"] == 8 and config["seed"] == 1 and not saved["loaded"]
+    assert config["train"]["t_sampling"] == "uniform" and config["train"]["warmup"] == 2
     assert (out / "figure1.png").stat().st_size > 0
     assert len(json.loads((out / "log.json").read_text())) == 2
     assert (out / "figure1.pt").exists()  # the training checkpoint, for an interrupted run to resume from
     # a second run loads the saved result of this configuration: nothing is trained, the metrics are the same
-    again = main(["reproduce", "figure1", *TINY, "--seed", "1", "--out", str(out)])
+    again = main([*args, "--out", str(out)])
     assert again["loaded"] and again["train_seconds"] == report["train_seconds"]
     assert again["temporal"] == report["temporal"]
     # --refresh recomputes; the finished checkpoint is reloaded, so training is not repeated
-    fresh = main(["reproduce", "figure1", *TINY, "--seed", "1", "--refresh", "--out", str(out)])
+    fresh = main([*args, "--refresh", "--out", str(out)])
     assert not fresh["loaded"] and fresh["train_seconds"] == report["train_seconds"]
     assert fresh["temporal"] == report["temporal"]
     assert '"experiment": "figure1"' in capsys.readouterr().out

@@ -6,6 +6,7 @@ the most used names are re-exported here.
 """
 
 from .construct import build_gd_transformer, size_report
+from .experiments import learn_process
 from .gp import GaussianProcess, kernel, kernel_matrix, random_spatial_covariance
 from .model import DiT
 from .profiles import by_profile, device, profile
@@ -32,6 +33,7 @@ __all__ = [
     "generate",
     "kernel",
     "kernel_matrix",
+    "learn_process",
     "prior",
     "profile",
     "random_spatial_covariance",

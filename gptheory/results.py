@@ -109,7 +109,9 @@ def device_name(device=None) -> str:
     (``torch.cuda.get_device_name``) or the CPU's with its core count and the threads torch uses."""
     import torch
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device is None else torch.device(device)
+    from .profiles import device as default_device
+
+    device = default_device() if device is None else torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     cpu = platform.processor() or platform.machine()

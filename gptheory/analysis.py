@@ -41,8 +41,8 @@ import torch
 
 from .gp import DTYPE, GaussianProcess, kernel_matrix
 from .model import DiT
-from .samplers import prior, sample
 from .schedules import DDPMSchedule, Schedule
+from .train import generate
 from .validation import finite_tensor, positive_int, real_in
 
 BLOCKS = ("xx", "xe", "ex", "ee")  # (query part, key part): x = data coordinates, e = time-embedding coordinates
@@ -233,36 +233,40 @@ def generate_with_attention(
         ``samples: (n, N, d)`` float32, ``times: (K,)`` float64, decreasing from ``T`` to ``t0``, and
         ``maps: (K, depth, N, N)`` float32.
     """
-    schedule = DDPMSchedule() if schedule is None else schedule
-    n, batch_size = positive_int("n", n), positive_int("batch_size", batch_size)
+    schedule = model.check_schedule(schedule)
+    n = positive_int("n", n)
     dev = next(model.parameters()).device
-    model.eval()
     sums: dict[float, torch.Tensor] = {}
-    chunk_maps: dict[float, torch.Tensor] = {}
+    chunk_maps: dict[float, torch.Tensor] = {}  # this chunk's maps; the last visit of a time wins
+
+    def flush() -> None:
+        for key, m in chunk_maps.items():
+            sums[key] = sums[key] + m if key in sums else m
+        chunk_maps.clear()
 
     def record(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        key = float(t[0])
+        if key == schedule.T and chunk_maps:  # the sampler starts the next chunk at T
+            flush()
         with torch.no_grad():
             eps, probs = model(y, t, return_attention=True, check=False)
-        # the last evaluation at a time wins: Heun's predictor visits t_{k+1} before the trajectory itself does
-        chunk_maps[float(t[0])] = torch.stack([p.float().sum(0).mean(0) for p in probs]).cpu()  # (depth, N, N)
+        chunk_maps[key] = torch.stack([p.float().sum(0).mean(0) for p in probs]).cpu()  # (depth, N, N)
         return eps
 
     def score(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return -record(y, t) / schedule.sigma(t.to(torch.float64)).to(y.dtype)[:, None, None]
 
-    g = torch.Generator().manual_seed(int(seed))
-    x_T = prior(n, model.N, model.d, generator=g, dtype=torch.float32)
-    out = []
-    for chunk in x_T.split(batch_size):
-        chunk_maps.clear()
-        y = sample(score, chunk.to(dev), schedule, steps, t0, method=method, progress=False)
-        record(y, torch.full((y.shape[0],), float(t0), dtype=y.dtype, device=dev))
-        for key, m in chunk_maps.items():
-            sums[key] = sums[key] + m if key in sums else m
-        out.append(y.cpu())
+    samples = generate(model, n, schedule, steps, t0, method, seed, batch_size, progress=False, score=score)
+    flush()
+    for i, chunk in enumerate(samples.split(batch_size)):  # the maps at t0 on the finished samples replace
+        t_end = torch.full((chunk.shape[0],), float(t0), dtype=chunk.dtype, device=dev)  # Heun's predicted ones
+        if i == 0:
+            sums.pop(float(t_end[0]), None)
+        record(chunk.to(dev), t_end)
+        flush()
     times = sorted(sums, reverse=True)
     maps = torch.stack([sums[k] / n for k in times])
-    return torch.cat(out), torch.tensor(times, dtype=torch.float64), maps
+    return samples, torch.tensor(times, dtype=torch.float64), maps
 
 
 def pick_times(times: torch.Tensor, k: int) -> list[int]:

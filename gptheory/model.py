@@ -13,8 +13,17 @@ Two token layouts:
   the time-embedding coordinates (:meth:`DiT.qkv_weights`).
 * ``tokens="add"``: the usual DiT layout ``W x_i + b + e_i`` (``e_i`` is ``hidden`` wide).
 
-The network predicts the noise ``eps_hat(x_t, t)`` of the forward process
-``x_t = alpha_t x_0 + sigma_t eps``; the score is ``-eps_hat / sigma_t`` (:meth:`DiT.score`).
+The model predicts the noise ``eps_hat(x_t, t)`` of the forward process
+``x_t = alpha_t x_0 + sigma_t eps`` of its schedule (DiT's :class:`~gptheory.schedules.DDPMSchedule` by
+default); the score is ``-eps_hat / sigma_t`` (:meth:`DiT.score`). What the network itself outputs is
+chosen by ``prediction``:
+
+* ``"eps"`` (DiT's choice): the network output ``F`` is ``eps_hat``.
+* ``"v"`` (Salimans and Ho's v-parameterisation): ``F`` estimates ``v = alpha_t eps - sigma_t x_0`` and
+  ``eps_hat = sigma_t x_t + alpha_t F``. The same function class, but the trainer's loss ``|F - v|^2``
+  (:meth:`DiT.target`) equals ``|eps_hat - eps|^2 / alpha_t^2``: near ``T``, where ``eps_hat`` is almost
+  ``x_t`` and the sampler's drift multiplies its small remaining error by the large ``beta_t``, the
+  network fits the correction ``eps_hat - sigma_t x_t`` at unit scale instead of as a tiny residual.
 
 Two attention paths give the same output: the fast one calls
 ``torch.nn.functional.scaled_dot_product_attention``; the analysis one
@@ -37,11 +46,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .schedules import Schedule
+from .schedules import DDPMSchedule, Schedule, from_config
 from .validation import positive_int, real_in
 
 TOKENS = ("concat", "add")
 ACTIVATIONS = ("gelu", "gelu_tanh")
+PREDICTIONS = ("eps", "v")
 
 
 def sinusoidal_embedding(positions: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -136,7 +146,10 @@ class DiT(nn.Module):
         activation: feed-forward nonlinearity, ``"gelu"`` (exact, erf) or ``"gelu_tanh"`` (DiT's tanh
             approximation). The default is the exact GELU: the two differ by less than 1e-3 everywhere,
             and PyTorch's CPU kernel for the tanh form is about 3x slower (forward + backward).
-        T: largest diffusion time the model accepts (DDPM schedule: 1).
+        prediction: what the network outputs, ``"eps"`` (the noise) or ``"v"`` (``alpha_t eps - sigma_t x_0``);
+            :meth:`forward` returns the noise prediction either way.
+        schedule: the forward process ``(alpha_t, sigma_t)`` on ``[0, T]`` (a :class:`Schedule` or its
+            ``config()`` dict; default :class:`~gptheory.schedules.DDPMSchedule`, DiT's).
 
     Attributes:
         data_dim: number of token coordinates that carry the embedded frame (``hidden - pos_dim``
@@ -155,7 +168,8 @@ class DiT(nn.Module):
         mlp_ratio: float = 4.0,
         freq_dim: int = 256,
         activation: str = "gelu",
-        T: float = 1.0,
+        prediction: str = "eps",
+        schedule: Schedule | dict | None = None,
     ) -> None:
         super().__init__()
         self.N = positive_int("N", N)
@@ -183,7 +197,17 @@ class DiT(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
         self.activation = activation
-        self.T = real_in("T", T, 0.0, math.inf, low_open=True, high_open=True)
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}")
+        self.prediction = prediction
+        if schedule is None:
+            schedule = DDPMSchedule()
+        elif isinstance(schedule, dict):
+            schedule = from_config(schedule)
+        elif not isinstance(schedule, Schedule):
+            raise ValueError(f"schedule must be a gptheory Schedule or its config dict, got {schedule!r:.80}")
+        self.schedule = schedule
+        self.T = schedule.T
 
         self.x_embed = nn.Linear(self.d, self.data_dim)
         self.register_buffer("pos", sinusoidal_embedding(torch.arange(self.N), self.pos_dim), persistent=False)
@@ -210,7 +234,8 @@ class DiT(nn.Module):
             "mlp_ratio": self.mlp_ratio,
             "freq_dim": self.freq_dim,
             "activation": self.activation,
-            "T": self.T,
+            "prediction": self.prediction,
+            "schedule": self.schedule.config(),
         }
 
     def reset_parameters(self) -> None:
@@ -260,7 +285,12 @@ class DiT(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(
-        self, x: torch.Tensor, t: torch.Tensor | float, return_attention: bool = False, check: bool = True
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor | float,
+        return_attention: bool = False,
+        check: bool = True,
+        raw: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Noise prediction ``eps_hat: (batch, N, d)`` for ``x: (batch, N, d)`` at times ``t: (batch,)``.
 
@@ -270,6 +300,8 @@ class DiT(nn.Module):
             return_attention: use the explicit attention path and also return the list of
                 per-layer attention probabilities, each ``(batch, heads, N, N)``.
             check: validate the inputs (``False`` on the training path, where data are checked once).
+            raw: return the network output ``F`` itself (``eps_hat`` or the ``v`` estimate, see
+                ``prediction``), the quantity the training loss compares with :meth:`target`.
         """
         if check:
             x, t = self.check_inputs(x, t)
@@ -291,21 +323,55 @@ class DiT(nn.Module):
             probs.append(p)
         shift, scale = mods[:, -2], mods[:, -1]
         eps = self.out(torch.addcmul(shift, self.norm_out(h), 1 + scale)).to(in_dtype)
+        if self.prediction == "v" and not raw:  # eps_hat = sigma_t x_t + alpha_t v_hat
+            alpha, sigma = self._alpha_sigma(t, in_dtype)
+            eps = torch.addcmul(sigma * x.to(in_dtype), alpha, eps)
         if return_attention:
             return eps, probs
         return eps
 
-    def score(self, x: torch.Tensor, t: torch.Tensor | float, schedule: Schedule) -> torch.Tensor:
-        """Score estimate ``s(x, t) = -eps_hat(x, t) / sigma_t``, ``(batch, N, d)``, in the dtype of ``x``."""
+    def _alpha_sigma(self, t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``alpha_t, sigma_t`` of the model's schedule as ``(batch, 1, 1)`` tensors (computed in float64)."""
+        t64 = t.to(torch.float64)
+        return (
+            self.schedule.alpha(t64).to(dtype)[:, None, None],
+            self.schedule.sigma(t64).to(dtype)[:, None, None],
+        )
+
+    def target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """What the raw network output should be for ``x_t = alpha_t x0 + sigma_t eps``: ``eps`` or ``v``.
+
+        ``x0, eps: (batch, N, d)``, ``t: (batch,)``; ``v = alpha_t eps - sigma_t x0``.
+        """
+        if self.prediction == "eps":
+            return eps
+        alpha, sigma = self._alpha_sigma(t, eps.dtype)
+        return alpha * eps - sigma * x0
+
+    def check_schedule(self, schedule: Schedule | None) -> Schedule:
+        """``schedule``, or the model's own when ``None``; a different schedule is an error."""
+        if schedule is None:
+            return self.schedule
+        if not isinstance(schedule, Schedule) or schedule.config() != self.schedule.config():
+            raise ValueError(f"schedule {schedule!r} differs from the model's {self.schedule!r}; pass the model's")
+        return schedule
+
+    def score(self, x: torch.Tensor, t: torch.Tensor | float, schedule: Schedule | None = None) -> torch.Tensor:
+        """Score estimate ``s(x, t) = -eps_hat(x, t) / sigma_t``, ``(batch, N, d)``, in the dtype of ``x``.
+
+        ``schedule`` defaults to the model's (another one is an error).
+        """
+        schedule = self.check_schedule(schedule)
         x, t = self.check_inputs(x, t)
         schedule.check_t(t, include_zero=False)
         sigma = schedule.sigma(t.to(torch.float64)).to(x.dtype)
         return -self(x, t, check=False) / sigma[:, None, None]
 
     def score_fn(
-        self, schedule: Schedule, autocast: torch.dtype | None = None
+        self, schedule: Schedule | None = None, autocast: torch.dtype | None = None
     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """A ``score(x, t)`` closure for :func:`gptheory.samplers.sample` (no gradients, optional autocast)."""
+        schedule = self.check_schedule(schedule)
 
         def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             with torch.no_grad(), torch.autocast(x.device.type, dtype=autocast, enabled=autocast is not None):

@@ -72,6 +72,10 @@ class Schedule:
             raise ValueError(f"{name} must be in {rng} for {type(self).__name__}, got {shown}")
         return tt
 
+    def config(self) -> dict:
+        """Name and arguments that rebuild this schedule with :func:`from_config` (stored in checkpoints)."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(T={self.T:g})"
 
@@ -86,6 +90,9 @@ class OUSchedule(Schedule):
 
     def __init__(self, T: float = 10.0) -> None:
         self.T = real_in("T", T, 0.0, math.inf, low_open=True, high_open=True)
+
+    def config(self) -> dict:
+        return {"name": "ou", "T": self.T}
 
     def log_alpha(self, t: TimeLike) -> torch.Tensor:
         return -0.5 * _as_time(t)
@@ -109,6 +116,7 @@ class DDPMSchedule(Schedule):
         b0 = real_in("beta_start", beta_start, 0.0, 1.0, low_open=True, high_open=True)
         b1 = real_in("beta_end", beta_end, 0.0, 1.0, low_open=True, high_open=True)
         self.T = 1.0
+        self.beta_start, self.beta_end = b0, b1
         self.betas = torch.linspace(b0, b1, self.K, dtype=torch.float64)
         # log alphabar at t = k/K for k = 0..K (k = 0 is clean data)
         self._log_abar = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(torch.log1p(-self.betas), 0)])
@@ -130,5 +138,19 @@ class DDPMSchedule(Schedule):
         tt, _, k = self._interp(t)
         return (-self.K * torch.log1p(-self.betas.to(tt.device)[k])).to(tt.dtype)
 
+    def config(self) -> dict:
+        return {"name": "ddpm", "num_steps": self.K, "beta_start": self.beta_start, "beta_end": self.beta_end}
+
     def __repr__(self) -> str:
         return f"DDPMSchedule(num_steps={self.K})"
+
+
+SCHEDULES = {"ou": OUSchedule, "ddpm": DDPMSchedule}
+
+
+def from_config(config: dict) -> Schedule:
+    """The schedule described by ``config`` (``{"name": "ou" | "ddpm", **arguments}``, see ``Schedule.config``)."""
+    if not isinstance(config, dict) or config.get("name") not in SCHEDULES:
+        raise ValueError(f"schedule config must be a dict with name in {', '.join(SCHEDULES)}, got {config!r}")
+    kwargs = {k: v for k, v in config.items() if k != "name"}
+    return SCHEDULES[config["name"]](**kwargs)

@@ -6,8 +6,10 @@ One step, with the training set ``x_0`` fixed (sample size ``n`` is what the the
 2. ``t`` in ``[t0, T]`` (``t0`` the early-stopping time; uniform, or uniform in the log
    signal-to-noise ratio, see :class:`TimeSampler`), ``eps ~ N(0, I)``,
    ``x_t = alpha_t x_0 + sigma_t eps``;
-3. loss ``mean ||eps_hat(x_t, t) - eps||^2`` (noise prediction, averaged over ``N d``), so the
-   zero-initialised model starts at a loss of about 1;
+3. loss ``mean ||F(x_t, t) - target||^2`` (averaged over ``N d``) between the raw network output and
+   what it estimates (:meth:`gptheory.model.DiT.target`): the noise ``eps`` for ``prediction="eps"``,
+   ``v = alpha_t eps - sigma_t x_0`` for ``prediction="v"``; either way the zero-initialised model
+   starts at a loss of about 1 on unit-variance data;
 4. AdamW with linear warm-up then cosine decay to ``min_lr_ratio * lr``, gradient-norm clipping,
    and an exponential moving average (EMA) of the weights, which is what is sampled from.
 
@@ -26,6 +28,7 @@ import copy
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,12 +39,12 @@ from tqdm.auto import tqdm
 from .gp import GaussianProcess
 from .model import DiT
 from .samplers import prior, sample
-from .schedules import DDPMSchedule, Schedule
+from .schedules import Schedule
 from .validation import finite_tensor, nonneg_int, positive_int, real_in
 
 PRECISIONS = ("auto", "fp32", "bf16")
 T_SAMPLINGS = ("uniform", "log_snr")
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the model config names its schedule and prediction
 
 
 class TrainingDiverged(RuntimeError):
@@ -326,8 +329,8 @@ class _Trainer:
         alpha, sigma = self.schedule.alpha(t)[:, None, None], self.schedule.sigma(t)[:, None, None]
         xt = alpha * x0 + sigma * eps
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            pred = self.forward(xt, t, check=False)
-        loss = F.mse_loss(pred.float(), eps)
+            pred = self.forward(xt, t, check=False, raw=True)
+        loss = F.mse_loss(pred.float(), self.model.target(x0, eps, t))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -398,7 +401,7 @@ def train(
         model: a :class:`DiT` (its weights are the starting point; see :func:`build_model`).
         data: the training sequences ``(n, N, d)``; cast to float32 and checked once.
         cfg: a :class:`TrainConfig` (default settings if ``None``).
-        schedule: forward schedule (default :class:`DDPMSchedule`, DiT's).
+        schedule: forward schedule; default (and the only one accepted) the model's own.
         checkpoint: file to save to (every ``cfg.checkpoint_every`` steps and at the end) and, when
             it exists and ``resume`` is true, to resume from.
         resume: continue from ``checkpoint`` when the file exists.
@@ -416,13 +419,11 @@ def train(
     from .profiles import device as default_device
 
     cfg = TrainConfig() if cfg is None else cfg
-    schedule = DDPMSchedule() if schedule is None else schedule
     if not isinstance(model, DiT):
         raise ValueError(f"model must be a gptheory.DiT, got {type(model).__name__}")
+    schedule = model.check_schedule(schedule)
     data = finite_tensor("data", data, (None, model.N, model.d)).to(torch.float32)
     real_in("t0", cfg.t0, 0.0, schedule.T, low_open=True, high_open=True)
-    if model.T != schedule.T:
-        raise ValueError(f"the model takes t in [0, {model.T:g}] but the schedule runs to T={schedule.T:g}")
     stop = cfg.steps if stop_at is None else min(positive_int("stop_at", stop_at), cfg.steps)
     dev = torch.device(device) if device is not None else default_device()
 
@@ -476,19 +477,22 @@ def generate(
     batch_size: int = 1000,
     precision: str = "fp32",
     progress: bool = True,
+    score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Draw ``n`` sequences from a trained model with :func:`gptheory.samplers.sample`, ``(n, N, d)`` float32 (CPU).
 
-    The backward process runs from ``T`` to ``t0`` with the model's score ``-eps_hat / sigma_t``,
-    in chunks of ``batch_size``, starting from seeded standard normal noise.
+    The backward process of the model's schedule runs from ``T`` to ``t0`` with the model's score
+    ``-eps_hat / sigma_t`` (or ``score(x, t)`` when given, e.g. a wrapper that records something on the
+    way; ``precision`` then does not apply), in chunks of ``batch_size``, starting from seeded standard
+    normal noise, so the samples do not depend on ``batch_size``.
     """
-    schedule = DDPMSchedule() if schedule is None else schedule
+    schedule = model.check_schedule(schedule)
     n, batch_size = positive_int("n", n), positive_int("batch_size", batch_size)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     dev = next(model.parameters()).device
     model.eval()
-    fn = model.score_fn(schedule, autocast=autocast_dtype(precision, dev))
+    fn = model.score_fn(schedule, autocast=autocast_dtype(precision, dev)) if score is None else score
     g = torch.Generator().manual_seed(int(seed))
     x_T = prior(n, model.N, model.d, generator=g, dtype=torch.float32)
     out = []

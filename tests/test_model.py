@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
+from gptheory.gp import GaussianProcess
 from gptheory.model import DiT, sinusoidal_embedding
 from gptheory.samplers import prior, sample
-from gptheory.schedules import DDPMSchedule
+from gptheory.schedules import DDPMSchedule, OUSchedule
 
 N, d, B = 12, 3, 5
 
@@ -54,9 +55,9 @@ def test_batch_items_are_independent():
     torch.testing.assert_close(model(x[2:3], t[2:3]), model(x, t)[2:3], rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("tokens", ["concat", "add"])
-def test_analysis_path_equals_fast_path(tokens):
-    model = randomized(DiT(N, d, hidden=32, depth=3, heads=4, tokens=tokens)).double()
+@pytest.mark.parametrize(("tokens", "prediction"), [("concat", "eps"), ("add", "eps"), ("concat", "v")])
+def test_analysis_path_equals_fast_path(tokens, prediction):
+    model = randomized(DiT(N, d, hidden=32, depth=3, heads=4, tokens=tokens, prediction=prediction)).double()
     x, t = inputs(dtype=torch.float64)
     fast = model(x, t)
     slow, probs = model(x, t, return_attention=True)
@@ -177,3 +178,52 @@ def test_gelu_variants_are_close():
     out_e, out_a = exact(x, t), approx(x, t)
     assert not torch.equal(out_e, out_a)
     torch.testing.assert_close(out_a, out_e, rtol=0, atol=1e-2 * out_e.abs().max().item())
+
+
+@pytest.mark.parametrize("schedule", [DDPMSchedule(), OUSchedule(T=6.0)], ids=["ddpm", "ou"])
+def test_v_prediction_is_the_same_denoiser_with_loss_scaled_by_alpha(schedule):
+    """With ``x_t = alpha x0 + sigma eps``: ``eps_hat = sigma x_t + alpha F`` and ``F - v = (eps_hat - eps) / alpha``.
+
+    So the exact GP noise ``eps* = -sigma score*`` corresponds to the raw output ``v* = (eps* - sigma x_t) / alpha``,
+    and the v-loss of any network is its noise loss divided by ``alpha_t^2``, per sequence.
+    """
+    model = randomized(DiT(N, d, hidden=16, depth=2, heads=2, prediction="v", schedule=schedule)).double()
+    g = torch.Generator().manual_seed(3)
+    gp = GaussianProcess(N, d, nu=1.5, ell=2.0, seed=1)
+    x0 = gp.sample(B, generator=g)
+    eps = torch.randn(B, N, d, generator=g, dtype=torch.float64)
+    t = torch.linspace(0.05, 0.95, B, dtype=torch.float64) * schedule.T
+    alpha, sigma = schedule.alpha(t)[:, None, None], schedule.sigma(t)[:, None, None]
+    xt = alpha * x0 + sigma * eps
+    F_raw, eps_hat = model(xt, t, raw=True), model(xt, t)
+    torch.testing.assert_close(eps_hat, sigma * xt + alpha * F_raw, rtol=1e-12, atol=1e-12)
+    v = model.target(x0, eps, t)
+    torch.testing.assert_close(v, alpha * eps - sigma * x0, rtol=1e-12, atol=1e-12)
+    v_loss = ((F_raw - v) ** 2).sum((1, 2))
+    eps_loss = ((eps_hat - eps) ** 2).sum((1, 2))
+    torch.testing.assert_close(v_loss, eps_loss / alpha.flatten() ** 2, rtol=1e-9, atol=0)
+    # v = alpha eps - sigma x0 is also what x_t and eps determine: x0 = (x_t - sigma eps) / alpha
+    torch.testing.assert_close(v, (eps - sigma * xt) / alpha, rtol=1e-9, atol=1e-9)
+    # eps-prediction models return their raw output
+    plain = randomized(DiT(N, d, hidden=16, depth=2, heads=2, schedule=schedule)).double()
+    assert torch.equal(plain(xt, t), plain(xt, t, raw=True)) and torch.equal(plain.target(x0, eps, t), eps)
+
+
+def test_schedule_is_part_of_the_model():
+    ou = DiT(N, d, hidden=16, depth=1, heads=2, prediction="v", schedule=OUSchedule(T=6.0))
+    assert ou.T == 6.0 and ou.config()["schedule"] == {"name": "ou", "T": 6.0}
+    rebuilt = DiT(**ou.config())
+    assert rebuilt.config() == ou.config() and isinstance(rebuilt.schedule, OUSchedule)
+    x, _ = inputs()
+    ou(x, torch.full((B,), 5.5))  # t up to the OU horizon is accepted
+    with pytest.raises(ValueError, match="differs from the model's"):
+        ou.score(x, 0.5, DDPMSchedule())
+    with pytest.raises(ValueError, match="differs from the model's"):
+        DiT(N, d, hidden=16, depth=1, heads=2).score_fn(OUSchedule())
+    torch.testing.assert_close(ou.score(x, 0.5), ou.score(x, 0.5, OUSchedule(T=6.0)))
+    with pytest.raises(ValueError, match="prediction must be one of eps, v"):
+        DiT(N, d, hidden=16, heads=2, prediction="x0")
+    with pytest.raises(ValueError, match="schedule must be a gptheory Schedule"):
+        DiT(N, d, hidden=16, heads=2, schedule="ddpm")
+    with pytest.raises(ValueError, match="schedule config must be a dict with name in ou, ddpm"):
+        DiT(N, d, hidden=16, heads=2, schedule={"name": "cosine"})

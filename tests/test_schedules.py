@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from gptheory import DDPMSchedule, OUSchedule
+from gptheory.schedules import from_config
 
 
 def test_ou_closed_form():
@@ -53,3 +54,15 @@ def test_dtype_follows_input():
 def test_bad_input(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize(
+    "schedule", [OUSchedule(T=5.0), DDPMSchedule(num_steps=500, beta_end=0.03)], ids=["ou", "ddpm"]
+)
+def test_config_round_trip(schedule):
+    rebuilt = from_config(schedule.config())
+    assert type(rebuilt) is type(schedule) and rebuilt.config() == schedule.config()
+    t = torch.linspace(0, schedule.T, 11, dtype=torch.float64)
+    assert torch.equal(rebuilt.log_alpha(t), schedule.log_alpha(t))
+    with pytest.raises(ValueError, match="name in ou, ddpm"):
+        from_config({"name": "vp"})

@@ -35,6 +35,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=int, default=None)
     p.add_argument("--heads", type=int, default=None)
     p.add_argument("--tokens", choices=("concat", "add"), default=None)
+    p.add_argument("--prediction", choices=("eps", "v"), default=None, help="network output: noise or v")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (CUDA)")
     p.add_argument("--n-gen", type=int, default=None, help="sequences to generate for the metrics")
@@ -61,6 +62,7 @@ def _overrides(a: argparse.Namespace) -> dict:
         "depth": a.depth,
         "heads": a.heads,
         "tokens": a.tokens,
+        "prediction": a.prediction,
         "precision": a.precision,
         "compile": a.compile,
         "n_gen": a.n_gen,

@@ -16,15 +16,20 @@ command line (``python -m gptheory reproduce figure1``):
   configuration when there is one (shipped GPU results, then the local cache, whose key also
   covers the source code) and calls :func:`run` only when there is none.
 
-Why the ``cpu`` profile looks as it does (fp32 on a 2-core AMD EPYC, one thread; seed 0, ``N=32, d=4,
-nu=2, ell=4``, temporal-kernel error of 2000 generated sequences): within a fixed budget of about 170,000
-training sequences (three minutes), the number of optimiser updates is what limits the fit -- batch 128 for
-1300 steps gave 0.135, batch 64 for 2600 steps 0.095, and at one thread the throughput per sequence does not
-depend on the batch (two threads gain nothing at batch 64). Training times drawn uniformly in the log
-signal-to-noise ratio (:class:`gptheory.train.TimeSampler`) rather than uniformly in ``t`` put the updates
-where the probability-flow sampler is most sensitive to errors of the noise prediction and cut the excess
-variance of the samples (0.085 with batch 64). The early-stopping time is ``t0 = 0.01`` (the added variance
-``sigma_t0^2`` is 0.2 % of the data's).
+Why the ``cpu`` profile looks as it does (fp32 on a 2-core AMD EPYC, torch's default two threads; ``N=32, d=4,
+nu=2, ell=4``, temporal-kernel error of 2000 generated sequences; ``python -m gptheory reproduce figure1 --profile
+cpu --seed S``):
+
+* The network outputs ``v`` (``prediction="v"``, see :mod:`gptheory.model`). With DiT's noise output the
+  generated sequences came out 3-7 % too wide (variance ratio 1.031-1.065 at 3500 steps), which alone is most of a
+  0.10 error budget: seeds 0, 1, 2 gave 0.081, 0.127, 0.088. Fitting the model's eigen-directions showed where:
+  at ``t > 0.6`` the network passed a few per cent too little of the correlation remainder
+  ``eps* - sigma_t x_t`` through, and the sampler's rate ``beta_t`` (14-20 there) turns that into width. With
+  ``v`` the variance ratio is 0.97-1.00 and 2500 steps give 0.064-0.077 on seeds 1-4 (123-134 s of training).
+* Batch 64: within a fixed budget the number of optimiser updates limits the fit (batch 128 for 1300 steps
+  gave 0.135, batch 64 for 2600 steps 0.095, both with the noise output).
+* Training times uniform in the log signal-to-noise ratio (:class:`gptheory.train.TimeSampler`).
+* The early-stopping time is ``t0 = 0.01`` (the added variance ``sigma_t0^2`` is 0.2 % of the data's).
 """
 
 from __future__ import annotations
@@ -42,7 +47,6 @@ from .profiles import by_profile
 from .profiles import device as default_device
 from .profiles import profile as active_profile
 from .results import Result, cached, device_name, ship
-from .schedules import DDPMSchedule
 from .train import TrainConfig, TrainResult, build_model, train, training_set
 from .validation import positive_int
 
@@ -58,7 +62,7 @@ PROFILES: dict[str, dict] = {
         "ell": 2.0,
         "n_train": 512,
         "seed": 0,
-        "model": {"hidden": 32, "depth": 3, "heads": 2},
+        "model": {"hidden": 32, "depth": 3, "heads": 2, "prediction": "v"},
         "train": {
             "steps": 300,
             "batch_size": 64,
@@ -79,7 +83,7 @@ PROFILES: dict[str, dict] = {
         "ell": 4.0,
         "n_train": 10000,
         "seed": 0,
-        "model": {"hidden": 64, "depth": 4, "heads": 4},
+        "model": {"hidden": 64, "depth": 4, "heads": 4, "prediction": "v"},
         "train": {
             "steps": 2500,
             "batch_size": 64,
@@ -100,7 +104,7 @@ PROFILES: dict[str, dict] = {
         "ell": 4.0,
         "n_train": 100000,
         "seed": 0,
-        "model": {"hidden": 384, "depth": 12, "heads": 6},
+        "model": {"hidden": 384, "depth": 12, "heads": 6, "prediction": "v"},
         "train": {
             "steps": 6000,
             "batch_size": 256,
@@ -116,7 +120,7 @@ PROFILES: dict[str, dict] = {
         "record": 6,
     },
 }
-MODEL_KEYS = ("hidden", "depth", "heads", "tokens", "pos_dim", "mlp_ratio", "activation")
+MODEL_KEYS = ("hidden", "depth", "heads", "tokens", "pos_dim", "mlp_ratio", "activation", "prediction")
 TRAIN_KEYS = tuple(k for k in TrainConfig.__dataclass_fields__ if k not in ("seed", "log_every", "checkpoint_every"))
 
 
@@ -186,7 +190,7 @@ def run(
     init = {"qk": analysis.block_shares(analysis.qk_blocks(model)), "v": analysis.value_shares(model)}
     if checkpoint is not None:  # an interrupted run resumes from the last tenth
         cfg.checkpoint_every = max(cfg.steps // 10, 1)
-    schedule = DDPMSchedule()
+    schedule = model.schedule
     res: TrainResult = train(model, data, cfg, schedule, checkpoint=checkpoint, device=dev, progress=progress)
     net = res.ema
 

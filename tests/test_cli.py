@@ -92,4 +92,12 @@ def test_train_benchmark_tiny(capsys):
     assert "speedup_per_cpu_second" in out["fp32"]
     parts = out["breakdown_ms_per_step_ours_fp32"]
     assert {"sum of parts", "measured full step"} <= set(parts)
+    bound = out["gemm_bound_fp32"]
+    for name in ("ours", "peer"):
+        assert 0 < out["top_ops_ms_per_step_fp32"][name]["gemm_share"] <= 1
+        b = bound[name]
+        assert b["step_ms"] == pytest.approx(1e3 * 4 / out["fp32"][name]["median_seq_per_s"], abs=0.06)
+        assert b["gemm_ms"] + b["other_ms"] == pytest.approx(b["step_ms"], abs=0.2)
+    # the ceiling assumes our non-product time vanished, so it bounds the measured speed-up of medians
+    assert bound["speedup_ceiling_if_ours_had_no_other_time"] >= out["fp32"]["speedup_of_medians"] - 0.01
     assert json.loads(capsys.readouterr().out)["benchmark"] == "train"

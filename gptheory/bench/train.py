@@ -200,16 +200,42 @@ def _opt_only(run: _Runner) -> Callable[[], None]:
     return go
 
 
-def top_ops(run: _Runner, steps: int = 3, k: int = 8) -> dict[str, float]:
-    """Milliseconds per step of the ``k`` operators with the most self CPU time (``torch.profiler``)."""
+GEMMS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+
+
+def top_ops(run: _Runner, steps: int = 3, k: int = 8) -> dict:
+    """Milliseconds per step of the ``k`` operators with the most self CPU time (``torch.profiler``), and
+    the share of all self CPU time spent in matrix products (``gemm_share``; the profiler inflates every
+    operator's time, so the share, not its milliseconds, is what carries over to an unprofiled step)."""
     from torch.profiler import ProfilerActivity, profile
 
     run.step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             run.step()
-    rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:k]
-    return {e.key: round(e.self_cpu_time_total / 1e3 / steps, 2) for e in rows}
+    events = prof.key_averages()
+    rows = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:k]
+    out: dict = {e.key: round(e.self_cpu_time_total / 1e3 / steps, 2) for e in rows}
+    total = sum(e.self_cpu_time_total for e in events)
+    out["gemm_share"] = round(sum(e.self_cpu_time_total for e in events if e.key in GEMMS) / max(total, 1), 3)
+    return out
+
+
+def gemm_bound(fp32: dict, ops: dict, batch: int) -> dict:
+    """Split each model's step into matrix products and the rest, and bound the achievable speed-up.
+
+    Milliseconds per step come from the median throughput of the alternating rounds; the matrix-product
+    share from :func:`top_ops`. Both models do the same products (same width, depth, heads, tokens), so the
+    speed-up cannot exceed ``peer step / our product time`` even if everything else cost nothing.
+    """
+    out: dict = {}
+    for name in ("ours", "peer"):
+        step_ms = 1e3 * batch / fp32[name]["median_seq_per_s"]
+        gemm = ops[name]["gemm_share"] * step_ms
+        out[name] = {"step_ms": round(step_ms, 1), "gemm_ms": round(gemm, 1), "other_ms": round(step_ms - gemm, 1)}
+    out["other_time_peer_over_ours"] = round(out["peer"]["other_ms"] / out["ours"]["other_ms"], 2)
+    out["speedup_ceiling_if_ours_had_no_other_time"] = round(out["peer"]["step_ms"] / out["ours"]["gemm_ms"], 2)
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -261,7 +287,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
     if not a.no_breakdown:
         result["breakdown_ms_per_step_ours_fp32"] = breakdown(fp32[0])
-        result["top_ops_ms_per_step_fp32"] = {r.name: top_ops(r) for r in fp32}
+        result["top_ops_ms_per_step_fp32"] = ops = {r.name: top_ops(r) for r in fp32}
+        result["gemm_bound_fp32"] = gemm_bound(result["fp32"], ops, a.batch)
     text = json.dumps(result, indent=2)
     print(text)
     if a.out:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import pytest
 import torch
@@ -193,6 +194,19 @@ def test_bf16_autocast_trains_on_cpu(data):
     r = train(build_model(0, **MODEL), data, cfg(precision="bf16", steps=6), progress=False, device="cpu")
     assert math.isfinite(r.log[-1]["loss"])
     assert all(p.dtype == torch.float32 for p in r.model.parameters())
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="inductor needs a C++ compiler")
+def test_compiled_training_matches_eager(data):
+    """The gpu profile's path (torch.compile, v-prediction) also runs on the CPU and follows the eager run."""
+    model = {**MODEL, "prediction": "v"}
+    eager = train(build_model(0, **model), data, cfg(steps=6), progress=False, device="cpu")
+    compiled = train(build_model(0, **model), data, cfg(steps=6, compile=True), progress=False, device="cpu")
+    torch.testing.assert_close(
+        torch.tensor([e["loss"] for e in compiled.log]), torch.tensor([e["loss"] for e in eager.log]), rtol=1e-4, atol=0
+    )
+    for (name, pc), pe in zip(compiled.model.state_dict().items(), eager.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(pc, pe, rtol=0, atol=1e-5, msg=name)
 
 
 def test_save_atomic_replaces_and_leaves_no_temp(tmp_path):

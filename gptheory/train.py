@@ -230,9 +230,17 @@ def save_atomic(obj: dict, path: str | os.PathLike) -> None:
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint written by :func:`train`."""
-    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"checkpoint {path} is not a gptheory training checkpoint (version {CHECKPOINT_VERSION})")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "version" not in ckpt or "model_config" not in ckpt:
+        raise ValueError(f"checkpoint {path} is not a gptheory training checkpoint")
+    if ckpt["version"] != CHECKPOINT_VERSION:
+        raise ValueError(
+            f"checkpoint {path} has format version {ckpt['version']}, this gptheory reads version "
+            f"{CHECKPOINT_VERSION}; retrain, or load it with the gptheory release that wrote it"
+        )
     return ckpt
 
 

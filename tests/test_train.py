@@ -209,6 +209,17 @@ def test_compiled_training_matches_eager(data):
         torch.testing.assert_close(pc, pe, rtol=0, atol=1e-5, msg=name)
 
 
+def test_load_checkpoint_explains_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_model(tmp_path / "missing.pt")
+    save_atomic({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a gptheory training checkpoint"):
+        load_model(tmp_path / "other.pt")
+    save_atomic({"version": 1, "model_config": {}}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="format version 1, this gptheory reads version 2"):
+        load_checkpoint(tmp_path / "old.pt")
+
+
 def test_save_atomic_replaces_and_leaves_no_temp(tmp_path):
     path = tmp_path / "sub" / "x.pt"
     save_atomic({"a": torch.ones(2)}, path)

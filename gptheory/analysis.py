@@ -25,6 +25,8 @@ arrays; nothing is trained. The pieces follow Section 6.1 and Appendix D.1 of th
   time-time blocks; :func:`block_shares` gives each block's share of the squared Frobenius norm (the four add to 1).
   :func:`logit_shares` does the same for the logits the layer actually forms on given inputs (input scales included).
 * **Value emphasis** (:func:`value_shares`, Figure 9): ``||V_x||_F^2 / (||V_x||_F^2 + ||V_e||_F^2)`` per layer.
+* **The noise prediction per eigen-direction** (:func:`eigen_response`, :func:`variance_drift`): how much of each
+  direction of the process a noise predictor passes through at each time, and the variance this adds to samples.
 * **Attention along the backward process** (:func:`generate_with_attention`, Figures 5 and 10): sample as
   :func:`gptheory.train.generate` does and record every layer's attention (mean over sequences and heads) at each
   time the sampler evaluates the network.
@@ -35,6 +37,7 @@ arrays; nothing is trained. The pieces follow Section 6.1 and Appendix D.1 of th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -269,6 +272,59 @@ def generate_with_attention(
     return samples, torch.tensor(times, dtype=torch.float64), maps
 
 
+# ============================================================================ the noise prediction, per eigen-direction
+def eigen_response(
+    eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    gp: GaussianProcess,
+    schedule: Schedule,
+    times: torch.Tensor,
+    n: int = 2048,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Relative shortfall ``delta: (K, N, d)`` of a noise predictor's response in each eigen-direction of the process.
+
+    For Gaussian data the exact noise is linear: in the eigenbasis ``z = U^T (x_t - alpha_t mu) V`` of
+    ``Gamma (x) Sigma`` (eigenvalues ``lambda_i m_j``) it is ``eps*_ij = c*_ij z_ij`` with
+    ``c* = sigma_t / (alpha_t^2 lambda_i m_j + sigma_t^2)``. For ``eps_fn(x, t) -> (n, N, d)`` (e.g. a trained
+    :class:`DiT`) the least-squares coefficient ``c_ij`` of its output on ``z_ij`` over ``n`` fresh sequences at each
+    time in ``times: (K,)`` gives ``delta = 1 - c / c*``: ``0`` is exact, ``delta > 0`` passes too little through.
+    """
+    times = finite_tensor("times", times, (None,)).to(DTYPE)
+    n = positive_int("n", n)
+    lam, U, m, V = gp.eig
+    L = lam[:, None] * m[None, :]
+    g = torch.Generator().manual_seed(int(seed))
+    x0 = gp.sample(n, generator=g)
+    out = []
+    for t in times:
+        alpha, sigma = schedule.alpha(t), schedule.sigma(t)
+        xt = alpha * x0 + sigma * torch.randn(x0.shape, generator=g, dtype=DTYPE)
+        eps = eps_fn(xt, torch.full((n,), float(t), dtype=DTYPE)).to(DTYPE)
+        z = U.T @ (xt - alpha * gp.mu) @ V
+        c = (U.T @ eps @ V * z).sum(0) / (z * z).sum(0)
+        out.append(1 - c * (alpha**2 * L + sigma**2) / sigma)
+    return torch.stack(out)
+
+
+def variance_drift(delta: torch.Tensor, times: torch.Tensor, gp: GaussianProcess, schedule: Schedule) -> torch.Tensor:
+    """Log of the factor by which the probability-flow sampler inflates each eigen-direction's variance, ``(N, d)``.
+
+    In direction ``ij`` the backward ODE ``dx/dt = -beta_t/2 (x - eps_hat/sigma_t)`` with
+    ``eps_hat = (1 - delta) c* z`` grows ``log|x|`` by ``beta_t delta / (2 v_t)`` per unit of time more than the exact
+    one (``v_t = alpha_t^2 lambda_i m_j + sigma_t^2``, the marginal variance), so the generated variance carries the
+    factor ``exp(int beta_t delta / v_t dt)``, integrated over ``times`` (increasing; trapezoidal rule). Exact for a
+    linear predictor with the given ``delta``; for a network, its linear part.
+    """
+    times = finite_tensor("times", times, (None,)).to(DTYPE)
+    if delta.shape[0] != times.shape[0] or times.shape[0] < 2 or (times.diff() <= 0).any():
+        raise ValueError(f"times must increase and match delta's first axis ({delta.shape[0]}), got {times.shape[0]}")
+    lam, _, m, _ = gp.eig
+    L = lam[:, None] * m[None, :]
+    alpha, sigma = schedule.alpha(times)[:, None, None], schedule.sigma(times)[:, None, None]
+    rate = schedule.beta(times)[:, None, None] / (alpha**2 * L + sigma**2)
+    return torch.trapezoid(delta.to(DTYPE) * rate, times, dim=0)
+
+
 def pick_times(times: torch.Tensor, k: int) -> list[int]:
     """``k`` indices into the decreasing ``times`` spread evenly over the backward process (first and last included)."""
     K = len(times)
@@ -306,6 +362,7 @@ __all__ = [
     "construction_attention",
     "fitted_bandwidth",
     "gap_profile",
+    "eigen_response",
     "generate_with_attention",
     "kernel_attention",
     "logit_shares",
@@ -316,4 +373,5 @@ __all__ = [
     "qkv_inputs",
     "similarity",
     "value_shares",
+    "variance_drift",
 ]

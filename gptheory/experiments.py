@@ -23,10 +23,12 @@ cpu --seed S``):
 * The network outputs ``v`` (``prediction="v"``, see :mod:`gptheory.model`). With DiT's noise output the
   generated sequences came out 3-7 % too wide (variance ratio 1.031-1.065 at 3500 steps), which alone is most of a
   0.10 error budget: seeds 0, 1, 2 gave 0.081, 0.127, 0.088. Fitting the network's linear response in the
-  process's eigen-directions showed where: at ``t > 0.6``, where ``eps*`` is almost ``sigma_t x_t``, it passed up to
-  4 % too little of the leading directions through, and the sampler's rate ``beta_t`` (12-20 there) turns that
-  into width. The ``v`` output has ``sigma_t x_t`` built in: variance ratio 0.97-1.00, and 2500 steps give
-  0.064-0.077 on seeds 0-4 (101-134 s of training); for ``nu=1, ell=2`` 0.091 against 0.153 with the noise output.
+  process's eigen-directions (:func:`gptheory.analysis.eigen_response`, seed 1) showed where: at ``t > 0.6``,
+  where ``eps*`` is almost ``sigma_t x_t``, it passed up to 4 % too little of the leading directions through,
+  and the sampler's rate ``beta_t`` (12-20 there) turns that into width (:func:`~gptheory.analysis.variance_drift`
+  predicts a variance ratio of 1.037 from it). The ``v`` output has ``sigma_t x_t`` built in: variance ratio
+  0.97-1.00, and 2500 steps give 0.064-0.077 on seeds 0-4 (101-134 s of training); for ``nu=1, ell=2`` 0.091
+  against 0.153 with the noise output.
 * Batch 64: within a fixed budget the number of optimiser updates limits the fit (batch 128 for 1300 steps
   gave 0.135, batch 64 for 2600 steps 0.095, both with the noise output).
 * Training times uniform in the log signal-to-noise ratio (:class:`gptheory.train.TimeSampler`).

@@ -15,6 +15,7 @@ from gptheory.analysis import (
     attention_maps,
     block_shares,
     construction_attention,
+    eigen_response,
     fitted_bandwidth,
     gap_profile,
     generate_with_attention,
@@ -26,8 +27,10 @@ from gptheory.analysis import (
     qk_blocks,
     similarity,
     value_shares,
+    variance_drift,
 )
 from gptheory.model import DiT
+from gptheory.samplers import prior, sample
 from gptheory.schedules import DDPMSchedule
 from gptheory.train import generate
 
@@ -194,3 +197,34 @@ def test_construction_relu_heads_give_the_row_normalised_band():
     gp = GaussianProcess(6, 1, nu=1.0, ell=1.5)
     A = construction_attention(gp)
     torch.testing.assert_close(A, gp.Gamma / gp.Gamma.sum(1, keepdim=True), atol=1e-8, rtol=1e-8)
+
+
+def test_eigen_response_and_variance_drift_predict_what_the_sampler_does():
+    """A predictor that passes a fraction ``1 - a`` of the exact noise has ``delta = a`` in every direction, and the
+    probability-flow sampler driven by it widens each direction's samples by exactly ``exp(variance_drift / 2)``."""
+    gp = GaussianProcess(6, 2, nu=2.0, ell=2.0, seed=3)
+    sched = DDPMSchedule()
+    t0 = 0.02
+    times = torch.logspace(math.log10(t0), 0, 200, dtype=torch.float64)
+
+    def exact(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return -sched.sigma(t)[:, None, None] * gp.score(x, t, sched)
+
+    assert eigen_response(exact, gp, sched, times[::20], n=64).abs().max() < 1e-9
+    a = 0.03
+    delta = eigen_response(lambda x, t: (1 - a) * exact(x, t), gp, sched, times, n=64)
+    torch.testing.assert_close(delta, torch.full_like(delta, a), rtol=0, atol=1e-9)
+    drift = variance_drift(delta, times, gp, sched)  # (N, d)
+    assert (drift > 0).all()
+
+    x_T = prior(16, 6, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    runs = [
+        sample(lambda x, t, f=f: f * gp.score(x, t, sched), x_T, sched, 200, t0, method="heun", progress=False)
+        for f in (1.0, 1 - a)
+    ]
+    _, U, _, V = gp.eig
+    z_exact, z_short = (U.T @ y @ V for y in runs)
+    # the exact score is diagonal in this basis, so each sample's coordinate is scaled by the same factor
+    torch.testing.assert_close((z_short / z_exact).log(), (drift / 2).expand_as(z_exact), rtol=0, atol=1e-3)
+    with pytest.raises(ValueError, match="times must increase"):
+        variance_drift(delta, times.flip(0), gp, sched)

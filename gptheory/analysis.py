@@ -291,8 +291,7 @@ def eigen_response(
     """
     times = finite_tensor("times", times, (None,)).to(DTYPE)
     n = positive_int("n", n)
-    lam, U, m, V = gp.eig
-    L = lam[:, None] * m[None, :]
+    L = gp.spectrum
     g = torch.Generator().manual_seed(int(seed))
     x0 = gp.sample(n, generator=g)
     out = []
@@ -300,8 +299,8 @@ def eigen_response(
         alpha, sigma = schedule.alpha(t), schedule.sigma(t)
         xt = alpha * x0 + sigma * torch.randn(x0.shape, generator=g, dtype=DTYPE)
         eps = eps_fn(xt, torch.full((n,), float(t), dtype=DTYPE)).to(DTYPE)
-        z = U.T @ (xt - alpha * gp.mu) @ V
-        c = (U.T @ eps @ V * z).sum(0) / (z * z).sum(0)
+        z = gp.to_eigenbasis(xt - alpha * gp.mu)
+        c = (gp.to_eigenbasis(eps) * z).sum(0) / (z * z).sum(0)
         out.append(1 - c * (alpha**2 * L + sigma**2) / sigma)
     return torch.stack(out)
 
@@ -318,8 +317,7 @@ def variance_drift(delta: torch.Tensor, times: torch.Tensor, gp: GaussianProcess
     times = finite_tensor("times", times, (None,)).to(DTYPE)
     if delta.shape[0] != times.shape[0] or times.shape[0] < 2 or (times.diff() <= 0).any():
         raise ValueError(f"times must increase and match delta's first axis ({delta.shape[0]}), got {times.shape[0]}")
-    lam, _, m, _ = gp.eig
-    L = lam[:, None] * m[None, :]
+    L = gp.spectrum
     alpha, sigma = schedule.alpha(times)[:, None, None], schedule.sigma(times)[:, None, None]
     rate = schedule.beta(times)[:, None, None] / (alpha**2 * L + sigma**2)
     return torch.trapezoid(delta.to(DTYPE) * rate, times, dim=0)

@@ -38,6 +38,7 @@ cpu --seed S``):
 from __future__ import annotations
 
 import copy
+import math
 import time
 from pathlib import Path
 
@@ -219,6 +220,15 @@ def run(
     lshares = analysis.logit_shares(net, x_gen[: min(256, s["n_gen"])].to(ndev), cfg.t0)
     batch = min(cfg.batch_size, s["n_train"])
 
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return net(x.to(ndev, torch.float32), t.to(ndev, torch.float32), check=False).to("cpu", DTYPE)
+
+    eig_times = torch.logspace(math.log10(cfg.t0), math.log10(schedule.T), 40, dtype=DTYPE)
+    delta = analysis.eigen_response(eps_fn, gp, schedule, eig_times, n=min(2048, s["n_gen"]), seed=int(s["seed"]) + 30)
+    drift = analysis.variance_drift(delta, eig_times, gp, schedule)
+    spectrum = gp.spectrum
+
     numbers = {
         "errors_generated": err_gen,
         "errors_true": err_true,
@@ -226,6 +236,8 @@ def run(
         "ratio_spatial": err_gen["spatial"] / err_true["spatial"],
         "paper_relative_error": metrics.paper_relative_error(x_gen, x_true, gp.Gamma, gp.Sigma),
         "variance_ratio": float(x_gen.double().var(0).mean() / x_true.double().var(0).mean()),
+        # the variance ratio the network's linear response predicts (analysis.variance_drift), eigenvalue-weighted
+        "variance_ratio_predicted": float((spectrum * drift.exp()).sum() / spectrum.sum()),
         "train_seconds": res.seconds,
         "train_sequences_per_second": res.steps * batch / max(res.seconds, 1e-9),
         "generate_seconds": generate_seconds,
@@ -261,6 +273,9 @@ def run(
         "construction_attention": built.numpy(),
         "loss_steps": np.array([e["step"] for e in res.log]),
         "loss": np.array([e["loss"] for e in res.log]),
+        "eigen_times": eig_times.numpy(),
+        "eigen_delta": delta.numpy(),  # (K, N, d): shortfall of the noise prediction per eigen-direction
+        "spectrum": spectrum.numpy(),  # (N, d): eigenvalues lambda_i m_j of Gamma (x) Sigma
     }
     for b in analysis.BLOCKS:
         arrays[f"qk_{b}"] = torch.stack([layer[b] for layer in blocks]).cpu().numpy()

@@ -21,9 +21,10 @@ chosen by ``prediction``:
 * ``"eps"`` (DiT's choice): the network output ``F`` is ``eps_hat``.
 * ``"v"`` (Salimans and Ho's v-parameterisation): ``F`` estimates ``v = alpha_t eps - sigma_t x_0`` and
   ``eps_hat = sigma_t x_t + alpha_t F``. The same function class, but the trainer's loss ``|F - v|^2``
-  (:meth:`DiT.target`) equals ``|eps_hat - eps|^2 / alpha_t^2``: near ``T``, where ``eps_hat`` is almost
-  ``x_t`` and the sampler's drift multiplies its small remaining error by the large ``beta_t``, the
-  network fits the correction ``eps_hat - sigma_t x_t`` at unit scale instead of as a tiny residual.
+  (:meth:`DiT.target`) equals ``|eps_hat - eps|^2 / alpha_t^2``. Near ``T`` the exact noise is almost
+  ``sigma_t x_t`` and the sampler's drift multiplies any error in it by the large ``beta_t``; with ``"v"``
+  that term is built in rather than rebuilt through the layers, and the network's error reaches
+  ``eps_hat`` scaled by ``alpha_t``, which vanishes there (see :func:`gptheory.analysis.eigen_response`).
 
 Two attention paths give the same output: the fast one calls
 ``torch.nn.functional.scaled_dot_product_attention``; the analysis one

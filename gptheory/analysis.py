@@ -305,22 +305,30 @@ def eigen_response(
     return torch.stack(out)
 
 
-def variance_drift(delta: torch.Tensor, times: torch.Tensor, gp: GaussianProcess, schedule: Schedule) -> torch.Tensor:
+def variance_drift(
+    delta: torch.Tensor, times: torch.Tensor, gp: GaussianProcess, schedule: Schedule, cumulative: bool = False
+) -> torch.Tensor:
     """Log of the factor by which the probability-flow sampler inflates each eigen-direction's variance, ``(N, d)``.
 
     In direction ``ij`` the backward ODE ``dx/dt = -beta_t/2 (x - eps_hat/sigma_t)`` with
     ``eps_hat = (1 - delta) c* z`` grows ``log|x|`` by ``beta_t delta / (2 v_t)`` per unit of time more than the exact
     one (``v_t = alpha_t^2 lambda_i m_j + sigma_t^2``, the marginal variance), so the generated variance carries the
     factor ``exp(int beta_t delta / v_t dt)``, integrated over ``times`` (increasing; trapezoidal rule). Exact for a
-    linear predictor with the given ``delta``; for a network, its linear part.
+    linear predictor with the given ``delta``; for a network, its linear part. With ``cumulative`` the result is
+    ``(K, N, d)``: entry ``k`` integrates from ``times[k]`` to ``times[-1]``, i.e. what the backward process has
+    added by the time it reaches ``times[k]`` (entry 0 is the total, the last entry 0).
     """
     times = finite_tensor("times", times, (None,)).to(DTYPE)
     if delta.shape[0] != times.shape[0] or times.shape[0] < 2 or (times.diff() <= 0).any():
         raise ValueError(f"times must increase and match delta's first axis ({delta.shape[0]}), got {times.shape[0]}")
     L = gp.spectrum
     alpha, sigma = schedule.alpha(times)[:, None, None], schedule.sigma(times)[:, None, None]
-    rate = schedule.beta(times)[:, None, None] / (alpha**2 * L + sigma**2)
-    return torch.trapezoid(delta.to(DTYPE) * rate, times, dim=0)
+    rate = schedule.beta(times)[:, None, None] / (alpha**2 * L + sigma**2) * delta.to(DTYPE)
+    if not cumulative:
+        return torch.trapezoid(rate, times, dim=0)
+    from_start = torch.cumulative_trapezoid(rate, times, dim=0)  # int from times[0] to times[k], k >= 1
+    total = from_start[-1]
+    return torch.cat([total[None], total - from_start])
 
 
 def pick_times(times: torch.Tensor, k: int) -> list[int]:

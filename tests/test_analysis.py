@@ -216,6 +216,9 @@ def test_eigen_response_and_variance_drift_predict_what_the_sampler_does():
     torch.testing.assert_close(delta, torch.full_like(delta, a), rtol=0, atol=1e-9)
     drift = variance_drift(delta, times, gp, sched)  # (N, d)
     assert (drift > 0).all()
+    cum = variance_drift(delta, times, gp, sched, cumulative=True)  # (K, N, d), accumulated from T down to t
+    assert cum.shape == (len(times), 6, 2) and torch.allclose(cum[0], drift) and (cum[-1] == 0).all()
+    assert (cum.diff(dim=0) <= 0).all()  # a positive shortfall only ever adds variance
 
     x_T = prior(16, 6, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     runs = [

@@ -247,9 +247,13 @@ def generate_with_attention(
             sums[key] = sums[key] + m if key in sums else m
         chunk_maps.clear()
 
+    first: list[float] = []  # the sampler's first time; every chunk starts there again
+
     def record(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         key = float(t[0])
-        if key == schedule.T and chunk_maps:  # the sampler starts the next chunk at T
+        if not first:
+            first.append(key)
+        elif key == first[0]:
             flush()
         with torch.no_grad():
             eps, probs = model(y, t, return_attention=True, check=False)

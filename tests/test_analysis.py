@@ -31,7 +31,7 @@ from gptheory.analysis import (
 )
 from gptheory.model import DiT
 from gptheory.samplers import prior, sample
-from gptheory.schedules import DDPMSchedule
+from gptheory.schedules import DDPMSchedule, OUSchedule
 from gptheory.train import generate
 
 
@@ -166,9 +166,9 @@ def test_attention_maps_average_the_analysis_path():
     torch.testing.assert_close(maps.sum(-1), torch.ones(2, 6))
 
 
-def test_generate_with_attention_reproduces_generate():
-    model = randomized(DiT(5, 2, hidden=16, depth=2, heads=2), scale=0.05)
-    sched = DDPMSchedule()
+@pytest.mark.parametrize("sched", [DDPMSchedule(), OUSchedule(T=6.3)], ids=["ddpm", "ou-T-not-a-float32"])
+def test_generate_with_attention_reproduces_generate(sched):
+    model = randomized(DiT(5, 2, hidden=16, depth=2, heads=2, schedule=sched), scale=0.05)
     steps, t0 = 4, 1e-2
     ref = generate(model, 12, sched, steps=steps, t0=t0, seed=7, batch_size=5, progress=False)
     x, times, maps = generate_with_attention(model, 12, sched, steps=steps, t0=t0, seed=7, batch_size=5)

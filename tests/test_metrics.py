@@ -59,6 +59,13 @@ def test_paper_relative_error_is_one_for_true_samples_and_large_for_wrong_ones()
     assert 0.7 < np.exp(np.mean(np.log(rel_true))) < 1.4
     wrong = GaussianProcess(12, 2, nu=1.0, ell=1.0, Sigma=gp.Sigma).sample(2000)
     assert paper_relative_error(wrong, gp.sample(2000), gp.Gamma, gp.Sigma) > 5
+    # the same number as the ratio of covariance_errors' "covariance" entries (what the experiment driver uses)
+    x_true = gp.sample(2000)
+    ratio = (
+        covariance_errors(wrong, gp.Gamma, gp.Sigma)["covariance"]
+        / covariance_errors(x_true, gp.Gamma, gp.Sigma)["covariance"]
+    )
+    assert paper_relative_error(wrong, x_true, gp.Gamma, gp.Sigma) == pytest.approx(ratio, rel=1e-12)
 
 
 def test_gaussian_kl_matches_torch_distributions(gen):

@@ -45,29 +45,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
 
 
+# the options that override a profile's setting of the same name (argparse turns --n-train into n_train)
+OVERRIDES = ("N", "d", "nu", "ell", "n_train", "seed", "steps", "batch_size", "lr", "warmup", "t_sampling", "hidden")
+OVERRIDES += ("depth", "heads", "tokens", "prediction", "precision", "compile", "n_gen", "sample_steps")
+
+
 def _overrides(a: argparse.Namespace) -> dict:
-    return {
-        "N": a.N,
-        "d": a.d,
-        "nu": a.nu,
-        "ell": a.ell,
-        "n_train": a.n_train,
-        "seed": a.seed,
-        "steps": a.steps,
-        "batch_size": a.batch_size,
-        "lr": a.lr,
-        "warmup": a.warmup,
-        "t_sampling": a.t_sampling,
-        "hidden": a.hidden,
-        "depth": a.depth,
-        "heads": a.heads,
-        "tokens": a.tokens,
-        "prediction": a.prediction,
-        "precision": a.precision,
-        "compile": a.compile,
-        "n_gen": a.n_gen,
-        "sample_steps": a.sample_steps,
-    }
+    return {k: getattr(a, k) for k in OVERRIDES}
 
 
 def cmd_train(a: argparse.Namespace) -> dict:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gptheory.gp import GaussianProcess
-from gptheory.model import DiT, sinusoidal_embedding
+from gptheory.model import DiT, LayerNorm, sinusoidal_embedding
 from gptheory.samplers import prior, sample
 from gptheory.schedules import DDPMSchedule, OUSchedule
 
@@ -167,6 +167,19 @@ def test_constructor_checks():
         DiT(0, d)
     with pytest.raises(ValueError, match="activation must be one of"):
         DiT(N, d, hidden=16, heads=2, activation="relu")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_layer_norm_equals_torch_layer_norm_without_affine(dtype):
+    """The fixed-unit-weight LayerNorm is DiT's parameter-free LayerNorm, values and gradients, and adds no state."""
+    h = (3.0 * torch.randn(4, 7, 24, dtype=dtype) + 1.5).requires_grad_(True)
+    ours, ref = LayerNorm(24).to(dtype), torch.nn.LayerNorm(24, elementwise_affine=False, eps=1e-6)
+    g = torch.randn(4, 7, 24, dtype=dtype)
+    (grad_ours,) = torch.autograd.grad(ours(h), h, g)
+    (grad_ref,) = torch.autograd.grad(ref(h), h, g)
+    torch.testing.assert_close(ours(h), ref(h))
+    torch.testing.assert_close(grad_ours, grad_ref)
+    assert list(ours.parameters()) == [] and ours.state_dict() == {}
 
 
 def test_gelu_variants_are_close():

@@ -265,21 +265,65 @@ def slope(n: np.ndarray, err: np.ndarray, level: float = 0.95) -> tuple[float, f
     return float(fit.slope), float(fit.slope - half), float(fit.slope + half)
 
 
+def value(p: Point, metric: str) -> float:
+    """A metric of a point by dotted name: ``"dit.temporal"``, ``"yardstick.w2"``, ``"paper_relative_error"``."""
+    obj = p
+    for part in metric.split("."):
+        obj = getattr(obj, part)
+    return float(obj)
+
+
+def by_process(points: list[Point]) -> dict[tuple[float, float], list[Point]]:
+    """The points grouped by their process ``(nu, ell)``, in sorted order."""
+    groups: dict[tuple[float, float], list[Point]] = {}
+    for p in points:
+        proc = p.config["process"]
+        groups.setdefault((proc["nu"], proc["ell"]), []).append(p)
+    return dict(sorted(groups.items()))
+
+
+def n_of(p: Point) -> int:
+    return int(p.config["n_train"])
+
+
+def slopes(points: list[Point], metric: str = "dit.temporal", level: float = 0.95) -> dict[tuple, tuple]:
+    """For each process ``(nu, ell)``: the fitted log-log slope of ``metric`` against ``n`` with its interval
+    (:func:`slope`), over every run (all seeds)."""
+    return {
+        key: slope(np.array([n_of(p) for p in pts]), np.array([value(p, metric) for p in pts]), level)
+        for key, pts in by_process(points).items()
+    }
+
+
+def means(points: list[Point], metric: str) -> dict[tuple, dict[int, float]]:
+    """For each process ``(nu, ell)``: ``n -> mean of metric over seeds``."""
+    out = {}
+    for key, pts in by_process(points).items():
+        ns = sorted({n_of(p) for p in pts})
+        out[key] = {n: float(np.mean([value(p, metric) for p in pts if n_of(p) == n])) for n in ns}
+    return out
+
+
+def ordering(points: list[Point], axis: str, metric: str = "dit.temporal") -> dict[int, bool]:
+    """Whether the paper's ordering holds at each ``n``: error decreasing in ``nu`` (``axis="nu"``) or increasing
+    in ``ell`` (``axis="ell"``), comparing means over seeds."""
+    m = means(points, metric)
+    keys = sorted(m, key=lambda k: k[0] if axis == "nu" else -k[1])  # from "should be worst" to "should be best"
+    ns = sorted(set.intersection(*(set(m[k]) for k in keys)))
+    return {n: all(m[a][n] > m[b][n] for a, b in zip(keys, keys[1:], strict=False)) for n in ns}
+
+
 def plot(points: list[Point], metric: str = "dit.temporal"):
     """Error against ``n`` on log-log axes, one line per process (``nu``, ``ell``), mean over seeds with each seed
     drawn as a dot; the yardstick dashed. Returns the matplotlib ``Figure``."""
     import matplotlib.pyplot as plt
 
-    part, field = metric.split(".")
-    groups: dict[tuple, list[Point]] = {}
-    for p in points:
-        proc = p.config["process"]
-        groups.setdefault((proc["nu"], proc["ell"]), []).append(p)
+    field = metric.split(".")[-1]
     fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
-    for k, (key, pts) in enumerate(sorted(groups.items())):
-        n = np.array([p.config["n_train"] for p in pts])
-        e = np.array([getattr(getattr(p, part), field) for p in pts])
-        y = np.array([getattr(p.yardstick, field) for p in pts])
+    for k, (key, pts) in enumerate(by_process(points).items()):
+        n = np.array([n_of(p) for p in pts])
+        e = np.array([value(p, metric) for p in pts])
+        y = np.array([value(p, f"yardstick.{field}") for p in pts])
         ns = np.unique(n)
         ax.loglog(n, e, "o", color=f"C{k}", alpha=0.45, ms=4)
         ax.loglog(
@@ -291,6 +335,14 @@ def plot(points: list[Point], metric: str = "dit.temporal"):
     ax.set_title("solid: DiT; dashed: structured Gaussian fit to the same n")
     ax.legend(fontsize=8)
     return fig
+
+
+def sweeps(profile: str | None = None, progress: bool = True) -> dict:
+    """Both Figure 4(a) sweeps of ``profile`` as :class:`gptheory.sweep.SweepResult` by name: shipped or cached
+    points are loaded, missing ones trained (and cached)."""
+    from .sweep import run_sweep
+
+    return {s.name: run_sweep(s.name, profile, out=None, progress=progress) for s in SWEEPS}
 
 
 # ------------------------------------------------------------------------------------------------- sweeps
@@ -372,5 +424,11 @@ __all__ = [
     "plot",
     "run_point",
     "sample_errors",
+    "by_process",
+    "means",
+    "ordering",
     "slope",
+    "slopes",
+    "sweeps",
+    "value",
 ]

@@ -46,8 +46,7 @@ def cmd_train(a: argparse.Namespace) -> dict:
     config = settings(a.profile, **options_from(a))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    _, data, model, cfg = prepare(config)
-    cfg.checkpoint_every = max(cfg.steps // 10, 1)
+    _, data, model, cfg = prepare(config, checkpointed=True)
     dev = torch.device(a.device) if a.device else default_device()
     res = train(model, data, cfg, checkpoint=out / "checkpoint.pt", device=dev, progress=not a.no_progress)
     summary = {

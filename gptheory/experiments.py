@@ -100,14 +100,17 @@ def settings(profile: str | None = None, **overrides) -> ExperimentConfig:
     return by_profile(**FIGURE1, name=profile).replace(**overrides)
 
 
-def prepare(config: ExperimentConfig) -> tuple[GaussianProcess, torch.Tensor, torch.nn.Module, TrainConfig]:
+def prepare(
+    config: ExperimentConfig, checkpointed: bool = False
+) -> tuple[GaussianProcess, torch.Tensor, torch.nn.Module, TrainConfig]:
     """The process, its fixed training set ``(n_train, N, d)``, the freshly initialised DiT and the
-    :class:`TrainConfig` of ``config``, seeded by ``config.seed`` (``Sigma`` by ``process.sigma_seed``)."""
+    :class:`TrainConfig` of ``config`` (:meth:`~gptheory.config.ExperimentConfig.train_config`), seeded by
+    ``config.seed`` (``Sigma`` by ``process.sigma_seed``)."""
     p = config.process
     gp = GaussianProcess(p.N, p.d, nu=p.nu, ell=p.ell, seed=p.sigma_seed)
     data = training_set(gp, config.n_train, seed=config.seed)
     model = build_model(config.seed, N=p.N, d=p.d, **config.model.__dict__)
-    return gp, data, model, config.train_config()
+    return gp, data, model, config.train_config(checkpointed)
 
 
 @dataclass
@@ -199,11 +202,9 @@ def run(
         progress: ``tqdm`` progress bars for training.
     """
     dev = torch.device(device) if device is not None else default_device()
-    gp, data, model, cfg = prepare(config)
+    gp, data, model, cfg = prepare(config, checkpointed=checkpoint is not None)
     sampler, seed = config.sampler, config.seed
     init = {"qk": analysis.block_shares(analysis.qk_blocks(model)), "v": analysis.value_shares(model)}
-    if checkpoint is not None:  # an interrupted run resumes from the last tenth
-        cfg.checkpoint_every = max(cfg.steps // 10, 1)
     schedule = model.schedule
     res: TrainResult = train(model, data, cfg, schedule, checkpoint=checkpoint, device=dev, progress=progress)
     net = res.ema

@@ -162,9 +162,7 @@ def run_point(
 ) -> Point:
     """Train on ``config.n_train`` sequences, generate ``config.sampler.n_gen``, measure (:class:`Point`)."""
     dev = torch.device(device) if device is not None else default_device()
-    gp, data, model, cfg = prepare(config)
-    if checkpoint is not None:
-        cfg.checkpoint_every = max(cfg.steps // 10, 1)
+    gp, data, model, cfg = prepare(config, checkpointed=checkpoint is not None)
     res = train(model, data, cfg, checkpoint=checkpoint, device=dev, progress=progress)
     s, seed = config.sampler, config.seed
     start = time.perf_counter()
@@ -388,27 +386,19 @@ def _grid(axis: str) -> dict[str, dict[str, tuple]]:
     return out
 
 
-SWEEPS = (
+_WHAT = {"nu": "several kernel exponents nu at a fixed ell", "ell": "several bandwidths ell at a fixed nu"}
+SWEEPS = tuple(
     Sweep(
-        name="sample-complexity-nu",
-        description="Figure 4(a), left: error against n for several kernel exponents nu at a fixed ell",
+        name=f"sample-complexity-{axis}",
+        description=f"Figure 4(a): error against n for {_WHAT[axis]}",
         base=BASE,
-        grid=_grid("nu"),
+        grid=_grid(axis),
         record=Point,
         point=run_point,
         columns=columns,
         plot=plot,
-    ),
-    Sweep(
-        name="sample-complexity-ell",
-        description="Figure 4(a), right: error against n for several bandwidths ell at a fixed nu",
-        base=BASE,
-        grid=_grid("ell"),
-        record=Point,
-        point=run_point,
-        columns=columns,
-        plot=plot,
-    ),
+    )
+    for axis in ("nu", "ell")
 )
 
 __all__ = [

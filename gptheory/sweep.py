@@ -119,8 +119,6 @@ def _point_task(name: str, body: dict, profile: str, checkpoint: str | None, thr
     record = sweep.point(config, checkpoint=checkpoint, progress=False)
     code = results.code_hash(sweep.point.__module__)
     record.provenance = Provenance.now(body, time.perf_counter() - start, profile, default_device(), code)
-    if checkpoint is not None:
-        Path(checkpoint).unlink(missing_ok=True)  # finished: the record is what matters now
     return record
 
 
@@ -280,7 +278,9 @@ def run_sweep(
         rec.loaded = False
         results.save(rec)  # the local cache, keyed by the source too
         if folder is not None:
-            results._write(rec, folder, config_key(points[i][1].to_dict()))
+            key = config_key(points[i][1].to_dict())
+            results._write(rec, folder, key)
+            _checkpoint(sweep, folder, key).unlink(missing_ok=True)  # the record is saved: drop its checkpoint
         done[i] = rec
         _write_table(sweep, points, done, out)
 
@@ -320,6 +320,11 @@ def _base_identity(base: ExperimentConfig, grid: dict[str, tuple]) -> dict:
     return body
 
 
+def _checkpoint(sweep: Sweep, folder: Path, key: str) -> Path:
+    """Where a point's training checkpoint lives while it runs (an interrupted point resumes from it)."""
+    return folder / f"{sweep.record.NAME}-{key}.pt"
+
+
 def _find(sweep: Sweep, body: dict, folder: Path | None, code: str) -> Record | None:
     if folder is not None:
         path = folder / f"{sweep.record.NAME}-{config_key(body)}.json"
@@ -338,7 +343,7 @@ def _write_table(sweep: Sweep, points, done: dict[int, Record], out: Path | None
 def _execute(sweep, profile, points, todo, folder, workers, executor, slurm, finish, bar) -> None:
     def task(i: int) -> tuple:
         body = points[i][1].to_dict()
-        ckpt = None if folder is None else str(folder / f"{sweep.record.NAME}-{config_key(body)}.pt")
+        ckpt = None if folder is None else str(_checkpoint(sweep, folder, config_key(body)))
         return sweep.name, body, profile, ckpt
 
     def report(i: int, rec: Record) -> None:

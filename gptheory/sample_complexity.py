@@ -250,11 +250,13 @@ def early_stopping_gap(gp: GaussianProcess, t0: torch.Tensor, schedule: Schedule
 # ---------------------------------------------------------------------------------------------- analysis
 def slope(n: np.ndarray, err: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """Least-squares slope of ``log err`` on ``log n`` and its ``level`` confidence interval (Student t over the
-    residuals; every run counts, seeds included). Returns ``(slope, low, high)``; ``nan`` bounds with fewer than
-    three runs or only two distinct ``n``... (no spread to estimate)."""
+    residuals; every run counts, seeds included). Returns ``(slope, low, high)``: all ``nan`` with fewer than two
+    distinct ``n``, ``nan`` bounds with fewer than three runs (no spread to estimate)."""
     from scipy import stats
 
     x, y = np.log(np.asarray(n, float)), np.log(np.asarray(err, float))
+    if len(np.unique(x)) < 2:
+        return math.nan, math.nan, math.nan
     fit = stats.linregress(x, y)
     dof = len(x) - 2
     if dof < 1 or not np.isfinite(fit.stderr):
@@ -284,13 +286,16 @@ def n_of(p: Point) -> int:
     return int(p.config["n_train"])
 
 
-def slopes(points: list[Point], metric: str = "dit.temporal", level: float = 0.95) -> dict[tuple, tuple]:
+def slopes(
+    points: list[Point], metric: str = "dit.temporal", level: float = 0.95, n_max: float = math.inf
+) -> dict[tuple, tuple]:
     """For each process ``(nu, ell)``: the fitted log-log slope of ``metric`` against ``n`` with its interval
-    (:func:`slope`), over every run (all seeds)."""
-    return {
-        key: slope(np.array([n_of(p) for p in pts]), np.array([value(p, metric) for p in pts]), level)
-        for key, pts in by_process(points).items()
-    }
+    (:func:`slope`), over every run (all seeds) with ``n <= n_max``."""
+    out = {}
+    for key, pts in by_process(points).items():
+        pts = [p for p in pts if n_of(p) <= n_max]
+        out[key] = slope(np.array([n_of(p) for p in pts]), np.array([value(p, metric) for p in pts]), level)
+    return out
 
 
 def means(points: list[Point], metric: str) -> dict[tuple, dict[int, float]]:

@@ -34,7 +34,7 @@ import torch
 from . import metrics
 from .config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
 from .experiments import prepare
-from .gp import DTYPE, GaussianProcess
+from .gp import DTYPE, GaussianProcess, psd_sqrt
 from .profiles import device as default_device
 from .results import Record
 from .schedules import Schedule
@@ -112,13 +112,10 @@ def _kron_pairs(Gamma: torch.Tensor, Sigma: torch.Tensor) -> torch.Tensor:
 
 
 def _sample_kronecker(Gamma: torch.Tensor, Sigma: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """``n`` draws of ``N(0, Gamma (x) Sigma)``, ``(n, N, d)`` (symmetric square roots; PSD factors)."""
-    lam, U = torch.linalg.eigh(Gamma)
-    m, V = torch.linalg.eigh(Sigma)
-    A = (U * lam.clamp(min=0).sqrt()) @ U.T
-    B = (V * m.clamp(min=0).sqrt()) @ V.T
-    z = torch.randn(n, *Gamma.shape[:1], Sigma.shape[0], generator=torch.Generator().manual_seed(seed), dtype=DTYPE)
-    return A @ z @ B
+    """``n`` draws of ``N(0, Gamma (x) Sigma)``, ``(n, N, d)``, as ``Gamma^{1/2} Z Sigma^{1/2}`` (like
+    :meth:`gptheory.gp.GaussianProcess.sample`)."""
+    z = torch.randn(n, Gamma.shape[0], Sigma.shape[0], generator=torch.Generator().manual_seed(seed), dtype=DTYPE)
+    return psd_sqrt(Gamma) @ z @ psd_sqrt(Sigma)
 
 
 @dataclass

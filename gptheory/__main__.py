@@ -130,8 +130,14 @@ def main(argv: list[str] | None = None) -> dict:
     pr.add_argument("experiment", choices=EXPERIMENTS)
     pr.add_argument("--refresh", action="store_true", help="recompute even when a saved result matches")
     _common(pr)
+    from .latent_video import add_parser as add_video_parser
+    from .latent_video import main as video_main
+
+    add_video_parser(sub)
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        if a.command == "video":
+            return video_main(a)
         if a.threads is not None:
             import torch
 

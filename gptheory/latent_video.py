@@ -32,8 +32,12 @@ from .profiles import by_profile
 from .profiles import profile as active_profile
 from .results import Result, cached, device_name, ship
 from .tracking import physics, track
-from .train import TrainConfig, build_model, train
-from .train import generate  # sampling from a trained DiT (may move to gptheory.samplers)
+from .train import (
+    TrainConfig,
+    build_model,
+    generate,  # sampling from a trained DiT (may move to gptheory.samplers)
+    train,
+)
 from .vae import VAE, VAEConfig, latent_levels, train_vae
 from .validation import nonneg_int, positive_int
 from .video import bouncing_ball, check_geometry
@@ -82,7 +86,7 @@ class VideoConfig:
     sample_steps: int = 30
 
     def __post_init__(self) -> None:
-        check_geometry(self.size, self.radius, self.speed, self.frames)
+        check_geometry(self.size, self.radius, self.speed, self.frames, T_name="frames")
         latent_levels(self.size, self.latent_size)
         for k in ("n_train", "n_eval", "latent_channels", "vae_width", "vae_steps", "vae_batch", "sample_steps"):
             positive_int(k, getattr(self, k))
@@ -238,8 +242,8 @@ def run(
         "vae": {
             "mse": float((rec_float - true.frames).square().mean()),
             "relative_error": relative_error(rec_float.numpy(), true.frames.numpy()),
-            "centre_error_px": float(np.nanmean(centre_err)),
-            "centre_error_px_max": float(np.nanmax(centre_err)),
+            "centre_error_px": _nan_stat(np.mean, centre_err),
+            "centre_error_px_max": _nan_stat(np.max, centre_err),
             "one_ball_at_truth_fraction": float((rec_track.one_ball & (centre_err < 1.0)).mean()),
             "final_loss": vres.log[-1]["loss"],
         },
@@ -273,6 +277,12 @@ def run(
         "loss": np.array([e["loss"] for e in res.log]),
     }
     return numbers, arrays
+
+
+def _nan_stat(fn, x: np.ndarray) -> float:
+    """``fn`` over the finite entries of ``x`` (NaN when there are none: no frame was tracked)."""
+    x = x[np.isfinite(x)]
+    return float(fn(x)) if x.size else float("nan")
 
 
 def physics_of_positions(positions: np.ndarray, size: int, radius: float, speed: float) -> dict:

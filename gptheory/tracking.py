@@ -145,7 +145,8 @@ def motion_metrics(
     """Physics of tracks ``centres: (n, T, 2)`` in a ``size`` box with a ball of ``radius`` moving at ``speed``.
 
     The track is cut into straight runs (:func:`clean_runs`); a line ``c + v t`` is fitted to the last
-    ``fit_frames`` frames of a run and the first ``fit_frames`` of the next. An axis whose velocity changes sign
+    ``fit_frames`` frames of a run and the first ``fit_frames`` of the next (when the gap between them is too short
+    for two bounces on one axis, ``gap * speed < size - 2 radius``). An axis whose velocity changes sign
     between them has bounced (counted in ``bounces_per_video``). Returns a dict of floats (NaN where nothing could
     be measured): ``speed_spread`` (mean relative std of the step speed within runs), ``speed_error`` (mean
     ``|run speed / speed - 1|``), ``reflection_error_deg`` (mean angle between ``v_out`` and ``v_in`` mirrored
@@ -173,6 +174,8 @@ def motion_metrics(
                 spreads.append(v.std() / v.mean())
                 speed_errs.append(abs(v.mean() / speed - 1.0))
         for (s1, e1), (s2, e2) in zip(runs[:-1], runs[1:], strict=True):
+            if (s2 - e1) * speed >= hi - lo:  # the gap could hide two bounces on one axis
+                continue
             fi = np.arange(max(s1, e1 - fit_frames + 1), e1 + 1)
             fo = np.arange(s2, min(e2, s2 + fit_frames - 1) + 1)
             c_in, v_in = _fit_line(t_all[fi], c[b, fi])

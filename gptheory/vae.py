@@ -215,7 +215,8 @@ def train_vae(
     start_step = step
     wall = time.perf_counter()
     stop = cfg.steps if stop_at is None else min(positive_int("stop_at", stop_at), cfg.steps)
-    for step in tqdm(range(step + 1, stop + 1), desc="VAE", disable=not progress, leave=False, initial=step):
+    for k in tqdm(range(step + 1, stop + 1), desc="VAE", disable=not progress, leave=False, initial=step):
+        step = k
         lr = cfg.lr * min(1.0, step / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
         for group in opt.param_groups:
             group["lr"] = lr

@@ -51,8 +51,11 @@ class Videos:
         return self.frames.shape[1]
 
 
-def check_geometry(size: int, radius: float, speed: float, T: int | None = None) -> tuple[int, float, float]:
-    """Validate the geometry once, where it enters; raises ``ValueError`` naming the parameter.
+def check_geometry(
+    size: int, radius: float, speed: float, T: int | None = None, T_name: str = "T"
+) -> tuple[int, float, float]:
+    """Validate the geometry once, where it enters; raises ``ValueError`` naming the parameter (``T_name`` for
+    the number of frames).
 
     The ball must fit the frame with room to move (``2 radius < size``), and move less than the free width
     ``size - 2 radius`` per frame (at most one hit per wall per frame).
@@ -69,9 +72,9 @@ def check_geometry(size: int, radius: float, speed: float, T: int | None = None)
     free = size - 2 * radius
     speed = real_in("speed", speed, 0.0, free, low_open=True, high_open=True)
     if T is not None:
-        T = positive_int("T", T)
+        T = positive_int(T_name, T)
         if T < 2:
-            raise ValueError(f"T must be at least 2 frames (motion needs two), got T={T}")
+            raise ValueError(f"{T_name} must be at least 2 (motion needs two frames), got {T_name}={T}")
     return size, radius, speed
 
 

@@ -9,6 +9,7 @@ one entry point (:func:`learn_video`), shared by the chapter "A bouncing ball" a
    ``(n_train, frames, latent_dim)``, standardised per coordinate, and the package's :class:`~gptheory.model.DiT`
    learns them with the package's training engine (:func:`gptheory.train.train`): one frame is one token;
 3. the DiT samples ``n_eval`` latent sequences (probability-flow ODE, Heun), the VAE decodes them to videos;
+   as a control, so does a Gaussian with the latents' full covariance (:func:`gaussian_fit`);
 4. the same measurements run on held-out true videos, their VAE reconstructions and the generated videos:
    the physics of :mod:`gptheory.tracking`, and the temporal correlation of the latents (Figure 6).
 
@@ -43,6 +44,8 @@ from .validation import nonneg_int, positive_int
 from .video import bouncing_ball, check_geometry
 
 NAME = "bouncing_ball"  # the name results are saved under
+# the layout of a saved result (bumped when run() measures or stores something new, so an old file is not read)
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,9 @@ class VideoConfig:
     seed: int = 0
     latent_size: int = 4
     latent_channels: int = 1
-    vae_width: int = 16
-    vae_steps: int = 1500
-    vae_batch: int = 128
+    vae_width: int = 8
+    vae_steps: int = 2000
+    vae_batch: int = 64
     vae_lr: float = 2e-3
     vae_beta: float = 1.0
     hidden: int = 64
@@ -179,7 +182,8 @@ def run(
 
     ``workdir`` holds the two training checkpoints (``vae.pt``, ``dit.pt``): an interrupted run resumes, a
     finished one is reloaded. Returns ``(numbers, arrays)``; numbers: ``physics`` for ``exact`` trajectories and
-    ``true``, ``reconstructed`` and ``generated`` frames (:func:`gptheory.tracking.physics`), the VAE's errors,
+    ``true``, ``reconstructed``, ``generated`` and ``gaussian`` frames (:func:`gptheory.tracking.physics`; the last
+    decoded from :func:`gaussian_fit` of the training latents), the VAE's errors,
     the Figure 6 correlation errors, timings and the matrix-product rate. Arrays: the correlation matrices, the
     generated videos (uint8) and latents, a few true and reconstructed videos, tracks, loss curves.
     """
@@ -219,6 +223,11 @@ def run(
     gen = to_uint8(vae.decode_videos(z_gen * std + mean))
     generate_seconds = time.perf_counter() - start
 
+    # 3b. the Gaussian stand-in: latent videos drawn from N(0, C) with C the data's full (frames x latent_dim)
+    # covariance -- the same second moments, so the same Figure 6, and nothing else
+    z_gauss = gaussian_fit(data, cfg.n_eval, seed=seed + 3)
+    gauss = to_uint8(vae.decode_videos(z_gauss * std + mean))
+
     # 4. held-out true videos, their reconstructions, and the measurements
     true = bouncing_ball(cfg.n_eval, cfg.frames, cfg.size, cfg.radius, cfg.speed, seed=seed + 1)
     z_true = vae.encode_videos(true.frames)
@@ -237,6 +246,7 @@ def run(
             "true": physics(from_uint8(true8), *geometry),
             "reconstructed": physics(from_uint8(rec), *geometry),
             "generated": physics(from_uint8(gen), *geometry),
+            "gaussian": physics(from_uint8(gauss), *geometry),
         },
         "true_hits_per_video": len(true.hits) / cfg.n_eval,
         "vae": {
@@ -249,6 +259,7 @@ def run(
         },
         "correlation_error_generated": relative_error(corr_gen, corr_data),
         "correlation_error_true": relative_error(corr_true, corr_data),
+        "correlation_error_gaussian": relative_error(temporal_correlation(z_gauss), corr_data),
         "latent_dim": cfg.latent_dim,
         "vae_train_seconds": vres.seconds,
         "dit_train_seconds": res.seconds,
@@ -268,6 +279,7 @@ def run(
         "z_generated": z_gen.numpy().astype(np.float32),
         "true": true8[:keep],
         "reconstructed": rec[:keep],
+        "gaussian": gauss[:keep],
         "true_positions": true.positions[:keep],
         "latent_mean": mean.numpy(),
         "latent_std": std.numpy(),
@@ -277,6 +289,19 @@ def run(
         "loss": np.array([e["loss"] for e in res.log]),
     }
     return numbers, arrays
+
+
+def gaussian_fit(z: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` draws ``(n, frames, latent_dim)`` from the Gaussian with the mean and full covariance of the latent
+    videos ``z: (m, frames, latent_dim)`` (a small ridge keeps the Cholesky factor finite)."""
+    m, T, d = z.shape
+    flat = z.reshape(m, T * d).double()
+    mu = flat.mean(0)
+    C = torch.cov(flat.T) + 1e-6 * torch.eye(T * d, dtype=torch.float64)
+    L = torch.linalg.cholesky(C)
+    g = torch.Generator().manual_seed(int(seed))
+    e = torch.randn(n, T * d, generator=g, dtype=torch.float64)
+    return (mu + e @ L.T).reshape(n, T, d).float()
 
 
 def _nan_stat(fn, x: np.ndarray) -> float:
@@ -305,7 +330,16 @@ def learn_video(
     then the local cache), else computed and cached. ``workdir`` keeps resumable checkpoints."""
     name = active_profile() if profile is None else profile
     cfg = settings(name, **overrides)
-    return cached(NAME, asdict(cfg), lambda c: run(VideoConfig(**c), workdir, device, progress), refresh, profile=name)
+
+    def compute(c: dict) -> tuple[dict, dict[str, np.ndarray]]:
+        return run(VideoConfig(**{k: v for k, v in c.items() if k != "format"}), workdir, device, progress)
+
+    return cached(NAME, result_config(cfg), compute, refresh, profile=name)
+
+
+def result_config(cfg: VideoConfig) -> dict:
+    """What a saved result is keyed by: the settings and the result :data:`FORMAT`."""
+    return asdict(cfg) | {"format": FORMAT}
 
 
 # ---------------------------------------------------------------------------------------------- command line
@@ -378,13 +412,16 @@ def main(a: argparse.Namespace) -> dict:
 
 
 __all__ = [
+    "FORMAT",
     "NAME",
     "PROFILES",
     "VideoConfig",
     "add_parser",
+    "gaussian_fit",
     "learn_video",
     "main",
     "matmul_gflops",
+    "result_config",
     "run",
     "settings",
     "temporal_correlation",

@@ -11,6 +11,7 @@ import torch
 
 from gptheory.__main__ import main as cli
 from gptheory.latent_video import (
+    FORMAT,
     NAME,
     VideoConfig,
     from_uint8,
@@ -41,7 +42,7 @@ def test_smoke_pipeline(smoke):
         C = arr[key]
         assert C.shape == (T, T) and np.allclose(np.diag(C), 1.0) and np.allclose(C, C.T)
     phys = num["physics"]
-    assert set(phys) == {"exact", "true", "reconstructed", "generated"}
+    assert set(phys) == {"exact", "true", "reconstructed", "generated", "gaussian"}
     assert phys["exact"]["hit_timing_error"] < 1e-9 and phys["exact"]["speed_spread"] < 1e-9
     assert phys["true"]["one_ball_fraction"] == 1.0 and phys["true"]["outside_fraction"] == 0.0
     for kind in ("reconstructed", "generated"):
@@ -69,6 +70,7 @@ def test_command_line_writes_the_three_files(tmp_path, monkeypatch):
         assert (out / name).is_file() and (out / name).stat().st_size > 0
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["provenance"]["config"]["steps"] == 40 and saved["experiment"] == NAME
+    assert saved["provenance"]["config"]["format"] == FORMAT
     assert set(saved["physics"]) == set(report["physics"])
     from PIL import Image
 
@@ -124,7 +126,7 @@ def test_shipped_result_re_measures(res):
     """A shipped result (no weights) is checked from its pieces: the true videos are regenerated from the seed and
     re-measured, the stored generated videos are re-tracked, and Figure 6's error is recomputed from the stored
     generated latents."""
-    cfg = VideoConfig(**res.config)
+    cfg = VideoConfig(**{k: v for k, v in res.config.items() if k != "format"})
     true = bouncing_ball(cfg.n_eval, cfg.frames, cfg.size, cfg.radius, cfg.speed, seed=cfg.seed + 1)
     assert np.allclose(true.positions[: len(res.arrays["true_positions"])], res.arrays["true_positions"])
     geometry = (cfg.size, cfg.radius, cfg.speed)

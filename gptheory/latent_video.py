@@ -64,7 +64,7 @@ class VideoConfig:
     radius: float = 3.0
     speed: float = 2.0
     frames: int = 32
-    n_train: int = 4000
+    n_train: int = 6000
     n_eval: int = 128
     seed: int = 0
     latent_size: int = 4
@@ -78,7 +78,7 @@ class VideoConfig:
     depth: int = 4
     heads: int = 4
     prediction: str = "v"
-    steps: int = 4000
+    steps: int = 7000
     batch_size: int = 64
     lr: float = 2e-3
     warmup: int = 200
@@ -259,6 +259,10 @@ def run(
         },
         "correlation_error_generated": relative_error(corr_gen, corr_data),
         "correlation_error_true": relative_error(corr_true, corr_data),
+        # memorisation check: distance from each video's latents to the nearest training video, generated over true
+        "nearest_training_ratio": float(
+            np.median(nearest_distance(z_gen, data)) / np.median(nearest_distance((z_true - mean) / std, data))
+        ),
         "correlation_error_gaussian": relative_error(temporal_correlation(z_gauss), corr_data),
         "latent_dim": cfg.latent_dim,
         "vae_train_seconds": vres.seconds,
@@ -302,6 +306,13 @@ def gaussian_fit(z: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(int(seed))
     e = torch.randn(n, T * d, generator=g, dtype=torch.float64)
     return (mu + e @ L.T).reshape(n, T, d).float()
+
+
+def nearest_distance(z: torch.Tensor, data: torch.Tensor, chunk: int = 256) -> np.ndarray:
+    """Euclidean distance ``(n,)`` from each latent video ``z: (n, frames, d)`` to its nearest one in ``data``."""
+    flat = data.reshape(len(data), -1).double()
+    out = [torch.cdist(part.reshape(len(part), -1).double(), flat).min(1).values for part in z.split(chunk)]
+    return torch.cat(out).numpy()
 
 
 def _nan_stat(fn, x: np.ndarray) -> float:

@@ -87,7 +87,7 @@ def save_gif(frames: np.ndarray, path: str | os.PathLike, scale: int = 4, fps: i
 
     v = (np.clip(_video(frames), 0, 1) * 255).round().astype(np.uint8)
     v = v.repeat(scale, axis=1).repeat(scale, axis=2)
-    images = [Image.fromarray(f, mode="L") for f in v]
+    images = [Image.fromarray(f) for f in v]
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
 
 

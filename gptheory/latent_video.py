@@ -29,7 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .latent_stats import gaussian_fit, nearest_distance, relative_error, temporal_correlation
 from .profiles import by_profile
+from .profiles import device as default_device
 from .profiles import profile as active_profile
 from .results import Result, cached, device_name, ship
 from .tracking import physics, track
@@ -114,14 +116,47 @@ class VideoConfig:
 
 PROFILES: dict[str, VideoConfig] = {
     "smoke": VideoConfig(
-        size=16, radius=2.0, speed=1.5, frames=12, n_train=256, n_eval=32, vae_width=8, vae_steps=120,
-        vae_batch=64, vae_lr=3e-3, hidden=32, depth=2, heads=2, steps=150, warmup=20, sample_steps=10,
+        size=16,
+        radius=2.0,
+        speed=1.5,
+        frames=12,
+        n_train=256,
+        n_eval=32,
+        vae_width=8,
+        vae_steps=120,
+        vae_batch=64,
+        vae_lr=3e-3,
+        hidden=32,
+        depth=2,
+        heads=2,
+        steps=150,
+        warmup=20,
+        sample_steps=10,
     ),  # fmt: skip
     "cpu": VideoConfig(),
     "gpu": VideoConfig(
-        size=64, radius=5.0, speed=2.5, frames=240, n_train=10000, n_eval=256, latent_size=8, latent_channels=2,
-        vae_width=32, vae_steps=20000, vae_batch=256, hidden=384, depth=12, heads=6, steps=40000, batch_size=64,
-        lr=3e-4, warmup=1000, t0=1e-3, precision="auto", compile=True, sample_steps=50,
+        size=64,
+        radius=5.0,
+        speed=2.5,
+        frames=240,
+        n_train=10000,
+        n_eval=256,
+        latent_size=8,
+        latent_channels=2,
+        vae_width=32,
+        vae_steps=20000,
+        vae_batch=256,
+        hidden=384,
+        depth=12,
+        heads=6,
+        steps=40000,
+        batch_size=64,
+        lr=3e-4,
+        warmup=1000,
+        t0=1e-3,
+        precision="auto",
+        compile=True,
+        sample_steps=50,
     ),  # fmt: skip
 }
 
@@ -157,21 +192,6 @@ def from_uint8(frames: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(frames, dtype=torch.float32) / 255.0
 
 
-def temporal_correlation(z: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Figure 6's matrix: the correlation across videos between frames ``i`` and ``j`` of each latent coordinate,
-    averaged over coordinates. ``z: (n, frames, latent_dim)`` -> ``(frames, frames)``."""
-    x = torch.as_tensor(np.asarray(z), dtype=torch.float64)
-    x = x - x.mean(0)
-    cov = torch.einsum("nik,njk->kij", x, x) / (x.shape[0] - 1)  # (latent_dim, frames, frames)
-    sd = torch.sqrt(torch.diagonal(cov, dim1=1, dim2=2).clamp(min=1e-300))
-    return (cov / (sd[:, :, None] * sd[:, None, :])).mean(0).numpy()
-
-
-def relative_error(A: np.ndarray, B: np.ndarray) -> float:
-    """``||A - B||_F / ||B||_F``."""
-    return float(np.linalg.norm(A - B) / np.linalg.norm(B))
-
-
 def run(
     cfg: VideoConfig,
     workdir: str | Path | None = None,
@@ -187,7 +207,7 @@ def run(
     the Figure 6 correlation errors, timings and the matrix-product rate. Arrays: the correlation matrices, the
     generated videos (uint8) and latents, a few true and reconstructed videos, tracks, loss curves.
     """
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = torch.device(device) if device is not None else default_device()
     wd = Path(workdir) if workdir is not None else None
     if wd is not None:
         wd.mkdir(parents=True, exist_ok=True)
@@ -295,26 +315,6 @@ def run(
     return numbers, arrays
 
 
-def gaussian_fit(z: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` draws ``(n, frames, latent_dim)`` from the Gaussian with the mean and full covariance of the latent
-    videos ``z: (m, frames, latent_dim)`` (a small ridge keeps the Cholesky factor finite)."""
-    m, T, d = z.shape
-    flat = z.reshape(m, T * d).double()
-    mu = flat.mean(0)
-    C = torch.cov(flat.T) + 1e-6 * torch.eye(T * d, dtype=torch.float64)
-    L = torch.linalg.cholesky(C)
-    g = torch.Generator().manual_seed(int(seed))
-    e = torch.randn(n, T * d, generator=g, dtype=torch.float64)
-    return (mu + e @ L.T).reshape(n, T, d).float()
-
-
-def nearest_distance(z: torch.Tensor, data: torch.Tensor, chunk: int = 256) -> np.ndarray:
-    """Euclidean distance ``(n,)`` from each latent video ``z: (n, frames, d)`` to its nearest one in ``data``."""
-    flat = data.reshape(len(data), -1).double()
-    out = [torch.cdist(part.reshape(len(part), -1).double(), flat).min(1).values for part in z.split(chunk)]
-    return torch.cat(out).numpy()
-
-
 def _nan_stat(fn, x: np.ndarray) -> float:
     """``fn`` over the finite entries of ``x`` (NaN when there are none: no frame was tracked)."""
     x = x[np.isfinite(x)]
@@ -388,7 +388,6 @@ def main(a: argparse.Namespace) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .profiles import device as default_device
     from .video_figures import frame_strip, plot_figure6, save_gif
 
     if a.threads is not None:
@@ -428,12 +427,10 @@ __all__ = [
     "PROFILES",
     "VideoConfig",
     "add_parser",
-    "gaussian_fit",
     "learn_video",
     "main",
     "matmul_gflops",
     "result_config",
     "run",
     "settings",
-    "temporal_correlation",
 ]

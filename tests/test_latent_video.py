@@ -10,15 +10,14 @@ import pytest
 import torch
 
 from gptheory.__main__ import main as cli
+from gptheory.latent_stats import gaussian_fit, nearest_distance, relative_error, temporal_correlation
 from gptheory.latent_video import (
     FORMAT,
     NAME,
     VideoConfig,
     from_uint8,
-    relative_error,
     run,
     settings,
-    temporal_correlation,
 )
 from gptheory.results import shipped
 from gptheory.tracking import physics
@@ -138,3 +137,15 @@ def test_shipped_result_re_measures(res):
     assert np.allclose(C_gen, res.arrays["corr_generated"], atol=1e-5)
     err = relative_error(C_gen, res.arrays["corr_data"])
     assert err == pytest.approx(res.numbers["correlation_error_generated"], rel=1e-4)
+
+
+def test_gaussian_fit_has_the_data_moments_and_nearest_distance_finds_members():
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(4000, 3, 2, generator=g) @ torch.tensor([[1.0, 0.5], [0.0, 2.0]]) + 3.0
+    draws = gaussian_fit(z, 4000, seed=2)
+    assert draws.shape == (4000, 3, 2)
+    C_z, C_d = torch.cov(z.reshape(4000, -1).T), torch.cov(draws.reshape(4000, -1).T)
+    # two sample covariances of 4000 draws: entries agree to a few times 1/sqrt(4000) of the scale (~4.5)
+    assert (C_z - C_d).abs().max() < 0.4 and (z.mean(0) - draws.mean(0)).abs().max() < 0.15
+    d = nearest_distance(z[:10], z)
+    assert np.allclose(d, 0.0) and (nearest_distance(z[:10] + 100.0, z) > 90).all()

@@ -66,3 +66,13 @@ def explore(plot: Callable[..., Any], **sliders: tuple) -> None:
         cls = w.IntSlider if all(isinstance(v, int) for v in (lo, hi, step, default)) else w.FloatSlider
         controls[k] = cls(min=lo, max=hi, step=step, value=default, description=k, continuous_update=False)
     w.interact(plot, **controls)
+
+
+def html_table(header: list[str], rows: list[list[str]]):
+    """A plain HTML table (``IPython.display.HTML``): the book renders cell outputs as CommonMark, which has no
+    tables. ``header``: column titles; ``rows``: lists of cell texts."""
+    from IPython.display import HTML
+
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")

@@ -10,9 +10,9 @@ from .experiments import learn_process
 from .gp import GaussianProcess, kernel, kernel_matrix, random_spatial_covariance
 from .model import DiT
 from .profiles import by_profile, device, profile
-from .samplers import prior, sample
+from .samplers import generate, prior, sample
 from .schedules import DDPMSchedule, OUSchedule, Schedule
-from .train import TrainConfig, generate, train
+from .train import TrainConfig, train
 from .unroll import banded, condition_number, gd_score, truncation_length
 
 __version__ = "0.1.0"

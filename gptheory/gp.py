@@ -308,11 +308,7 @@ class GaussianProcess:
             return one, one, torch.zeros(batch, dtype=DTYPE)
         if schedule is None:
             raise ValueError("schedule must be given together with t (e.g. gptheory.OUSchedule())")
-        tt = schedule.check_t(t, include_zero=False).to(DTYPE)
-        if tt.dim() == 0:
-            tt = tt.expand(batch)
-        elif tt.shape != (batch,):
-            raise ValueError(f"t must be a float or a tensor of shape ({batch},), got shape {tuple(tt.shape)}")
+        tt = schedule.check_t(t, include_zero=False, batch=batch).to(DTYPE)
         al = schedule.alpha(tt)
         return al, al**2, schedule.sigma(tt) ** 2
 

@@ -291,18 +291,9 @@ class DiT(nn.Module):
         if not torch.isfinite(x).all():
             bad = int((~torch.isfinite(x)).sum())
             raise ValueError(f"x must be finite, got {bad} non-finite entries (NaN or inf)")
-        B = x.shape[0]
         if not isinstance(t, torch.Tensor):
             t = torch.tensor(real_in("t", t, 0.0, self.T), dtype=x.dtype, device=x.device)
-        if t.dim() == 0:
-            t = t.expand(B)
-        if t.shape != (B,):
-            raise ValueError(f"t must be a float or a tensor of shape (batch,)=({B},), got shape {tuple(t.shape)}")
-        if not torch.isfinite(t).all():
-            raise ValueError(f"t must be finite and in [0, {self.T:g}], got non-finite values")
-        if (t < 0).any() or (t > self.T).any():
-            raise ValueError(f"t must be in [0, {self.T:g}], got values in [{t.min().item():g}, {t.max().item():g}]")
-        return x, t.to(device=x.device)
+        return x, self.schedule.check_t(t, batch=x.shape[0]).to(device=x.device)
 
     # ------------------------------------------------------------------ forward
     def forward(

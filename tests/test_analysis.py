@@ -30,9 +30,8 @@ from gptheory.analysis import (
     variance_drift,
 )
 from gptheory.model import DiT
-from gptheory.samplers import prior, sample
+from gptheory.samplers import generate, prior, sample
 from gptheory.schedules import DDPMSchedule, OUSchedule
-from gptheory.train import generate
 
 
 def randomized(model: DiT, seed: int = 0, scale: float = 0.3) -> DiT:

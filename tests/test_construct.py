@@ -45,10 +45,8 @@ def _one_thread():
 def _noisy(gp: GaussianProcess, t: float | torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     """Draws from the diffused marginal p_t (inputs the network's ranges are sized for)."""
     g = torch.Generator().manual_seed(seed)
-    tt = torch.as_tensor(t, dtype=torch.float64).reshape(-1, 1, 1)
-    al, sg = SCHED.alpha(tt), SCHED.sigma(tt)
     noise = torch.randn(n, gp.N, gp.d, generator=g, dtype=torch.float64)
-    return al * gp.sample(n, generator=g) + sg * noise
+    return SCHED.add_noise(gp.sample(n, generator=g), t, noise)
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -37,6 +37,8 @@ per-block modulation weights, so the same function), ``addcmul`` for modulation 
 residuals, the exact (erf) GELU, whose CPU kernel is much faster than the tanh approximation, a
 parameter-free LayerNorm computed with a fixed unit weight (:class:`LayerNorm`), q/k/v split so that
 SDPA's gradients need no extra copy, and no input checks on the training path (``check=False``).
+
+(Over 400 lines on purpose: the whole network in one file, as DiT's ``models.py``.)
 """
 
 from __future__ import annotations
@@ -334,13 +336,13 @@ class DiT(nn.Module):
             h, p = blk(h, mods[6 * i : 6 * i + 6], explicit=return_attention)
             probs.append(p)
         shift, scale = mods[-2:]
-        eps = self.out(torch.addcmul(shift, self.norm_out(h), 1 + scale)).to(in_dtype)
+        out = self.out(torch.addcmul(shift, self.norm_out(h), 1 + scale)).to(in_dtype)  # F: eps_hat or v_hat
         if self.prediction == "v" and not raw:  # eps_hat = sigma_t x_t + alpha_t v_hat
             alpha, sigma = self._alpha_sigma(t, in_dtype)
-            eps = torch.addcmul(sigma * x.to(in_dtype), alpha, eps)
+            out = torch.addcmul(sigma * x.to(in_dtype), alpha, out)
         if return_attention:
-            return eps, probs
-        return eps
+            return out, probs
+        return out
 
     def _alpha_sigma(self, t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """``alpha_t, sigma_t`` of the model's schedule as ``(batch, 1, 1)`` tensors (computed in float64)."""

@@ -16,10 +16,13 @@ One step, with the training set ``x_0`` fixed (sample size ``n`` is what the the
 Determinism: model initialisation, data order and noise come from seeded generators, so two CPU
 runs with the same seed give the same weights. A checkpoint holds the model, the EMA, the optimiser,
 both generators' states, the current permutation and position in it, and the log, so a run that is
-interrupted and resumed ends with the same weights as one that was not. Checkpoints are never
-half-written (:func:`gptheory.atomic.atomic_write`).
+interrupted and resumed ends with the same weights as one that was not. The file format lives in
+:mod:`gptheory.checkpoint`; sampling from the trained network in :func:`gptheory.samplers.generate`.
 
 A loss that becomes non-finite or exceeds ``max_loss`` raises :class:`TrainingDiverged`.
+
+(Over 400 lines on purpose: the configuration, the time sampler, the step and the resumable loop are one
+training recipe, read top to bottom, as in nanoGPT's ``train.py``.)
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .atomic import atomic_write
+from .checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 from .gp import GaussianProcess
 from .model import DiT
 from .profiles import PRECISIONS, autocast_dtype
@@ -43,7 +46,6 @@ from .schedules import Schedule
 from .validation import finite_tensor, nonneg_int, positive_int, real_in
 
 T_SAMPLINGS = ("uniform", "log_snr")
-CHECKPOINT_VERSION = 2  # 2: the model config names its schedule and prediction
 
 
 class TrainingDiverged(RuntimeError):
@@ -205,36 +207,6 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
-    """Write a training state to ``path``, whole or not at all (:func:`gptheory.atomic.atomic_write`)."""
-    with atomic_write(path) as fh:
-        torch.save(state, fh)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint written by :func:`train`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "version" not in ckpt or "model_config" not in ckpt:
-        raise ValueError(f"checkpoint {path} is not a gptheory training checkpoint")
-    if ckpt["version"] != CHECKPOINT_VERSION:
-        raise ValueError(
-            f"checkpoint {path} has format version {ckpt['version']}, this gptheory reads version "
-            f"{CHECKPOINT_VERSION}; retrain, or load it with the gptheory release that wrote it"
-        )
-    return ckpt
-
-
-def load_model(path: str | os.PathLike, ema: bool = True) -> DiT:
-    """The EMA (default) or last-iterate model stored in a checkpoint, in eval mode on the CPU."""
-    ckpt = load_checkpoint(path)
-    model = DiT(**ckpt["model_config"])
-    model.load_state_dict(ckpt["ema" if ema else "model"])
-    return model.eval()
 
 
 class _Trainer:
@@ -464,10 +436,7 @@ __all__ = [
     "TimeSampler",
     "TrainingDiverged",
     "build_model",
-    "load_checkpoint",
-    "load_model",
     "lr_at",
-    "save_checkpoint",
     "train",
     "training_set",
 ]

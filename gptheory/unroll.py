@@ -28,6 +28,9 @@ Public API:
 * :func:`truncation_length` -- the band Corollary 1 prescribes (constant stated there); :func:`smallest_band` --
   the smallest band that actually meets a tolerance;
 * :func:`min_eigenvalue`, :func:`is_psd`, :func:`require_psd`, :func:`is_diagonally_dominant` -- Remark 1's checks.
+
+(Over 400 lines on purpose: the paper's Section 3 in one place -- the band, its PSD checks, the spectra and step
+counts, and the descent share the cached band spectrum and the same validation.)
 """
 
 from __future__ import annotations

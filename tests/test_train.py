@@ -8,6 +8,7 @@ import shutil
 import pytest
 import torch
 
+from gptheory.checkpoint import load_checkpoint, load_model
 from gptheory.gp import GaussianProcess
 from gptheory.samplers import generate
 from gptheory.schedules import DDPMSchedule, OUSchedule
@@ -16,8 +17,6 @@ from gptheory.train import (
     TrainConfig,
     TrainingDiverged,
     build_model,
-    load_checkpoint,
-    load_model,
     lr_at,
     train,
     training_set,

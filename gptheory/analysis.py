@@ -328,24 +328,27 @@ def pick_times(times: torch.Tensor, k: int) -> list[int]:
 
 
 # ============================================================================ the hand-built transformer's attention
-def construction_attention(gp: GaussianProcess, t: float = 0.5, schedule: Schedule | None = None) -> torch.Tensor:
+def construction_attention(
+    gp: GaussianProcess, t: float = 0.5, schedule: Schedule | None = None, J: int | None = None
+) -> torch.Tensor:
     """The attention map of the hand-built transformer (:func:`gptheory.construct.build_gd_transformer`), ``(N, N)``.
 
-    For the squared-exponential kernel (``nu = 2``) this is the probability map of its single softmax head
-    (Lemma 11), which is ``kernel_attention(Gamma)``; for other ``nu`` the ReLU construction mixes frames by the
-    band ``Gamma_bar`` (here the full band), returned row-normalised so that it is comparable with attention.
-    The map does not depend on the input or on ``t``: the construction's queries and keys read positions only.
+    For the squared-exponential kernel (``nu = 2``) without a band this is the probability map of its single softmax
+    head (Lemma 11), which is ``kernel_attention(Gamma)``; otherwise the ReLU construction mixes frames by the band
+    ``Gamma_bar`` (``|i - j| < J``; ``J=None`` keeps every gap), returned row-normalised so that it is comparable with
+    attention. The map does not depend on the input or on ``t``: the construction's queries and keys read positions
+    only.
     """
     from .construct import build_gd_transformer
 
     schedule = DDPMSchedule() if schedule is None else schedule
     x = torch.zeros(1, gp.N, gp.d, dtype=DTYPE)
-    if gp.nu == 2.0:
+    if gp.nu == 2.0 and (J is None or J >= gp.N):
         net = build_gd_transformer(gp, t, schedule, steps=2, attention="softmax")
         b = net.attention_blocks()[0]
         _, tokens = net(x, return_tokens=True)
         return net.blocks[b].attn.weights(tokens[b])[0, 0].detach()
-    net = build_gd_transformer(gp, t, schedule, steps=2, attention="relu")
+    net = build_gd_transformer(gp, t, schedule, steps=2, J=J, attention="relu")
     W = net.temporal_weights(x).detach()
     return W / W.sum(-1, keepdim=True)
 

@@ -71,14 +71,17 @@ def test_provenance_fields():
 
 
 def test_code_hash_follows_the_source(tmp_path, monkeypatch):
-    assert code_hash(("model",)) != code_hash(("model", "train")) and code_hash() == code_hash()
     pkg = tmp_path / "pkg"
     pkg.mkdir()
-    (pkg / "model.py").write_text("x = 1\n")
+    for module in ("model", "train"):
+        (pkg / f"{module}.py").write_text("x = 1\n")
     monkeypatch.setattr(results, "__file__", str(pkg / "results.py"))
     before = code_hash(("model",))
+    assert code_hash(("model", "train")) != before  # every listed module counts
+    (pkg / "train.py").write_text("x = 2\n")
+    assert code_hash(("model",)) == before  # an unlisted one does not
     (pkg / "model.py").write_text("x = 2\n")
-    assert code_hash(("model",)) != before
+    assert code_hash(("model",)) != before  # an edit to a listed one does
 
 
 def test_cached_computes_once_then_loads():

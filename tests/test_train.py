@@ -189,9 +189,13 @@ def test_config_and_input_checks(data):
 
 
 def test_bf16_autocast_trains_on_cpu(data):
-    r = train(build_model(0, **MODEL), data, cfg(precision="bf16", steps=6), progress=False, device="cpu")
-    assert math.isfinite(r.log[-1]["loss"])
-    assert all(p.dtype == torch.float32 for p in r.model.parameters())
+    model = build_model(0, **MODEL)
+    seen: set[torch.dtype] = set()
+    model.blocks[0].fc1.register_forward_hook(lambda _m, _args, out: seen.add(out.dtype))
+    r = train(model, data, cfg(precision="bf16", steps=16), progress=False, device="cpu")
+    assert seen == {torch.bfloat16}  # the matrix products ran under autocast ...
+    assert all(p.dtype == torch.float32 for p in r.model.parameters())  # ... on float32 weights
+    assert r.log[-1]["loss"] < r.log[0]["loss"]
 
 
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="inductor needs a C++ compiler")
@@ -218,8 +222,13 @@ def test_load_checkpoint_explains_what_is_wrong(tmp_path):
         load_checkpoint(tmp_path / "old.pt")
 
 
-def test_generate_uses_the_samplers(data):
+def test_generate_is_seeded_and_independent_of_the_batch_size(data):
     r = train(build_model(0, **MODEL), data, cfg(steps=4), progress=False)
-    x = generate(r.ema, 7, DDPMSchedule(), steps=4, batch_size=3, seed=1, progress=False)
+    chunks: list[torch.Tensor] = []
+    x = generate(r.ema, 7, DDPMSchedule(), steps=4, batch_size=3, seed=1, progress=False, on_chunk=chunks.append)
     assert x.shape == (7, N, d) and x.dtype == torch.float32 and torch.isfinite(x).all()
-    assert torch.equal(x, generate(r.ema, 7, DDPMSchedule(), steps=4, batch_size=3, seed=1, progress=False))
+    assert [c.shape[0] for c in chunks] == [3, 3, 1] and torch.equal(torch.cat(chunks), x)  # the hook sees each chunk
+    for batch_size in (1, 7, 100):
+        other = generate(r.ema, 7, DDPMSchedule(), steps=4, batch_size=batch_size, seed=1, progress=False)
+        torch.testing.assert_close(other, x, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(x, generate(r.ema, 7, DDPMSchedule(), steps=4, seed=2, progress=False))

@@ -119,15 +119,9 @@ def fold_eigh(Gamma: torch.Tensor) -> _Fold:
     return _Fold(h, order, torch.argsort(order), W_s, r * W_a, torch.cat([lam_s, lam_a]))
 
 
-def toeplitz_eigh(Gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(lam, U)`` of a symmetric Toeplitz ``Gamma: (N, N)``, ascending like ``torch.linalg.eigh``.
-
-    Computed by :func:`fold_eigh`, a quarter of the work of one ``eigh``."""
-    return _unfold(fold_eigh(Gamma))
-
-
 def _unfold(f: _Fold) -> tuple[torch.Tensor, torch.Tensor]:
-    """The dense ``(lam, U)`` of a :class:`_Fold`, eigenvalues ascending, rows of ``U`` in frame order."""
+    """The dense ``(lam, U)`` of a :class:`_Fold`, eigenvalues ascending like ``torch.linalg.eigh``, rows of ``U`` in
+    frame order: ``U = Q blockdiag(W_s, W_a)`` (see :func:`fold_eigh`)."""
     N, h = f.order.shape[0], f.h
     U = torch.zeros(N, N, dtype=f.W_s.dtype, device=f.W_s.device)  # Q blockdiag(W_s, W_a), rows folded
     U[: N - h, : N - h], U[N - h :, : N - h] = f.W_s, f.W_s[:h]

@@ -1,4 +1,4 @@
-"""What a generator learned: covariance estimates, the paper's relative error, Gaussian distances.
+"""What a generator learned: covariance estimates, the paper's relative error, the exact KL of the ODE sampler.
 
 Estimators (Appendix D.1 of the paper), for samples ``x: (n, N, d)``:
 
@@ -17,8 +17,6 @@ so that a value near 1 means "as good as real data of the same size" and finite-
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -102,48 +100,6 @@ def paper_relative_error(x_gen: torch.Tensor, x_true: torch.Tensor, Gamma: torch
     err_gen = torch.linalg.norm(flat_covariance(pair_covariance(x_gen)) - truth)
     err_true = torch.linalg.norm(flat_covariance(pair_covariance(x_true)) - truth)
     return float(err_gen / err_true)
-
-
-def fitted_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample mean ``(N d,)`` and covariance ``(N d, N d)`` of ``x: (n, N, d)``, time-major."""
-    x = _samples(x)
-    return x.mean(0).flatten(), flat_covariance(pair_covariance(x))
-
-
-def gaussian_kl(m1: torch.Tensor, S1: torch.Tensor, m0: torch.Tensor, S0: torch.Tensor) -> float:
-    """``KL(N(m1, S1) || N(m0, S0))`` in nats, for dense ``(D,)`` means and ``(D, D)`` covariances.
-
-    ``S0`` must be positive definite; when the target is a data covariance that is singular to
-    working precision (smooth kernels), compare at a small diffusion time ``t0`` instead.
-    """
-    m1, S1, m0, S0 = (a.to(DTYPE) for a in (m1, S1, m0, S0))
-    L0 = torch.linalg.cholesky(S0)
-    D = S0.shape[0]
-    A = torch.cholesky_solve(S1, L0)
-    diff = (m1 - m0)[:, None]
-    maha = float((diff * torch.cholesky_solve(diff, L0)).sum())
-    sign, logdet1 = torch.linalg.slogdet(S1)
-    if sign <= 0:
-        return math.inf
-    logdet0 = 2 * torch.log(torch.diagonal(L0)).sum()
-    return 0.5 * float(torch.trace(A) + maha - D + logdet0 - logdet1)
-
-
-def _psd_sqrt(S: torch.Tensor) -> torch.Tensor:
-    w, Q = torch.linalg.eigh(0.5 * (S + S.T))
-    return (Q * w.clamp(min=0).sqrt()) @ Q.T
-
-
-def gaussian_w2(m1: torch.Tensor, S1: torch.Tensor, m0: torch.Tensor, S0: torch.Tensor) -> float:
-    """Wasserstein-2 distance between ``N(m1, S1)`` and ``N(m0, S0)`` (Bures formula); singular ``S`` is fine.
-
-    ``W2^2 = ||m1 - m0||^2 + tr(S1) + tr(S0) - 2 tr((S0^{1/2} S1 S0^{1/2})^{1/2})``.
-    """
-    m1, S1, m0, S0 = (a.to(DTYPE) for a in (m1, S1, m0, S0))
-    r0 = _psd_sqrt(S0)
-    cross = torch.linalg.eigvalsh(r0 @ S1 @ r0).clamp(min=0).sqrt().sum()
-    w2sq = float(((m1 - m0) ** 2).sum() + torch.trace(S1) + torch.trace(S0) - 2 * cross)
-    return math.sqrt(max(w2sq, 0.0))
 
 
 def ode_sampler_kl(

@@ -27,7 +27,7 @@ Public API:
 * :func:`predicted_steps` -- Lemma 1's step count for a tolerance;
 * :func:`truncation_length` -- the band Corollary 1 prescribes (constant stated there); :func:`smallest_band` --
   the smallest band that actually meets a tolerance;
-* :func:`min_eigenvalue`, :func:`is_psd`, :func:`require_psd`, :func:`is_diagonally_dominant` -- Remark 1's checks.
+* :func:`min_eigenvalue`, :func:`is_psd`, :func:`is_diagonally_dominant` -- Remark 1's checks.
 
 (Over 400 lines on purpose: the paper's Section 3 in one place -- the band, its PSD checks, the spectra and step
 counts, and the descent share the cached band spectrum and the same validation.)
@@ -136,19 +136,6 @@ def is_psd(A: torch.Tensor, tol: float | None = None) -> bool:
     A = _check_square("A", A)
     tol = _psd_tol(A) if tol is None else real_in("tol", tol, 0.0, math.inf, high_open=True)
     return min_eigenvalue(A) >= -tol
-
-
-def require_psd(A: torch.Tensor, name: str = "Gamma_bar", tol: float | None = None) -> torch.Tensor:
-    """Return ``A`` if it is positive semidefinite (see :func:`is_psd`), else raise ``ValueError`` saying by how much
-    it fails and what to do about it (Remark 1: a diagonally dominant kernel keeps every band PSD)."""
-    A = _check_square(name, A)
-    if not is_psd(A, tol):
-        raise ValueError(
-            f"{name} must be positive semidefinite for a convex objective, but its smallest eigenvalue is "
-            f"{min_eigenvalue(A):.3g} < 0; take a larger band J, a faster-decaying kernel (smaller ell or larger nu; "
-            "any diagonally dominant kernel keeps every band PSD, Remark 1), or no truncation"
-        )
-    return A
 
 
 def is_diagonally_dominant(A: torch.Tensor) -> bool:

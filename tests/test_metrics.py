@@ -10,6 +10,8 @@ from gptheory import GaussianProcess
 from gptheory.metrics import (
     covariance_errors,
     flat_covariance,
+    gaussian_kl,
+    gaussian_w2,
     pair_covariance,
     paper_relative_error,
     spatial_covariance,
@@ -60,6 +62,27 @@ def test_paper_relative_error_is_one_for_true_samples_and_large_for_wrong_ones()
         / covariance_errors(x_true, gp.Gamma, gp.Sigma)["covariance"]
     )
     assert paper_relative_error(wrong, x_true, gp.Gamma, gp.Sigma) == pytest.approx(ratio, rel=1e-12)
+
+
+def test_gaussian_kl_matches_torch_distributions(gen):
+    A, B = torch.randn(2, 5, 5, generator=gen, dtype=torch.float64)
+    S1, S0 = A @ A.T + 0.1 * torch.eye(5, dtype=torch.float64), B @ B.T + 0.1 * torch.eye(5, dtype=torch.float64)
+    m1, m0 = torch.randn(2, 5, generator=gen, dtype=torch.float64)
+    ref = torch.distributions.kl_divergence(
+        torch.distributions.MultivariateNormal(m1, S1), torch.distributions.MultivariateNormal(m0, S0)
+    )
+    assert gaussian_kl(m1, S1, m0, S0) == pytest.approx(ref.item(), rel=1e-10)
+    assert gaussian_kl(m0, S0, m0, S0) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_gaussian_w2_special_cases(gen):
+    m = torch.randn(4, generator=gen, dtype=torch.float64)
+    S = torch.diag(torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64))
+    # commuting covariances: W2^2 = |dm|^2 + sum (sqrt(a) - sqrt(b))^2
+    S2 = torch.diag(torch.tensor([4.0, 1.0, 3.0, 0.0], dtype=torch.float64))
+    expected = np.sqrt(float((m**2).sum() + ((S.diagonal().sqrt() - S2.diagonal().sqrt()) ** 2).sum()))
+    assert gaussian_w2(m, S, torch.zeros(4, dtype=torch.float64), S2) == pytest.approx(expected, rel=1e-10)
+    assert gaussian_w2(m, S, m, S) == pytest.approx(0.0, abs=1e-7)
 
 
 def test_bad_input():

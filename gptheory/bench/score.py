@@ -158,7 +158,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shape", type=_shape, action="append", help="TIMESxPER_TIME, repeatable (default: 16x4 and 8x64)")
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats, median kept (default 3)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for all routes (default: torch's)")
     args = ap.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            ap.error(f"--threads must be a positive integer, got {args.threads}")
+        torch.set_num_threads(args.threads)
     for name in ("N", "d", "repeats"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be a positive integer, got {getattr(args, name)}")

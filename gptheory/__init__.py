@@ -2,7 +2,21 @@
 Dependencies: A Theory for Gaussian Process Data" (Fu, Dou, Guo, Wang, Chen; ICLR 2025).
 
 The math (exact Gaussian-process score, schedules, samplers, metrics) lives in one module per idea;
-the most used names are re-exported here.
+the most used names are re-exported here. One sentence per module:
+
+* ``gp`` -- Gaussian-process sequences ``N(mu, Gamma (x) Sigma)`` and their exact diffusion score;
+* ``schedules`` -- the forward processes ``(alpha_t, sigma_t)`` and the noising ``x_t = alpha_t x0 + sigma_t eps``;
+* ``samplers`` -- the backward process for any score, and sampling from a trained network (``generate``);
+* ``unroll`` -- the score as the last iterate of gradient descent, and the banded kernel (Section 3);
+* ``construct`` -- the transformer with hand-set weights that runs that gradient descent (Theorem 1);
+* ``model`` -- the diffusion transformer (DiT) that learns the score;
+* ``train``, ``checkpoint`` -- training it (resumable) and its checkpoint files;
+* ``analysis`` -- measurements on a trained DiT (attention against the kernel, per-direction noise response);
+* ``metrics`` -- what a generator learned (covariance estimates, the paper's relative error);
+* ``experiments``, ``results`` -- the paper's experiment as one driver, and its small saved results;
+* ``profiles`` -- problem sizes per profile (smoke, cpu, gpu), device and precision;
+* ``atomic``, ``validation``, ``notebook``, ``plots`` -- whole-or-nothing files, input checks, chapter helpers,
+  shared figures; ``bench`` -- speed against peers.
 """
 
 from .construct import build_gd_transformer, size_report
@@ -11,9 +25,9 @@ from .gp import GaussianProcess, kernel, kernel_matrix, random_spatial_covarianc
 from .latent_video import learn_video
 from .model import DiT
 from .profiles import by_profile, device, profile
-from .samplers import prior, sample
+from .samplers import generate, prior, sample
 from .schedules import DDPMSchedule, OUSchedule, Schedule
-from .train import TrainConfig, generate, train
+from .train import TrainConfig, train
 from .unroll import banded, condition_number, gd_score, truncation_length
 from .version import __version__ as __version__
 from .video import bouncing_ball

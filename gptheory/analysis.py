@@ -28,7 +28,7 @@ arrays; nothing is trained. The pieces follow Section 6.1 and Appendix D.1 of th
 * **The noise prediction per eigen-direction** (:func:`eigen_response`, :func:`variance_drift`): how much of each
   direction of the process a noise predictor passes through at each time, and the variance this adds to samples.
 * **Attention along the backward process** (:func:`generate_with_attention`, Figures 5 and 10): sample as
-  :func:`gptheory.train.generate` does and record every layer's attention (mean over sequences and heads) at each
+  :func:`gptheory.samplers.generate` does and record every layer's attention (mean over sequences and heads) at each
   time the sampler evaluates the network.
 
 :func:`gptheory.experiments.run` is the experiment that trains a DiT and applies all of the above to it.
@@ -44,8 +44,8 @@ import torch
 
 from .gp import DTYPE, GaussianProcess, kernel_matrix
 from .model import DiT
+from .samplers import generate
 from .schedules import DDPMSchedule, Schedule
-from .train import generate
 from .validation import finite_tensor, positive_int, real_in
 
 BLOCKS = ("xx", "xe", "ex", "ee")  # (query part, key part): x = data coordinates, e = time-embedding coordinates
@@ -225,7 +225,7 @@ def generate_with_attention(
     seed: int = 0,
     batch_size: int = 1000,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sample like :func:`gptheory.train.generate` (same seed, same starting noise) and record attention on the way.
+    """Sample like :func:`gptheory.samplers.generate` (same seed, same starting noise) and record attention on the way.
 
     At every time ``t`` at which the sampler evaluates the network, each layer's attention is averaged over the
     ``n`` sequences and the heads; when a time is visited twice (Heun's predictor evaluates ``t_{k+1}`` on its
@@ -238,39 +238,24 @@ def generate_with_attention(
     """
     schedule = model.check_schedule(schedule)
     n = positive_int("n", n)
-    dev = next(model.parameters()).device
     sums: dict[float, torch.Tensor] = {}
-    chunk_maps: dict[float, torch.Tensor] = {}  # this chunk's maps; the last visit of a time wins
+    chunk_maps: dict[float, torch.Tensor] = {}  # this chunk's maps by time; a later visit of a time replaces it
 
-    def flush() -> None:
+    def score(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            eps_hat, probs = model(y, t, return_attention=True, check=False)
+        chunk_maps[float(t[0])] = torch.stack([p.float().sum(0).mean(0) for p in probs]).cpu()  # (depth, N, N)
+        return -eps_hat / schedule.sigma(t.to(torch.float64)).to(y.dtype)[:, None, None]
+
+    def end_of_chunk(x: torch.Tensor) -> None:
+        score(x, torch.full((x.shape[0],), float(t0), dtype=x.dtype, device=x.device))  # t0 on the finished samples
         for key, m in chunk_maps.items():
             sums[key] = sums[key] + m if key in sums else m
         chunk_maps.clear()
 
-    first: list[float] = []  # the sampler's first time; every chunk starts there again
-
-    def record(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        key = float(t[0])
-        if not first:
-            first.append(key)
-        elif key == first[0]:
-            flush()
-        with torch.no_grad():
-            eps, probs = model(y, t, return_attention=True, check=False)
-        chunk_maps[key] = torch.stack([p.float().sum(0).mean(0) for p in probs]).cpu()  # (depth, N, N)
-        return eps
-
-    def score(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return -record(y, t) / schedule.sigma(t.to(torch.float64)).to(y.dtype)[:, None, None]
-
-    samples = generate(model, n, schedule, steps, t0, method, seed, batch_size, progress=False, score=score)
-    flush()
-    for i, chunk in enumerate(samples.split(batch_size)):  # the maps at t0 on the finished samples replace
-        t_end = torch.full((chunk.shape[0],), float(t0), dtype=chunk.dtype, device=dev)  # Heun's predicted ones
-        if i == 0:
-            sums.pop(float(t_end[0]), None)
-        record(chunk.to(dev), t_end)
-        flush()
+    samples = generate(
+        model, n, schedule, steps, t0, method, seed, batch_size, progress=False, score=score, on_chunk=end_of_chunk
+    )
     times = sorted(sums, reverse=True)
     maps = torch.stack([sums[k] / n for k in times])
     return samples, torch.tensor(times, dtype=torch.float64), maps
@@ -301,7 +286,7 @@ def eigen_response(
     out = []
     for t in times:
         alpha, sigma = schedule.alpha(t), schedule.sigma(t)
-        xt = alpha * x0 + sigma * torch.randn(x0.shape, generator=g, dtype=DTYPE)
+        xt = schedule.add_noise(x0, t, generator=g)
         eps = eps_fn(xt, torch.full((n,), float(t), dtype=DTYPE)).to(DTYPE)
         z = gp.to_eigenbasis(xt - alpha * gp.mu)
         c = (gp.to_eigenbasis(eps) * z).sum(0) / (z * z).sum(0)
@@ -343,24 +328,27 @@ def pick_times(times: torch.Tensor, k: int) -> list[int]:
 
 
 # ============================================================================ the hand-built transformer's attention
-def construction_attention(gp: GaussianProcess, t: float = 0.5, schedule: Schedule | None = None) -> torch.Tensor:
+def construction_attention(
+    gp: GaussianProcess, t: float = 0.5, schedule: Schedule | None = None, J: int | None = None
+) -> torch.Tensor:
     """The attention map of the hand-built transformer (:func:`gptheory.construct.build_gd_transformer`), ``(N, N)``.
 
-    For the squared-exponential kernel (``nu = 2``) this is the probability map of its single softmax head
-    (Lemma 11), which is ``kernel_attention(Gamma)``; for other ``nu`` the ReLU construction mixes frames by the
-    band ``Gamma_bar`` (here the full band), returned row-normalised so that it is comparable with attention.
-    The map does not depend on the input or on ``t``: the construction's queries and keys read positions only.
+    For the squared-exponential kernel (``nu = 2``) without a band this is the probability map of its single softmax
+    head (Lemma 11), which is ``kernel_attention(Gamma)``; otherwise the ReLU construction mixes frames by the band
+    ``Gamma_bar`` (``|i - j| < J``; ``J=None`` keeps every gap), returned row-normalised so that it is comparable with
+    attention. The map does not depend on the input or on ``t``: the construction's queries and keys read positions
+    only.
     """
     from .construct import build_gd_transformer
 
     schedule = DDPMSchedule() if schedule is None else schedule
     x = torch.zeros(1, gp.N, gp.d, dtype=DTYPE)
-    if gp.nu == 2.0:
+    if gp.nu == 2.0 and (J is None or J >= gp.N):
         net = build_gd_transformer(gp, t, schedule, steps=2, attention="softmax")
         b = net.attention_blocks()[0]
         _, tokens = net(x, return_tokens=True)
         return net.blocks[b].attn.weights(tokens[b])[0, 0].detach()
-    net = build_gd_transformer(gp, t, schedule, steps=2, attention="relu")
+    net = build_gd_transformer(gp, t, schedule, steps=2, J=J, attention="relu")
     W = net.temporal_weights(x).detach()
     return W / W.sum(-1, keepdim=True)
 

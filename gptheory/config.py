@@ -23,7 +23,8 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 
 from .model import ACTIVATIONS, PREDICTIONS, TOKENS
-from .train import PRECISIONS, T_SAMPLINGS, TrainConfig
+from .profiles import PRECISIONS
+from .train import T_SAMPLINGS, TrainConfig
 from .validation import nonneg_int, positive_int, real_in
 
 

@@ -34,13 +34,9 @@ from .profiles import by_profile
 from .profiles import device as default_device
 from .profiles import profile as active_profile
 from .results import Result, cached, device_name, ship
+from .samplers import generate
 from .tracking import physics, track
-from .train import (
-    TrainConfig,
-    build_model,
-    generate,  # sampling from a trained DiT (may move to gptheory.samplers)
-    train,
-)
+from .train import TrainConfig, build_model, train
 from .vae import VAE, VAEConfig, latent_levels, train_vae
 from .validation import nonneg_int, positive_int
 from .video import bouncing_ball, check_geometry

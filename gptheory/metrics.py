@@ -124,12 +124,6 @@ def paper_relative_error(x_gen: torch.Tensor, x_true: torch.Tensor, Gamma: torch
     return float(err_gen / err_true)
 
 
-def fitted_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample mean ``(N d,)`` and covariance ``(N d, N d)`` of ``x: (n, N, d)``, time-major."""
-    x = _samples(x)
-    return x.mean(0).flatten(), flat_covariance(pair_covariance(x))
-
-
 def gaussian_kl(m1: torch.Tensor, S1: torch.Tensor, m0: torch.Tensor, S0: torch.Tensor) -> float:
     """``KL(N(m1, S1) || N(m0, S0))`` in nats, for dense ``(D,)`` means and ``(D, D)`` covariances.
 

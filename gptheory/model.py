@@ -37,6 +37,8 @@ per-block modulation weights, so the same function), ``addcmul`` for modulation 
 residuals, the exact (erf) GELU, whose CPU kernel is much faster than the tanh approximation, a
 parameter-free LayerNorm computed with a fixed unit weight (:class:`LayerNorm`), q/k/v split so that
 SDPA's gradients need no extra copy, and no input checks on the training path (``check=False``).
+
+(Over 400 lines on purpose: the whole network in one file, as DiT's ``models.py``.)
 """
 
 from __future__ import annotations
@@ -291,18 +293,9 @@ class DiT(nn.Module):
         if not torch.isfinite(x).all():
             bad = int((~torch.isfinite(x)).sum())
             raise ValueError(f"x must be finite, got {bad} non-finite entries (NaN or inf)")
-        B = x.shape[0]
         if not isinstance(t, torch.Tensor):
             t = torch.tensor(real_in("t", t, 0.0, self.T), dtype=x.dtype, device=x.device)
-        if t.dim() == 0:
-            t = t.expand(B)
-        if t.shape != (B,):
-            raise ValueError(f"t must be a float or a tensor of shape (batch,)=({B},), got shape {tuple(t.shape)}")
-        if not torch.isfinite(t).all():
-            raise ValueError(f"t must be finite and in [0, {self.T:g}], got non-finite values")
-        if (t < 0).any() or (t > self.T).any():
-            raise ValueError(f"t must be in [0, {self.T:g}], got values in [{t.min().item():g}, {t.max().item():g}]")
-        return x, t.to(device=x.device)
+        return x, self.schedule.check_t(t, batch=x.shape[0]).to(device=x.device)
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -343,13 +336,13 @@ class DiT(nn.Module):
             h, p = blk(h, mods[6 * i : 6 * i + 6], explicit=return_attention)
             probs.append(p)
         shift, scale = mods[-2:]
-        eps = self.out(torch.addcmul(shift, self.norm_out(h), 1 + scale)).to(in_dtype)
+        out = self.out(torch.addcmul(shift, self.norm_out(h), 1 + scale)).to(in_dtype)  # F: eps_hat or v_hat
         if self.prediction == "v" and not raw:  # eps_hat = sigma_t x_t + alpha_t v_hat
             alpha, sigma = self._alpha_sigma(t, in_dtype)
-            eps = torch.addcmul(sigma * x.to(in_dtype), alpha, eps)
+            out = torch.addcmul(sigma * x.to(in_dtype), alpha, out)
         if return_attention:
-            return eps, probs
-        return eps
+            return out, probs
+        return out
 
     def _alpha_sigma(self, t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """``alpha_t, sigma_t`` of the model's schedule as ``(batch, 1, 1)`` tensors (computed in float64)."""

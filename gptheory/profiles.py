@@ -5,6 +5,7 @@
 * ``gpu``   -- the paper's scale; chosen automatically when CUDA is present.
 
 Chapters and experiment drivers pick their sizes with :func:`by_profile`, so one line shows all three.
+:func:`device` and :func:`autocast_dtype` say where and in which precision the networks run.
 """
 
 from __future__ import annotations
@@ -39,3 +40,18 @@ def by_profile(smoke: T, cpu: T, gpu: T, name: str | None = None) -> T:
 def device() -> torch.device:
     """``cuda`` when a GPU is available, else ``cpu``."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """``torch.bfloat16`` when autocast should be on, else ``None`` (``"auto"``: bf16 on CUDA only).
+
+    ``precision`` is one of :data:`PRECISIONS`; anything else is a ``ValueError``.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None

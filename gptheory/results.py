@@ -17,8 +17,8 @@ version (:func:`config_key`). Two places are searched, in this order:
   anywhere a result depends on hides the old local result.
 
 :func:`cached` is the one call an experiment makes: ``cached(name, config, compute, cls)`` returns the stored
-record or runs ``compute(config)`` once, saves it and returns it. :func:`write_atomic` is how every file of the
-package is written: a temporary file renamed into place, so no reader ever sees half a file.
+record or runs ``compute(config)`` once, saves it and returns it.  Every file is written with
+:func:`gptheory.atomic.atomic_write` (a temporary file renamed into place), so no reader ever sees half a file.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 import time
 import typing
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from typing import ClassVar, TypeVar
 
 import numpy as np
 
+from .atomic import atomic_write
 from .version import __version__
 
 SHIPPED = Path(__file__).resolve().parent / "results"
@@ -53,22 +53,6 @@ def cache_dir() -> Path:
     """The local cache folder: ``$GPTHEORY_CACHE`` if set, else ``~/.cache/gptheory``."""
     env = os.environ.get("GPTHEORY_CACHE", "").strip()
     return Path(env).expanduser() if env else Path.home() / ".cache" / "gptheory"
-
-
-def write_atomic(path: str | os.PathLike, write: Callable[[typing.BinaryIO], None]) -> Path:
-    """Write ``path`` by calling ``write(file)`` on a temporary file in the same folder, then renaming it into
-    place (``os.replace``): an interrupted write leaves the old file or none, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _canonical(config: dict) -> str:
@@ -344,8 +328,11 @@ def _write(record: Record, directory: Path, key: str) -> Path:
     body = {"name": record.name, "key": key, "provenance": _jsonable(record.provenance), "numbers": numbers}
     text = json.dumps(body, indent=1, sort_keys=True, allow_nan=True)
     if arrays:
-        write_atomic(directory / f"{stem}.npz", lambda fh: np.savez_compressed(fh, **arrays))
-    path = write_atomic(directory / f"{stem}.json", lambda fh: fh.write(text.encode()))
+        with atomic_write(directory / f"{stem}.npz") as fh:
+            np.savez_compressed(fh, **arrays)
+    path = directory / f"{stem}.json"
+    with atomic_write(path) as fh:
+        fh.write(text.encode())
     record.path = path
     return path
 
@@ -462,5 +449,4 @@ __all__ = [
     "save",
     "ship",
     "shipped",
-    "write_atomic",
 ]

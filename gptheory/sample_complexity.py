@@ -37,9 +37,10 @@ from .experiments import prepare
 from .gp import DTYPE, GaussianProcess, psd_sqrt
 from .profiles import device as default_device
 from .results import Record
+from .samplers import generate
 from .schedules import Schedule
 from .sweep import Sweep
-from .train import TrainConfig, generate, train
+from .train import TrainConfig, train
 from .unroll import condition_number, truncation_length
 
 NAME = "sample_complexity"

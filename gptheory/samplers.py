@@ -10,17 +10,25 @@ Going backwards from ``T`` to the early-stopping time ``t0``:
 
 ``score(x, t)`` receives ``x: (batch, N, d)`` and ``t: (batch,)`` and returns ``(batch, N, d)``.
 The time grid runs from ``T`` down to ``t0``, geometric by default (see :func:`time_grid`).
+
+:func:`sample` integrates from given starting points with any score; :func:`generate` draws ``n`` sequences from a
+trained :class:`~gptheory.model.DiT` (seeded noise, in chunks, with a hook at the end of each chunk).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
 
+from .profiles import autocast_dtype
 from .schedules import Schedule
 from .validation import finite_tensor, positive_int, real_in
+
+if TYPE_CHECKING:
+    from .model import DiT
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 METHODS = ("euler", "heun", "em")
@@ -110,3 +118,49 @@ def prior(n: int, N: int, d: int, generator: torch.Generator | None = None, dtyp
     return torch.randn(
         positive_int("n", n), positive_int("N", N), positive_int("d", d), generator=generator, dtype=dtype
     )
+
+
+def generate(
+    model: DiT,
+    n: int,
+    schedule: Schedule | None = None,
+    steps: int = 50,
+    t0: float = 1e-3,
+    method: str = "heun",
+    seed: int = 0,
+    batch_size: int = 1000,
+    precision: str = "fp32",
+    progress: bool = True,
+    score: ScoreFn | None = None,
+    on_chunk: Callable[[torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """Draw ``n`` sequences from a trained network with :func:`sample`, ``(n, N, d)`` float32 (CPU).
+
+    The backward process of the model's schedule runs from ``T`` to ``t0`` with the model's score
+    ``-eps_hat / sigma_t``, in chunks of ``batch_size``, starting from seeded standard normal noise
+    (:func:`prior`), so the samples do not depend on ``batch_size``.
+
+    Args:
+        model: a :class:`~gptheory.model.DiT` (sampled on the device its weights are on).
+        precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (see :func:`gptheory.profiles.autocast_dtype`).
+        score: use this ``score(x, t)`` instead of the model's (e.g. one that records something on the way;
+            ``precision`` then does not apply).
+        on_chunk: called with each chunk's finished samples ``(chunk, N, d)`` (on the model's device) once its
+            backward process has reached ``t0`` and before the next chunk starts: the place to close per-chunk
+            records, see :func:`gptheory.analysis.generate_with_attention`.
+    """
+    schedule = model.check_schedule(schedule)
+    n, batch_size = positive_int("n", n), positive_int("batch_size", batch_size)
+    dev = next(model.parameters()).device
+    autocast = autocast_dtype(precision, dev)
+    model.eval()
+    fn = model.score_fn(schedule, autocast=autocast) if score is None else score
+    g = torch.Generator().manual_seed(int(seed))
+    x_T = prior(n, model.N, model.d, generator=g, dtype=torch.float32)
+    out = []
+    for chunk in tqdm(x_T.split(batch_size), desc="generating", disable=not progress, leave=False):
+        x = sample(fn, chunk.to(dev), schedule, steps, t0, method=method, progress=False)
+        if on_chunk is not None:
+            on_chunk(x)
+        out.append(x.cpu())
+    return torch.cat(out)

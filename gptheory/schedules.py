@@ -32,6 +32,16 @@ def _as_time(t: TimeLike) -> torch.Tensor:
     return torch.tensor(float(t), dtype=torch.float64)
 
 
+def batch_times(t: torch.Tensor, batch: int, name: str = "t") -> torch.Tensor:
+    """One diffusion time per sequence: a scalar ``t`` is broadcast to ``(batch,)``, a ``(batch,)`` one passes as it is,
+    any other shape raises ``ValueError`` naming ``name``."""
+    if t.dim() == 0:
+        return t.expand(batch)
+    if t.shape != (batch,):
+        raise ValueError(f"{name} must be a float or a tensor of shape ({batch},), got shape {tuple(t.shape)}")
+    return t
+
+
 class Schedule:
     """Base class: subclasses define ``T``, :meth:`log_alpha` and :meth:`beta`.
 
@@ -55,11 +65,36 @@ class Schedule:
         """Noise scale ``sigma_t = sqrt(1 - alpha_t^2)`` (variance preserving)."""
         return torch.sqrt(-torch.expm1(2.0 * self.log_alpha(t)))
 
-    def check_t(self, t: TimeLike, name: str = "t", include_zero: bool = True) -> torch.Tensor:
+    def add_noise(
+        self,
+        x0: torch.Tensor,
+        t: TimeLike,
+        eps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """The forward process at time ``t``: ``x_t = alpha_t x0 + sigma_t eps``, in the dtype of ``x0``.
+
+        Args:
+            x0: clean data ``(batch, ...)``.
+            t: a float, or a ``(batch,)`` tensor (one time per sequence; ``alpha_t`` and ``sigma_t`` are computed in
+                its dtype).
+            eps: the noise, shaped like ``x0``; default a standard normal draw from ``generator``.
+        """
+        if eps is None:
+            eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        alpha, sigma = self.alpha(t), self.sigma(t)
+        if alpha.dim() > 0:  # (batch,) -> (batch, 1, ..., 1)
+            alpha, sigma = (v.reshape(v.shape + (1,) * (x0.dim() - v.dim())) for v in (alpha, sigma))
+        return alpha * x0 + sigma * eps
+
+    def check_t(
+        self, t: TimeLike, name: str = "t", include_zero: bool = True, batch: int | None = None
+    ) -> torch.Tensor:
         """Return ``t`` as a tensor after checking that every entry lies in ``[0, T]``.
 
         With ``include_zero=False`` the range is ``(0, T]`` (the score is undefined at ``t = 0``
-        when the data covariance is singular, and ``sigma_0 = 0``).
+        when the data covariance is singular, and ``sigma_0 = 0``). With ``batch``, ``t`` must be a
+        float or a ``(batch,)`` tensor and comes back as ``(batch,)`` (see :func:`batch_times`).
         """
         tt = _as_time(t)
         lo = "[0" if include_zero else "(0"
@@ -70,7 +105,7 @@ class Schedule:
         if low_bad.any() or (tt > self.T * (1 + 1e-12)).any():
             shown = tt.item() if tt.numel() == 1 else f"values in [{tt.min().item():g}, {tt.max().item():g}]"
             raise ValueError(f"{name} must be in {rng} for {type(self).__name__}, got {shown}")
-        return tt
+        return tt if batch is None else batch_times(tt, batch, name)
 
     def config(self) -> dict:
         """Name and arguments that rebuild this schedule with :func:`from_config` (stored in checkpoints)."""

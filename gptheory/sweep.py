@@ -35,6 +35,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from . import results
+from .atomic import atomic_write
 from .config import ExperimentConfig, option_owners
 from .profiles import PROFILES, by_profile
 from .profiles import device as default_device
@@ -140,7 +141,8 @@ def _check_out(out: Path, manifest: dict) -> None:
         raise ValueError(f"--out must be a folder this process can write, got {str(out)!r} ({err.strerror})") from err
     path = out / "sweep.json"
     if not path.exists():
-        results.write_atomic(path, lambda fh: fh.write(json.dumps(manifest, indent=1, sort_keys=True).encode()))
+        with atomic_write(path) as fh:
+            fh.write(json.dumps(manifest, indent=1, sort_keys=True).encode())
         return
     old = json.loads(path.read_text())
     if old.get("sweep") != manifest["sweep"]:
@@ -306,7 +308,8 @@ def run_sweep(
         import matplotlib.pyplot as plt
 
         fig = sweep.plot([r for _, r in finished])
-        results.write_atomic(out / "summary.png", lambda fh: fig.savefig(fh, format="png", dpi=110))
+        with atomic_write(out / "summary.png") as fh:
+            fig.savefig(fh, format="png", dpi=110)
         plt.close(fig)
     return SweepResult(name, finished, len(todo), out, time.perf_counter() - start)
 
@@ -337,7 +340,8 @@ def _write_table(sweep: Sweep, points, done: dict[int, Record], out: Path | None
     if out is None:
         return
     text = table(sweep, [(points[i][0], done[i]) for i in sorted(done)])
-    results.write_atomic(out / "results.csv", lambda fh: fh.write(text.encode()))
+    with atomic_write(out / "results.csv") as fh:
+        fh.write(text.encode())
 
 
 def _execute(sweep, profile, points, todo, folder, workers, executor, slurm, finish, bar) -> None:

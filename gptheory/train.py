@@ -16,10 +16,13 @@ One step, with the training set ``x_0`` fixed (sample size ``n`` is what the the
 Determinism: model initialisation, data order and noise come from seeded generators, so two CPU
 runs with the same seed give the same weights. A checkpoint holds the model, the EMA, the optimiser,
 both generators' states, the current permutation and position in it, and the log, so a run that is
-interrupted and resumed ends with the same weights as one that was not. Checkpoints are written to
-a temporary file and moved into place with ``os.replace`` (never half-written).
+interrupted and resumed ends with the same weights as one that was not. The file format lives in
+:mod:`gptheory.checkpoint`; sampling from the trained network in :func:`gptheory.samplers.generate`.
 
 A loss that becomes non-finite or exceeds ``max_loss`` raises :class:`TrainingDiverged`.
+
+(Over 400 lines on purpose: the configuration, the time sampler, the step and the resumable loop are one
+training recipe, read top to bottom, as in nanoGPT's ``train.py``.)
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import copy
 import math
 import os
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,15 +38,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 from .gp import GaussianProcess
 from .model import DiT
-from .samplers import prior, sample
+from .profiles import PRECISIONS, autocast_dtype
 from .schedules import Schedule
 from .validation import finite_tensor, nonneg_int, positive_int, real_in
 
-PRECISIONS = ("auto", "fp32", "bf16")
 T_SAMPLINGS = ("uniform", "log_snr")
-CHECKPOINT_VERSION = 2  # 2: the model config names its schedule and prediction
 
 
 class TrainingDiverged(RuntimeError):
@@ -199,13 +200,6 @@ class TimeSampler:
         return t.to(u.dtype)
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """``torch.bfloat16`` when autocast should be on, else ``None`` (``"auto"``: bf16 on CUDA only)."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW over all parameters; the fused implementation where this torch has it for the device."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -213,43 +207,6 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def save_atomic(obj: dict, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint written by :func:`train`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "version" not in ckpt or "model_config" not in ckpt:
-        raise ValueError(f"checkpoint {path} is not a gptheory training checkpoint")
-    if ckpt["version"] != CHECKPOINT_VERSION:
-        raise ValueError(
-            f"checkpoint {path} has format version {ckpt['version']}, this gptheory reads version "
-            f"{CHECKPOINT_VERSION}; retrain, or load it with the gptheory release that wrote it"
-        )
-    return ckpt
-
-
-def load_model(path: str | os.PathLike, ema: bool = True) -> DiT:
-    """The EMA (default) or last-iterate model stored in a checkpoint, in eval mode on the CPU."""
-    ckpt = load_checkpoint(path)
-    model = DiT(**ckpt["model_config"])
-    model.load_state_dict(ckpt["ema" if ema else "model"])
-    return model.eval()
 
 
 class _Trainer:
@@ -334,8 +291,7 @@ class _Trainer:
         B = x0.shape[0]
         t = self.times(torch.rand(B, generator=self.noise_gen, device=self.device))
         eps = torch.randn(x0.shape, generator=self.noise_gen, device=self.device)
-        alpha, sigma = self.schedule.alpha(t)[:, None, None], self.schedule.sigma(t)[:, None, None]
-        xt = alpha * x0 + sigma * eps
+        xt = self.schedule.add_noise(x0, t, eps)
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             pred = self.forward(xt, t, check=False, raw=True)
         loss = F.mse_loss(pred.float(), self.model.target(x0, eps, t))
@@ -454,13 +410,13 @@ def train(
             if checkpoint is not None and cfg.checkpoint_every and tr.step % cfg.checkpoint_every == 0:
                 tr.seconds += time.perf_counter() - wall
                 wall = time.perf_counter()
-                save_atomic(tr.state(), checkpoint)
+                save_checkpoint(tr.state(), checkpoint)
     finally:
         bar.close()
     if tr.step > start_step:  # a finished checkpoint reloaded: nothing ran, nothing to rewrite
         tr.seconds += time.perf_counter() - wall
         if checkpoint is not None:
-            save_atomic(tr.state(), checkpoint)
+            save_checkpoint(tr.state(), checkpoint)
     this_call = (tr.step - start_step) * tr.batch
     return TrainResult(
         model=tr.model.eval(),
@@ -474,52 +430,13 @@ def train(
     )
 
 
-def generate(
-    model: DiT,
-    n: int,
-    schedule: Schedule | None = None,
-    steps: int = 50,
-    t0: float = 1e-3,
-    method: str = "heun",
-    seed: int = 0,
-    batch_size: int = 1000,
-    precision: str = "fp32",
-    progress: bool = True,
-    score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """Draw ``n`` sequences from a trained model with :func:`gptheory.samplers.sample`, ``(n, N, d)`` float32 (CPU).
-
-    The backward process of the model's schedule runs from ``T`` to ``t0`` with the model's score
-    ``-eps_hat / sigma_t`` (or ``score(x, t)`` when given, e.g. a wrapper that records something on the
-    way; ``precision`` then does not apply), in chunks of ``batch_size``, starting from seeded standard
-    normal noise, so the samples do not depend on ``batch_size``.
-    """
-    schedule = model.check_schedule(schedule)
-    n, batch_size = positive_int("n", n), positive_int("batch_size", batch_size)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    dev = next(model.parameters()).device
-    model.eval()
-    fn = model.score_fn(schedule, autocast=autocast_dtype(precision, dev)) if score is None else score
-    g = torch.Generator().manual_seed(int(seed))
-    x_T = prior(n, model.N, model.d, generator=g, dtype=torch.float32)
-    out = []
-    for chunk in tqdm(x_T.split(batch_size), desc="generating", disable=not progress, leave=False):
-        out.append(sample(fn, chunk.to(dev), schedule, steps, t0, method=method, progress=False).cpu())
-    return torch.cat(out)
-
-
 __all__ = [
     "TrainConfig",
     "TrainResult",
     "TimeSampler",
     "TrainingDiverged",
     "build_model",
-    "generate",
-    "load_checkpoint",
-    "load_model",
     "lr_at",
-    "save_atomic",
     "train",
     "training_set",
 ]

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .train import save_atomic
+from .atomic import atomic_write
 from .validation import nonneg_int, positive_int, real_in
 from .video import render
 
@@ -210,7 +210,8 @@ def train_vae(
                 "log": log,
                 "acc": acc,
             }
-            save_atomic(state, path)
+            with atomic_write(path) as fh:
+                torch.save(state, fh)
 
     start_step = step
     wall = time.perf_counter()

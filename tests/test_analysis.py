@@ -30,9 +30,9 @@ from gptheory.analysis import (
     variance_drift,
 )
 from gptheory.model import DiT
-from gptheory.samplers import prior, sample
+from gptheory.samplers import generate, prior, sample
 from gptheory.schedules import DDPMSchedule, OUSchedule
-from gptheory.train import generate
+from gptheory.unroll import banded
 
 
 def randomized(model: DiT, seed: int = 0, scale: float = 0.3) -> DiT:
@@ -193,10 +193,15 @@ def test_construction_softmax_head_is_the_row_normalised_kernel():
     torch.testing.assert_close(construction_attention(gp), gp.Gamma / gp.Gamma.sum(1, keepdim=True))
 
 
-def test_construction_relu_heads_give_the_row_normalised_band():
+def test_construction_relu_heads_give_the_row_normalised_kernel_or_its_band():
     gp = GaussianProcess(6, 1, nu=1.0, ell=1.5)
     A = construction_attention(gp)
     torch.testing.assert_close(A, gp.Gamma / gp.Gamma.sum(1, keepdim=True), atol=1e-8, rtol=1e-8)
+    for g in (gp, GaussianProcess(6, 1, nu=2.0, ell=1.5)):  # a band needs the ReLU heads, also for nu = 2
+        band = banded(g.Gamma, 2)
+        A = construction_attention(g, J=2)
+        torch.testing.assert_close(A, band / band.sum(1, keepdim=True), atol=1e-8, rtol=1e-8)
+        assert (A[(torch.arange(6)[:, None] - torch.arange(6)).abs() >= 2] == 0).all()
 
 
 def test_eigen_response_and_variance_drift_predict_what_the_sampler_does():

@@ -18,10 +18,10 @@ from gptheory.construct import (
     MultiHeadAttention,
     TokenEmbedding,
     build_gd_transformer,
-    gap_profile,
+    frame_embedding,
+    gap_inner_products,
     resolution,
     sawtooth_square,
-    sinusoidal_embedding,
     size_report,
     trapezoid,
 )
@@ -45,10 +45,8 @@ def _one_thread():
 def _noisy(gp: GaussianProcess, t: float | torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     """Draws from the diffused marginal p_t (inputs the network's ranges are sized for)."""
     g = torch.Generator().manual_seed(seed)
-    tt = torch.as_tensor(t, dtype=torch.float64).reshape(-1, 1, 1)
-    al, sg = SCHED.alpha(tt), SCHED.sigma(tt)
     noise = torch.randn(n, gp.N, gp.d, generator=g, dtype=torch.float64)
-    return al * gp.sample(n, generator=g) + sg * noise
+    return SCHED.add_noise(gp.sample(n, generator=g), t, noise)
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -128,11 +126,11 @@ def test_trapezoid_and_embedding_resolution():
     # beyond x = 2 the four ReLUs cancel, exactly up to one rounding of numbers of size |x|
     assert torch.all(outside.abs() <= 1e-15 * x[x.abs() >= 2].abs()) and torch.all((T > -1e-15) & (T < 1 + 1e-15))
     for n in (2, 16, 128):  # the default frequency resolves every gap: psi strictly decreases
-        psi = gap_profile(sinusoidal_embedding(n))
+        psi = gap_inner_products(frame_embedding(n))
         assert torch.all(torch.diff(psi) < 0)
         assert resolution(psi, n) > 0
     # inner products depend on the gap only
-    E = sinusoidal_embedding(12)
+    E = frame_embedding(12)
     G = E @ E.T
     for h in range(12):
         diag = torch.diagonal(G, h)

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gptheory import DDPMSchedule, GaussianProcess, OUSchedule, kernel, kernel_matrix
+from gptheory.gp import _unfold, fold_eigh
 
 OU = OUSchedule()
 
@@ -115,6 +116,33 @@ def test_solve_inverts_the_diffused_covariance(N, d, nu, ell, t):
     back = (a * gp.covariance() @ z.reshape(2, -1).T).T + b * z.reshape(2, -1)
     cond = float((a * gp.spectrum.max() + b) / b)
     torch.testing.assert_close(back, y.reshape(2, -1), rtol=0, atol=1e-12 * cond * y.abs().max().item())
+
+
+@pytest.mark.parametrize("N", [1, 2, 3, 4, 5, 8, 33])
+def test_eigenbasis_from_the_fold_is_an_eigendecomposition(N):
+    gp = GaussianProcess(N, 1, nu=1.3, ell=3.0)
+    G = gp.Gamma
+    lam, U, _, _ = gp.eig
+    eye = torch.eye(N, dtype=torch.float64)
+    torch.testing.assert_close(lam, torch.linalg.eigvalsh(G), rtol=0, atol=1e-13 * N)
+    torch.testing.assert_close(U.T @ U, eye, rtol=0, atol=1e-13 * N)
+    torch.testing.assert_close(U @ torch.diag(lam) @ U.T, G, rtol=0, atol=1e-13 * N)
+    assert fold_eigh(G).h == (N // 2 if N >= 4 else 0)  # two half-size problems whenever it pays
+
+
+def test_fold_of_a_matrix_without_the_symmetry_is_one_eigh():
+    A = torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    G = A @ A.T + torch.eye(6, dtype=torch.float64)
+    assert fold_eigh(G).h == 0
+    lam, U = _unfold(fold_eigh(G))
+    torch.testing.assert_close(U @ torch.diag(lam) @ U.T, G, rtol=0, atol=1e-12)
+
+
+def test_score_leaves_its_input_alone(gp, gen):
+    x = gp.sample(1, generator=gen)  # batch 1: a frame-major copy could alias the input
+    before = x.clone()
+    gp.score(x, 0.5, OU)
+    assert torch.equal(x, before)
 
 
 def test_kernel_bounds():

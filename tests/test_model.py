@@ -122,9 +122,12 @@ def test_score_is_minus_eps_over_sigma_and_plugs_into_sampler():
     s = model.score(x, t, schedule)
     ref = -model(x, t) / schedule.sigma(t.double()).float()[:, None, None]
     torch.testing.assert_close(s, ref)
-    g = torch.Generator().manual_seed(0)
-    out = sample(model.score_fn(schedule), prior(4, N, d, g, torch.float32), schedule, 5, 1e-3, progress=False)
-    assert out.shape == (4, N, d) and torch.isfinite(out).all()
+    x_T = prior(4, N, d, torch.Generator().manual_seed(0), torch.float32)
+    out = sample(model.score_fn(schedule), x_T, schedule, 5, 1e-3, progress=False)
+    ref = sample(lambda y, s: -model(y, s) / schedule.sigma(s.double()).float()[:, None, None], x_T, schedule, 5, 1e-3,
+                 progress=False)  # fmt: skip
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)  # the sampler runs on exactly that score
+    assert not torch.allclose(out, x_T)
 
 
 @pytest.mark.parametrize(
@@ -137,7 +140,7 @@ def test_score_is_minus_eps_over_sigma_and_plugs_into_sampler():
         ((B, N, d), torch.tensor([0.1, 0.2, float("inf"), 0.3, 0.4]), "t must be finite"),
         ((B, N, d), 1.5, r"t must be a real number in \[0, 1\]"),
         ((B, N, d), torch.full((B,), -0.1), r"t must be in \[0, 1\]"),
-        ((B, N, d), torch.rand(B + 1), r"shape \(batch,\)=\(5,\)"),
+        ((B, N, d), torch.rand(B + 1), r"t must be a float or a tensor of shape \(5,\)"),
     ],
 )
 def test_input_checks(x_shape, t, match):
@@ -207,7 +210,7 @@ def test_v_prediction_is_the_same_denoiser_with_loss_scaled_by_alpha(schedule):
     eps = torch.randn(B, N, d, generator=g, dtype=torch.float64)
     t = torch.linspace(0.05, 0.95, B, dtype=torch.float64) * schedule.T
     alpha, sigma = schedule.alpha(t)[:, None, None], schedule.sigma(t)[:, None, None]
-    xt = alpha * x0 + sigma * eps
+    xt = schedule.add_noise(x0, t, eps)
     F_raw, eps_hat = model(xt, t, raw=True), model(xt, t)
     torch.testing.assert_close(eps_hat, sigma * xt + alpha * F_raw, rtol=1e-12, atol=1e-12)
     v = model.target(x0, eps, t)

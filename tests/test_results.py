@@ -23,7 +23,6 @@ from gptheory.results import (
     save,
     ship,
     shipped,
-    write_atomic,
 )
 
 
@@ -162,16 +161,3 @@ def test_shipped_results_are_found_first_and_listed():
     assert [r.numbers for r in shipped("both")] == [{"v": "shipped"}]
     assert shipped("nothing") == []
     assert load("both", {"x": 2}) is None
-
-
-def test_write_atomic_never_leaves_half_a_file(tmp_path):
-    path = tmp_path / "f.txt"
-    write_atomic(path, lambda fh: fh.write(b"old"))
-
-    def broken(fh):
-        fh.write(b"half")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        write_atomic(path, broken)
-    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]

@@ -66,3 +66,26 @@ def test_config_round_trip(schedule):
     assert torch.equal(rebuilt.log_alpha(t), schedule.log_alpha(t))
     with pytest.raises(ValueError, match="name in ou, ddpm"):
         from_config({"name": "vp"})
+
+
+def test_add_noise_is_the_forward_process():
+    sched = DDPMSchedule()
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64)
+    t = torch.tensor([0.2, 0.7, 0.9], dtype=torch.float64)
+    want = sched.alpha(t)[:, None, None] * x0 + sched.sigma(t)[:, None, None] * eps
+    torch.testing.assert_close(sched.add_noise(x0, t, eps), want, rtol=0, atol=0)
+    torch.testing.assert_close(sched.add_noise(x0, 0.7, eps), sched.add_noise(x0, torch.full((3,), 0.7), eps))
+    drawn = sched.add_noise(x0, 0.7, generator=torch.Generator().manual_seed(5))  # eps ~ N(0, I) from the generator
+    torch.testing.assert_close(
+        drawn,
+        sched.add_noise(x0, 0.7, torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)),
+    )
+
+
+def test_check_t_broadcasts_one_time_per_sequence():
+    sched = OUSchedule()
+    assert sched.check_t(0.5, batch=4).shape == (4,)
+    assert torch.equal(sched.check_t(torch.tensor([1.0, 2.0]), batch=2), torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"t must be a float or a tensor of shape \(3,\), got shape \(2,\)"):
+        sched.check_t(torch.tensor([1.0, 2.0]), batch=3)

@@ -302,7 +302,7 @@ def learn_process(
     matches, computed (and saved to the local cache) otherwise.
 
     A shipped record matches on the configuration and the package version; a cached one also on the source
-    of every module the driver imports (:func:`gptheory.results.code_hash`), so an edited driver, model or
+    of every module the driver imports (:func:`gptheory.provenance.code_hash`), so an edited driver, model or
     metric never silently reuses an old local run. ``refresh`` recomputes regardless.
     """
     name = active_profile() if profile is None else profile

@@ -2,7 +2,8 @@
 
 One configuration (:class:`VideoConfig`, one instance per profile in :data:`PROFILES`), one driver (:func:`run`) and
 one entry point (:func:`learn_video`), shared by the chapter "A bouncing ball" and the command line
-``python -m gptheory video --profile smoke|cpu|gpu --out DIR`` (:func:`add_parser`, :func:`main`):
+``python -m gptheory video --profile smoke|cpu|gpu --out DIR`` (:func:`add_parser`, :func:`main`). (Over 400 lines
+because the command line lives here with the driver it runs, so the shared ``__main__`` only registers it.)
 
 1. a VAE (:mod:`gptheory.vae`) learns single frames and is frozen;
 2. ``n_train`` seeded videos (:mod:`gptheory.video`) are encoded frame by frame into latent sequences
@@ -33,7 +34,8 @@ from .latent_stats import gaussian_fit, nearest_distance, relative_error, tempor
 from .profiles import by_profile
 from .profiles import device as default_device
 from .profiles import profile as active_profile
-from .results import Result, cached, device_name, ship
+from .provenance import device_name
+from .results import Result, cached, ship
 from .samplers import generate
 from .tracking import physics, track
 from .train import TrainConfig, build_model, train

@@ -16,6 +16,7 @@ A :class:`Sweep` names a base configuration per profile, a grid of flat override
   path on this machine, through submitit's local executor, to test it without a cluster).
 
 Sweeps are registered by the experiment modules (their ``SWEEPS`` tuple); :func:`registry` collects them.
+(About 400 lines: the grid, the folder's bookkeeping and the three executors are one job, running a grid.)
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from .atomic import atomic_write
 from .config import ExperimentConfig, option_owners
 from .profiles import PROFILES, by_profile
 from .profiles import device as default_device
-from .results import Provenance, Record, config_key
+from .provenance import Provenance, code_hash
+from .results import Record, config_key
 from .validation import positive_int
 
 EXECUTORS = ("local", "slurm", "submitit-local")
@@ -118,7 +120,7 @@ def _point_task(name: str, body: dict, profile: str, checkpoint: str | None, thr
     config = ExperimentConfig.from_dict(body)
     start = time.perf_counter()
     record = sweep.point(config, checkpoint=checkpoint, progress=False)
-    code = results.code_hash(sweep.point.__module__)
+    code = code_hash(sweep.point.__module__)
     record.provenance = Provenance.now(body, time.perf_counter() - start, profile, default_device(), code)
     return record
 
@@ -264,7 +266,7 @@ def run_sweep(
         }
         _check_out(out, manifest)
 
-    code = results.code_hash(sweep.point.__module__)
+    code = code_hash(sweep.point.__module__)
     done: dict[int, Record] = {}
     todo: list[int] = []
     for i, (_, cfg) in enumerate(points):

@@ -9,21 +9,8 @@ import numpy as np
 import pytest
 
 from gptheory import results
-from gptheory.results import (
-    Provenance,
-    Record,
-    Result,
-    cached,
-    code_hash,
-    config_key,
-    dependencies,
-    device_name,
-    load,
-    read,
-    save,
-    ship,
-    shipped,
-)
+from gptheory.provenance import Provenance, code_hash, dependencies, device_name
+from gptheory.results import Record, Result, cached, config_key, load, read, save, ship, shipped
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,8 @@ import torch
 
 from gptheory import GaussianProcess, metrics
 from gptheory import sample_complexity as sc
-from gptheory.results import Provenance
+from gptheory.early_stopping import early_stopping_gap
+from gptheory.provenance import Provenance
 from gptheory.schedules import DDPMSchedule, OUSchedule
 
 
@@ -45,7 +46,7 @@ def test_lemma12_matches_the_dense_gaussian_formulas_and_the_bound_holds():
     gp = GaussianProcess(5, 2, nu=1.0, ell=1.5, seed=3)
     for schedule in (OUSchedule(), DDPMSchedule()):
         t0 = torch.tensor([1e-4, 1e-2, 0.3], dtype=torch.float64)
-        gap = sc.early_stopping_gap(gp, t0, schedule)
+        gap = early_stopping_gap(gp, t0, schedule)
         C = gp.covariance()
         zero = torch.zeros(C.shape[0], dtype=torch.float64)
         for k, t in enumerate(t0):
@@ -59,7 +60,7 @@ def test_lemma12_matches_the_dense_gaussian_formulas_and_the_bound_holds():
         # the per-eigenvalue bound is tight for small t0 (second order in u): within 5 % at t0 = 1e-4
         assert gap.kl_bound_sum[0] == pytest.approx(gap.kl[0], rel=0.05)
     # small t0: KL ~ t0^2, so two decades of t0 are four of KL
-    small = sc.early_stopping_gap(gp, torch.tensor([1e-6, 1e-4], dtype=torch.float64), OUSchedule())
+    small = early_stopping_gap(gp, torch.tensor([1e-6, 1e-4], dtype=torch.float64), OUSchedule())
     assert math.log10(small.kl[1] / small.kl[0]) == pytest.approx(4.0, abs=0.05)
 
 

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from .. import results
+from ..provenance import device_name
 from ..sweep import get, run_sweep
 
 
@@ -56,7 +56,7 @@ def run(name: str, profile: str, points: int, workers: int, steps: int | None) -
     out["matmul_gflops_fp32_after"] = matmul_gflops()
     out["seconds"] = times
     out["speedup"] = times["serial"] / times["workers"]
-    out["cpu"] = results.device_name("cpu")
+    out["cpu"] = device_name("cpu")
     return out
 
 

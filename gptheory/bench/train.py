@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model import DiT
-from ..results import device_name
+from ..provenance import device_name
 from ..schedules import DDPMSchedule
 from ..train import make_optimizer
 

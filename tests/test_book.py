@@ -168,3 +168,11 @@ def test_student_edition_sources_have_answer_cells_instead_of_solutions(tmp_path
         assert "{solution-start}" not in text and "{solution-end}" not in text
         assert text.count("# Your answer here") == n
     assert (tmp_path / "_toc.yml").is_file() and (tmp_path / "book" / "_ext" / "offline_site.py").is_file()
+
+
+def test_the_intro_maps_every_chapter_of_the_toc():
+    """The map of the book stays true as chapters land: one row per chapter, no row without one."""
+    intro = (ROOT / f"{TOC['root']}.md").read_text()
+    mapped = re.findall(r"^\| \{doc\}`([\w/]+)`", intro, re.M)
+    chapters = [Path(f).stem for f in _toc_files(TOC)]
+    assert sorted(mapped) == sorted(chapters), f"intro map {mapped} against _toc.yml {chapters}"

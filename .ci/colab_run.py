@@ -29,43 +29,26 @@ ROOT = Path(__file__).resolve().parent.parent
 COLAB_RUNTIME = ["torch", "numpy", "scipy", "matplotlib", "ipykernel"]  # what Colab ships that we rely on
 
 
+def _run(cmd: list[str], cwd: Path) -> str:
+    """Run a command quietly, in ``cwd`` (never the checkout, whose gptheory/ would be importable)."""
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
 def make_env(where: Path) -> Path:
     """A bare venv with the Colab runtime packages; returns its python."""
-    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True)
+    _run([sys.executable, "-m", "venv", str(where)], where.parent)
     python = where / "bin" / "python"
-    subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "-c",
-            str(ROOT / ".ci" / "requirements.txt"),
-            *COLAB_RUNTIME,
-        ],
-        check=True,
-    )
+    requirements = ROOT / ".ci" / "requirements.txt"
+    _run([str(python), "-m", "pip", "install", "-q", "-c", str(requirements), *COLAB_RUNTIME], where.parent)
     return python
 
 
 def build_wheel(out: Path) -> Path:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "-w",
-            str(out),
-            str(ROOT),
-        ],
-        check=True,
-    )
+    out.mkdir(parents=True, exist_ok=True)
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)], out)
     return next(out.glob("gptheory-*.whl"))
 
 
@@ -111,14 +94,11 @@ def main(argv: list[str]) -> int:
         work = Path(tmp)
         python = make_env(work / "venv")
         print(f"bare environment ready ({time.time() - start:.0f} s): {', '.join(COLAB_RUNTIME)}")
-        site = subprocess.run(
-            [str(python), "-c", "import importlib.util as u; print(u.find_spec('gptheory'))"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        site = _run([str(python), "-c", "import importlib.util as u; print(u.find_spec('gptheory'))"], work).strip()
         assert site == "None", f"gptheory is already importable in the bare environment: {site}"
+        t0 = time.time()
         wheel = build_wheel(work / "dist")
+        print(f"wheel of the checkout built ({time.time() - t0:.0f} s): {wheel.name}")
         source = f"gptheory[notebooks] @ {wheel.as_uri()}"
         problems = []
         for kind, path in [

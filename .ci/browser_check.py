@@ -5,7 +5,8 @@
     python .ci/browser_check.py _build/html --screenshots DIR    # also save a PNG of every page
 
 Checks, on every page: math typeset by MathJax (no raw TeX left in the text, no MathJax error), every
-image loaded, no console error, every internal link pointing at a page and an anchor that exist. Once per
+image loaded, no console error, no cell output that is a bare number (a cell ending in a value) or shows a
+local path or a raw provenance dict, every internal link pointing at a page and an anchor that exist. Once per
 book: solution dropdowns open when clicked (full book) or no solution is left (student edition), search
 returns results, and every link the Colab and student notebooks make into the HTML book (html.baseurl)
 names a page and an anchor of this build. The browser cannot reach the internet: every host except the
@@ -39,6 +40,11 @@ RAW_TEX = re.compile(
     r"\\(?:frac|mathbb|mathcal|operatorname|alpha|sigma|Gamma|Sigma|nu|ell|kappa|lambda|big|left|right|sum|"
     r"begin|end|hat|bar|tfrac|sqrt|cdot|times|le|ge|top)\b|\$\$|\\\(|\\\["
 )
+
+
+LEAK = re.compile(r"(/tmp/|/home/|/root/|/work/|\.cache/gptheory|site-packages|\{'device': )")
+BARE_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*(e[-+]?\d+)?|nan|inf)\s*$")
+OUTPUTS = "return Array.from(document.querySelectorAll('.cell_output')).map(e => e.innerText)"
 
 
 def pages(html: Path) -> list[Path]:
@@ -125,6 +131,12 @@ def check_page(driver, url: str, rel: str) -> list[str]:
     text = driver.execute_script(VISIBLE_TEXT)
     for m in list(RAW_TEX.finditer(text))[:5]:
         problems.append(f"{rel}: raw TeX in the text: ...{text[max(0, m.start() - 40) : m.end() + 40]!r}...")
+    for out in driver.execute_script(OUTPUTS):
+        if BARE_NUMBER.match(out):
+            problems.append(f"{rel}: a stray number under a code cell: {out.strip()!r}")
+        if m := LEAK.search(out):
+            shown = out[max(0, m.start() - 40) : m.end() + 60]
+            problems.append(f"{rel}: a cell shows a local path or raw provenance: ...{shown!r}")
     for _ in range(50):
         imgs = driver.execute_script(IMAGES)
         if all(done for _, done, _ in imgs):

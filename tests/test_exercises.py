@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from gptheory.exercises import CHECKS, check
+from gptheory.exercises import CHECKS, check, verdict
 
 WRONG = {
     "ex-gp-ar1": lambda rho: -rho,  # forgot the 1 / (1 - rho^2)
@@ -25,29 +25,32 @@ def test_every_check_has_a_wrong_answer_here():
 
 @pytest.mark.parametrize("label", sorted(CHECKS))
 def test_check_accepts_the_reference_solution(label, capsys):
-    assert check(label, CHECKS[label].reference()) is True
-    assert "correct" in capsys.readouterr().out
+    assert verdict(label, CHECKS[label].reference())[0] is True
+    check(label, CHECKS[label].reference())
+    assert f"{label}: correct" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("label", sorted(CHECKS))
 def test_check_rejects_a_wrong_answer_and_says_why(label, capsys):
-    assert check(label, WRONG[label]) is False
+    assert verdict(label, WRONG[label])[0] is False
+    assert check(label, WRONG[label]) is None  # a cell ending in the call shows no value
     out = capsys.readouterr().out
     assert "not yet" in out and len(out) > len(label) + 20
 
 
 @pytest.mark.parametrize("label", sorted(CHECKS))
 def test_empty_answer_cell_runs_and_says_what_is_asked(label, capsys):
-    assert check(label, None) is None
+    assert verdict(label, None)[0] is None
+    check(label, None)
     assert CHECKS[label].asks in capsys.readouterr().out
 
 
-def test_wrong_kind_of_answer_is_reported_not_raised(capsys):
-    assert check("ex-gp-ar1", 0.5) is False  # a number where a function of rho is asked
-    assert "function" in capsys.readouterr().out
-    assert check("ex-truncation-1", 36.6) is False
+def test_wrong_kind_of_answer_is_reported_not_raised():
+    ok, message = verdict("ex-gp-ar1", 0.5)  # a number where a function of rho is asked
+    assert ok is False and "function" in message
+    assert verdict("ex-truncation-1", 36.6)[0] is False
 
 
 def test_unknown_exercise_names_the_known_ones():
     with pytest.raises(KeyError, match="ex-gp-ar1"):
-        check("ex-nope", 1)
+        verdict("ex-nope", 1)

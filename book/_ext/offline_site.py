@@ -1,4 +1,4 @@
-"""The HTML site as readers meet it offline: local MathJax, each script included once, a quiet console.
+"""The HTML site as readers meet it: local MathJax, each script once, a quiet console, numbers as math.
 
 MathJax 3 is served from the built site instead of a CDN, so formulas render offline.
 
@@ -9,10 +9,36 @@ there; the book's ``mathjax3_config`` (macros) applies unchanged.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
+from docutils import nodes
 from sphinx.application import Sphinx
+
+PYTHON_EXPONENT = re.compile(r"^(?P<mantissa>[+-]?\d+(?:\.\d*)?)e(?P<exponent>[+-]?\d+)$")
+
+
+def number_as_tex(text: str) -> str | None:
+    """``'9.55e+03'`` -> ``'9.55 \\times 10^{3}'``, ``'1e-06'`` -> ``'10^{-6}'``; None for anything else."""
+    m = PYTHON_EXPONENT.match(text.strip())
+    if not m:
+        return None
+    mantissa, exponent = m["mantissa"].lstrip("+"), int(m["exponent"])
+    if mantissa in ("1", "1.", "1.0"):
+        return f"10^{{{exponent}}}"
+    if mantissa in ("-1", "-1.", "-1.0"):
+        return f"-10^{{{exponent}}}"
+    return f"{mantissa} \\times 10^{{{exponent}}}"
+
+
+def _numbers_as_math(app: Sphinx, doctree: nodes.document) -> None:
+    """Glued numbers that Python wrote in exponent form (``{glue:text}`x:.2e```) are typeset as math."""
+    for node in list(doctree.findall(nodes.inline)):
+        if "pasted-text" in node.get("classes", []):
+            tex = number_as_tex(node.astext())
+            if tex is not None:
+                node.replace_self(nodes.math(tex, tex))
 
 
 def _es5() -> Path:
@@ -60,6 +86,7 @@ def _once(app: Sphinx, pagename: str, templatename: str, context: dict, doctree)
 
 def setup(app: Sphinx) -> dict:
     app.connect("config-inited", _use_local, priority=900)
+    app.connect("doctree-read", _numbers_as_math)
     # early: html-page-context stops at the first handler that returns a template name
     app.connect("html-page-context", _once, priority=100)
     app.connect("build-finished", _copy)

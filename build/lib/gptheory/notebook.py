@@ -1,0 +1,129 @@
+"""Small helpers for the book's chapters: numbers into prose, tables, and optional widgets.
+
+The chapters run in three places -- the book build (MyST-NB), Colab and CI (nbmake, no widget
+front end) -- and these helpers behave sensibly in all of them.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def glue(name: str, value: Any) -> None:
+    """Hand ``value`` to MyST-NB's ``glue`` under ``name`` (shown in the prose with ``{glue:text}``).
+
+    In a book build nothing is shown under the cell: the number appears only in the prose. Where
+    MyST-NB is missing (Colab, a plain kernel) the prose of the notebook names the value instead, and
+    this prints ``name = value`` so that the reader finds it under the cell. NumPy and torch scalars are
+    turned into plain Python numbers first, so that format specs such as ``:.3g`` work in the prose.
+    Returns nothing, so a cell that ends with a glue shows no stray full-precision number.
+    """
+    value = _plain(value)
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        shown = f"{value:.4g}" if isinstance(value, float) else value
+        print(f"{name} = {shown}")
+        return
+    _glue(name, value, display=False)
+
+
+def glue_math(name: str, value: float, digits: int = 3) -> None:
+    """Glue ``value`` as inline math (``9.55e+03`` becomes $9.55 \\times 10^{3}$); show it with ``{glue:md}`name```."""
+    value = float(_plain(value))
+    try:
+        import myst_nb  # noqa: F401
+        from IPython.display import Markdown
+    except ImportError:
+        glue(name, value)
+        return
+    glue(name, Markdown(f"${latex_number(value, digits)}$"))
+
+
+def _plain(value: Any) -> Any:
+    """A Python ``int``/``float`` for NumPy or torch scalars (0-d arrays and tensors included)."""
+    # np.float64 subclasses float but reprs as "np.float64(...)", which MyST-NB cannot format: test the exact type
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 and type(value) not in (int, float, bool):
+        return value.item()
+    return value
+
+
+def latex_number(x: float, digits: int = 3) -> str:
+    """``x`` as LaTeX for inline math, in scientific notation when it is large or small.
+
+    ``latex_number(9551.2)`` is ``'9.55 \\times 10^{3}'``. ``glue_math`` uses it.
+    """
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    exponent = math.floor(math.log10(abs(x)))
+    if -2 <= exponent < digits:
+        return f"{x:.{digits}g}"
+    mantissa = f"{x / 10**exponent:.{digits}g}"
+    if mantissa.startswith("10"):  # rounding carried into the next power
+        mantissa, exponent = f"{x / 10 ** (exponent + 1):.{digits}g}", exponent + 1
+    return f"10^{{{exponent}}}" if mantissa == "1" else f"{mantissa} \\times 10^{{{exponent}}}"
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> Any:
+    """A readable HTML table for a cell's output: padded cells, numbers right-aligned and never wrapped.
+
+    ``header`` and the cells may hold simple HTML markup such as ``W<sub>q</sub><sup>T</sup>`` (it is
+    kept); other text is escaped. Floats are shown with 3 significant digits. The book renders cell
+    outputs as CommonMark, which has no tables, and Colab shows the same HTML.
+    """
+    from IPython.display import HTML
+
+    def cell(tag: str, value: Any, numeric: bool) -> str:
+        text = f"{value:.3g}" if isinstance(value, float) else str(value)
+        align = "right" if numeric else "left"
+        return f'<{tag} style="padding:0.25em 0.8em;text-align:{align};white-space:nowrap">{text}</{tag}>'
+
+    def numeric(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    head = "".join(cell("th", h, False) for h in header)
+    body = "".join("<tr>" + "".join(cell("td", v, numeric(v)) for v in row) + "</tr>" for row in rows)
+    cap = f"<caption style='caption-side:top;padding:0.3em'>{html.escape(caption)}</caption>" if caption else ""
+    table = (
+        f'<table style="border-collapse:collapse;margin:0.5em 0">{cap}'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+    return HTML(f'<div style="overflow-x:auto">{table}</div>')
+
+
+def widgets_enabled() -> bool:
+    """True when sliders can be shown: ipywidgets is installed and we are not in a headless run.
+
+    Headless runs (CI, the book build) set ``CI`` or ``GPTHEORY_NO_WIDGETS``.
+    """
+    if os.environ.get("GPTHEORY_NO_WIDGETS") or os.environ.get("CI"):
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def explore(plot: Callable[..., Any], **sliders: tuple) -> None:
+    """Draw ``plot(**defaults)`` and, where widgets are available, attach sliders to it.
+
+    Each keyword is ``name=(low, high, step, default)``. The static figure for the defaults is
+    always drawn first, so a page built without a widget front end still shows it.
+    """
+    defaults = {k: v[3] for k, v in sliders.items()}
+    if not widgets_enabled():
+        plot(**defaults)
+        return
+    import ipywidgets as w
+
+    controls = {}
+    for k, (lo, hi, step, default) in sliders.items():
+        cls = w.IntSlider if all(isinstance(v, int) for v in (lo, hi, step, default)) else w.FloatSlider
+        controls[k] = cls(min=lo, max=hi, step=step, value=default, description=k, continuous_update=False)
+    w.interact(plot, **controls)

@@ -7,7 +7,6 @@ front end) -- and these helpers behave sensibly in all of them.
 from __future__ import annotations
 
 import html
-import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,41 +31,12 @@ def glue(name: str, value: Any) -> None:
     _glue(name, value, display=False)
 
 
-def glue_math(name: str, value: float, digits: int = 3) -> None:
-    """Glue ``value`` as inline math (``9.55e+03`` becomes $9.55 \\times 10^{3}$); show it with ``{glue:md}`name```."""
-    value = float(_plain(value))
-    try:
-        import myst_nb  # noqa: F401
-        from IPython.display import Markdown
-    except ImportError:
-        glue(name, value)
-        return
-    glue(name, Markdown(f"${latex_number(value, digits)}$"))
-
-
 def _plain(value: Any) -> Any:
     """A Python ``int``/``float`` for NumPy or torch scalars (0-d arrays and tensors included)."""
     # np.float64 subclasses float but reprs as "np.float64(...)", which MyST-NB cannot format: test the exact type
     if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 and type(value) not in (int, float, bool):
         return value.item()
     return value
-
-
-def latex_number(x: float, digits: int = 3) -> str:
-    """``x`` as LaTeX for inline math, in scientific notation when it is large or small.
-
-    ``latex_number(9551.2)`` is ``'9.55 \\times 10^{3}'``. ``glue_math`` uses it.
-    """
-    x = float(x)
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    exponent = math.floor(math.log10(abs(x)))
-    if -2 <= exponent < digits:
-        return f"{x:.{digits}g}"
-    mantissa = f"{x / 10**exponent:.{digits}g}"
-    if mantissa.startswith("10"):  # rounding carried into the next power
-        mantissa, exponent = f"{x / 10 ** (exponent + 1):.{digits}g}", exponent + 1
-    return f"10^{{{exponent}}}" if mantissa == "1" else f"{mantissa} \\times 10^{{{exponent}}}"
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> Any:

@@ -176,3 +176,19 @@ def test_the_intro_maps_every_chapter_of_the_toc():
     mapped = re.findall(r"^\| \{doc\}`([\w/]+)`", intro, re.M)
     chapters = [Path(f).stem for f in _toc_files(TOC)]
     assert sorted(mapped) == sorted(chapters), f"intro map {mapped} against _toc.yml {chapters}"
+
+
+def _load_site_extension():
+    spec = importlib.util.spec_from_file_location("offline_site", ROOT / "book" / "_ext" / "offline_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("text", "tex"),
+    [("9.55e+03", r"9.55 \times 10^{3}"), ("1.07e+09", r"1.07 \times 10^{9}"), ("1e-06", "10^{-6}"),
+     ("-3.2e+05", r"-3.2 \times 10^{5}"), ("0.5", None), ("64", None), ("layer 3", None)],
+)
+def test_glued_numbers_in_exponent_form_become_math(text, tex):
+    assert _load_site_extension().number_as_tex(text) == tex

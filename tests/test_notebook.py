@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import sys
 
-import pytest
-
-from gptheory.notebook import glue, glue_math, html_table, latex_number
+from gptheory.notebook import glue, html_table
 
 
 def test_glue_returns_nothing_so_no_stray_number_appears_under_a_cell():
@@ -16,24 +14,9 @@ def test_glue_returns_nothing_so_no_stray_number_appears_under_a_cell():
 def test_glue_prints_the_value_where_myst_nb_is_missing(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "myst_nb", None)  # import myst_nb now raises ImportError, as in Colab
     glue("kappa_ou_4", 64.6789)
-    glue_math("dense_ops", 1073741824)
+    glue("dense_ops", 1073741824)
     out = capsys.readouterr().out
-    assert "kappa_ou_4 = 64.68" in out and "dense_ops = 1.074e+09" in out
-
-
-@pytest.mark.parametrize(
-    ("x", "tex"),
-    [
-        (9551.2, r"9.55 \times 10^{3}"),
-        (1073741824, r"1.07 \times 10^{9}"),
-        (0.05, "0.05"),
-        (99999, "10^{5}"),
-        (1.23e-5, r"1.23 \times 10^{-5}"),
-        (42.0, "42"),
-    ],
-)
-def test_latex_number(x, tex):
-    assert latex_number(x) == tex
+    assert "kappa_ou_4 = 64.68" in out and "dense_ops = 1073741824" in out
 
 
 def test_html_table_pads_cells_keeps_markup_and_formats_floats():

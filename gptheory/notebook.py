@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,24 +41,24 @@ def _plain(value: Any) -> Any:
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> Any:
-    """A readable HTML table for a cell's output: padded cells, numbers right-aligned and never wrapped.
+    """A readable HTML table for a cell's output: padded cells, numbers right-aligned and never split.
 
-    ``header`` and the cells may hold simple HTML markup such as ``W<sub>q</sub><sup>T</sup>`` (it is
-    kept); other text is escaped. Floats are shown with 3 significant digits. The book renders cell
-    outputs as CommonMark, which has no tables, and Colab shows the same HTML.
+    ``header`` and the cells are inserted as HTML, so they may hold markup such as
+    ``W<sub>q</sub><sup>⊤</sup>`` (pass only text the chapter writes itself); the caption is escaped.
+    Floats are shown with 3 significant digits. A cell without words ("0.58 / 0.11", "16, 2, 3") never
+    wraps; a cell with words may, so a wide table still fits the page, and scrolls sideways if it cannot.
+    The book renders cell outputs as CommonMark, which has no tables; Colab shows the same HTML.
     """
     from IPython.display import HTML
 
-    def cell(tag: str, value: Any, numeric: bool) -> str:
+    def cell(tag: str, value: Any) -> str:
         text = f"{value:.3g}" if isinstance(value, float) else str(value)
-        align = "right" if numeric else "left"
-        return f'<{tag} style="padding:0.25em 0.8em;text-align:{align};white-space:nowrap">{text}</{tag}>'
+        wordless = not re.search(r"[A-Za-z]{2,}", re.sub(r"<[^>]*>", "", text))
+        style = "padding:0.25em 0.8em;" + ("text-align:right;white-space:nowrap" if wordless else "text-align:left")
+        return f'<{tag} style="{style}">{text}</{tag}>'
 
-    def numeric(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-    head = "".join(cell("th", h, False) for h in header)
-    body = "".join("<tr>" + "".join(cell("td", v, numeric(v)) for v in row) + "</tr>" for row in rows)
+    head = "".join(cell("th", h) for h in header)
+    body = "".join("<tr>" + "".join(cell("td", v) for v in row) + "</tr>" for row in rows)
     cap = f"<caption style='caption-side:top;padding:0.3em'>{html.escape(caption)}</caption>" if caption else ""
     table = (
         f'<table style="border-collapse:collapse;margin:0.5em 0">{cap}'

@@ -90,8 +90,8 @@ def main(argv: list[str]) -> int:
     colab_chapter = argv[0] if argv else "gp_sequences"
     student_chapter = argv[1] if len(argv) > 1 else colab_chapter
     start = time.time()
-    with tempfile.TemporaryDirectory(prefix="colab-run-") as tmp:
-        work = Path(tmp)
+    work = Path(tempfile.mkdtemp(prefix="colab-run-"))
+    try:
         python = make_env(work / "venv")
         print(f"bare environment ready ({time.time() - start:.0f} s): {', '.join(COLAB_RUNTIME)}")
         site = _run([str(python), "-c", "import importlib.util as u; print(u.find_spec('gptheory'))"], work).strip()
@@ -118,6 +118,9 @@ def main(argv: list[str]) -> int:
                     problems.append(f"{path.name} (student): {n_checks} check calls but {n_empty} 'no answer yet'")
                 print(f"  {n_checks} exercise checks reached with empty answers")
             print(f"{kind} notebook {path.relative_to(ROOT)} ran top to bottom in {time.time() - t0:.0f} s; {origin}")
+    finally:
+        # removing a torch install takes minutes on a slow disk: let it finish after we return
+        subprocess.Popen(["rm", "-rf", str(work)], start_new_session=True)
     for p in problems:
         print("FAIL", p)
     print(f"Colab-like run: {len(problems)} problems, {time.time() - start:.0f} s")

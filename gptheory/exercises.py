@@ -203,7 +203,7 @@ def verdict(label: str, answer: Any) -> tuple[bool | None, str]:
         raise KeyError(f"no check for exercise {label!r}; exercises with checks: {', '.join(CHECKS)}")
     c = CHECKS[label]
     if answer is None:
-        return None, f"no answer yet. Expected: {c.asks}."
+        return None, f"no answer yet.\n  Expected: {c.asks}."
     try:
         ok, message = c.verify(answer)
     except (TypeError, ValueError, ArithmeticError) as err:

@@ -197,20 +197,24 @@ CHECKS: dict[str, Check] = {
 }
 
 
-def check(label: str, answer: Any) -> bool | None:
-    """Check ``answer`` to the exercise ``label`` and print why it is right or wrong.
-
-    Returns True or False, or None (with a reminder of what is asked) while ``answer`` is None.
-    """
+def verdict(label: str, answer: Any) -> tuple[bool | None, str]:
+    """``(ok, message)`` for ``answer`` to the exercise ``label``; ``ok`` is None while ``answer`` is None."""
     if label not in CHECKS:
         raise KeyError(f"no check for exercise {label!r}; exercises with checks: {', '.join(CHECKS)}")
     c = CHECKS[label]
     if answer is None:
-        print(f"{label}: no answer yet. Expected: {c.asks}.")
-        return None
+        return None, f"no answer yet.\n  Expected: {c.asks}."
     try:
         ok, message = c.verify(answer)
     except (TypeError, ValueError, ArithmeticError) as err:
         ok, message = False, f"the answer could not be checked: {err}"
-    print(f"{label}: {'correct' if ok else 'not yet'} -- {message}")
-    return ok
+    return ok, f"{'correct' if ok else 'not yet'} -- {message}"
+
+
+def check(label: str, answer: Any) -> None:
+    """Check ``answer`` to the exercise ``label`` and print whether it is right, and why.
+
+    Prints what is asked while ``answer`` is None. Returns nothing, so the call can end a cell without
+    leaving a value under it; :func:`verdict` returns the outcome.
+    """
+    print(f"{label}: {verdict(label, answer)[1]}")

@@ -7,8 +7,8 @@ front end) -- and these helpers behave sensibly in all of them.
 from __future__ import annotations
 
 import html
-import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,18 +32,6 @@ def glue(name: str, value: Any) -> None:
     _glue(name, value, display=False)
 
 
-def glue_math(name: str, value: float, digits: int = 3) -> None:
-    """Glue ``value`` as inline math (``9.55e+03`` becomes $9.55 \\times 10^{3}$); show it with ``{glue:md}`name```."""
-    value = float(_plain(value))
-    try:
-        import myst_nb  # noqa: F401
-        from IPython.display import Markdown
-    except ImportError:
-        glue(name, value)
-        return
-    glue(name, Markdown(f"${latex_number(value, digits)}$"))
-
-
 def _plain(value: Any) -> Any:
     """A Python ``int``/``float`` for NumPy or torch scalars (0-d arrays and tensors included)."""
     # np.float64 subclasses float but reprs as "np.float64(...)", which MyST-NB cannot format: test the exact type
@@ -52,42 +40,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def latex_number(x: float, digits: int = 3) -> str:
-    """``x`` as LaTeX for inline math, in scientific notation when it is large or small.
-
-    ``latex_number(9551.2)`` is ``'9.55 \\times 10^{3}'``. ``glue_math`` uses it.
-    """
-    x = float(x)
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    exponent = math.floor(math.log10(abs(x)))
-    if -2 <= exponent < digits:
-        return f"{x:.{digits}g}"
-    mantissa = f"{x / 10**exponent:.{digits}g}"
-    if mantissa.startswith("10"):  # rounding carried into the next power
-        mantissa, exponent = f"{x / 10 ** (exponent + 1):.{digits}g}", exponent + 1
-    return f"10^{{{exponent}}}" if mantissa == "1" else f"{mantissa} \\times 10^{{{exponent}}}"
-
-
 def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> Any:
-    """A readable HTML table for a cell's output: padded cells, numbers right-aligned and never wrapped.
+    """A readable HTML table for a cell's output: padded cells, numbers right-aligned and never split.
 
-    ``header`` and the cells may hold simple HTML markup such as ``W<sub>q</sub><sup>T</sup>`` (it is
-    kept); other text is escaped. Floats are shown with 3 significant digits. The book renders cell
-    outputs as CommonMark, which has no tables, and Colab shows the same HTML.
+    ``header`` and the cells are inserted as HTML, so they may hold markup such as
+    ``W<sub>q</sub><sup>⊤</sup>`` (pass only text the chapter writes itself); the caption is escaped.
+    Floats are shown with 3 significant digits. A cell without words ("0.58 / 0.11", "16, 2, 3") never
+    wraps; a cell with words may, so a wide table still fits the page, and scrolls sideways if it cannot.
+    The book renders cell outputs as CommonMark, which has no tables; Colab shows the same HTML.
     """
     from IPython.display import HTML
 
-    def cell(tag: str, value: Any, numeric: bool) -> str:
+    def cell(tag: str, value: Any) -> str:
         text = f"{value:.3g}" if isinstance(value, float) else str(value)
-        align = "right" if numeric else "left"
-        return f'<{tag} style="padding:0.25em 0.8em;text-align:{align};white-space:nowrap">{text}</{tag}>'
+        wordless = not re.search(r"[A-Za-z]{2,}", re.sub(r"<[^>]*>", "", text))
+        style = "padding:0.25em 0.8em;" + ("text-align:right;white-space:nowrap" if wordless else "text-align:left")
+        return f'<{tag} style="{style}">{text}</{tag}>'
 
-    def numeric(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-    head = "".join(cell("th", h, False) for h in header)
-    body = "".join("<tr>" + "".join(cell("td", v, numeric(v)) for v in row) + "</tr>" for row in rows)
+    head = "".join(cell("th", h) for h in header)
+    body = "".join("<tr>" + "".join(cell("td", v) for v in row) + "</tr>" for row in rows)
     cap = f"<caption style='caption-side:top;padding:0.3em'>{html.escape(caption)}</caption>" if caption else ""
     table = (
         f'<table style="border-collapse:collapse;margin:0.5em 0">{cap}'

@@ -188,6 +188,8 @@ def _role(m: re.Match, doc: str, glued: list[str]) -> str:
         return f"[{text or label_text}]({url})"
     if name == "math":
         return f"${content}$"
+    if name in ("mod", "func", "class", "meth", "attr", "data", "obj") or name.startswith("py:"):
+        return f"`{(text or target).lstrip('~')}`"  # Python objects read as code
     raise MystError(f"{doc}: no rule for the MyST role {{{name}}} (add one to .ci/sync_notebooks.py)")
 
 

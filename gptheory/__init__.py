@@ -14,8 +14,7 @@ from .samplers import prior, sample
 from .schedules import DDPMSchedule, OUSchedule, Schedule
 from .train import TrainConfig, generate, train
 from .unroll import banded, condition_number, gd_score, truncation_length
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 __all__ = [
     "DDPMSchedule",

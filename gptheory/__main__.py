@@ -1,10 +1,15 @@
-"""Command line: ``python -m gptheory train ...`` and ``python -m gptheory reproduce figure1 ...``.
+"""Command line: ``python -m gptheory train | reproduce figure1 | sweep NAME``.
 
-``train`` trains a DiT on Gaussian-process sequences and writes a checkpoint and the training log;
-running it again with the same ``--out`` resumes an interrupted run. ``reproduce figure1`` calls
-:func:`gptheory.experiments.learn_process` -- the saved result of exactly this configuration when there
-is one, else train (resuming from the checkpoint in ``--out``), generate and measure -- and writes
-``figure1.png``, ``metrics.json`` and ``log.json``.
+* ``train`` trains a DiT on Gaussian-process sequences and writes a checkpoint and the training log; running it
+  again with the same ``--out`` resumes an interrupted run.
+* ``reproduce figure1`` calls :func:`gptheory.experiments.learn_process` -- the saved result of exactly this
+  configuration when there is one, else train (resuming from the checkpoint in ``--out``), generate and
+  measure -- and writes ``figure1.png``, ``metrics.json`` and ``log.json``.
+* ``sweep NAME`` runs a grid of trainings (:mod:`gptheory.sweep`) and writes ``results.csv`` and ``summary.png``;
+  a second run does no work for finished points.
+
+Every configuration option (``--N``, ``--nu``, ``--steps``, ``--hidden`` ...) comes from the fields of
+:class:`gptheory.config.ExperimentConfig`; in ``sweep`` an option may take several values (a grid axis).
 """
 
 from __future__ import annotations
@@ -14,44 +19,21 @@ import json
 import sys
 from pathlib import Path
 
+from .config import add_options, option_owners, options_from
+from .profiles import PROFILES
+
 EXPERIMENTS = ("figure1",)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", choices=("smoke", "cpu", "gpu"), default=None, help="sizes (default: active)")
-    p.add_argument("--N", type=int, default=None, help="sequence length (frames)")
-    p.add_argument("--d", type=int, default=None, help="frame dimension")
-    p.add_argument("--nu", type=float, default=None, help="kernel exponent in (0, 2]")
-    p.add_argument("--ell", type=float, default=None, help="kernel bandwidth (frames)")
-    p.add_argument("--n-train", type=int, default=None, help="training-set size")
-    p.add_argument("--seed", type=int, default=None, help="seeds the process, data, model, training, sampler")
+def _runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", choices=PROFILES, default=None, help="sizes (default: the active profile)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--warmup", type=int, default=None, help="learning-rate warm-up steps")
-    p.add_argument("--t-sampling", choices=("uniform", "log_snr"), default=None, help="how training times are drawn")
-    p.add_argument("--hidden", type=int, default=None)
-    p.add_argument("--depth", type=int, default=None)
-    p.add_argument("--heads", type=int, default=None)
-    p.add_argument("--tokens", choices=("concat", "add"), default=None)
-    p.add_argument("--prediction", choices=("eps", "v"), default=None, help="network output: noise or v")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (CUDA)")
-    p.add_argument("--n-gen", type=int, default=None, help="sequences to generate for the metrics")
-    p.add_argument("--sample-steps", type=int, default=None, help="Heun steps of the sampler")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
 
 
-# the options that override a profile's setting of the same name (argparse turns --n-train into n_train)
-OVERRIDES = ("N", "d", "nu", "ell", "n_train", "seed", "steps", "batch_size", "lr", "warmup", "t_sampling", "hidden")
-OVERRIDES += ("depth", "heads", "tokens", "prediction", "precision", "compile", "n_gen", "sample_steps")
-
-
-def _overrides(a: argparse.Namespace) -> dict:
-    return {k: getattr(a, k) for k in OVERRIDES}
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
 
 
 def cmd_train(a: argparse.Namespace) -> dict:
@@ -61,15 +43,14 @@ def cmd_train(a: argparse.Namespace) -> dict:
     from .profiles import device as default_device
     from .train import train
 
-    s = settings(a.profile, **_overrides(a))
+    config = settings(a.profile, **options_from(a))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    _, data, model, cfg = prepare(s)
-    cfg.checkpoint_every = max(cfg.steps // 10, 1)
+    _, data, model, cfg = prepare(config, checkpointed=True)
     dev = torch.device(a.device) if a.device else default_device()
     res = train(model, data, cfg, checkpoint=out / "checkpoint.pt", device=dev, progress=not a.no_progress)
     summary = {
-        "settings": s,
+        "settings": config.to_dict(),
         "steps": res.steps,
         "final_loss": res.log[-1]["loss"],
         "train_seconds": res.seconds,
@@ -96,40 +77,92 @@ def cmd_reproduce(a: argparse.Namespace) -> dict:
         checkpoint=out / "figure1.pt",
         device=a.device,
         progress=not a.no_progress,
-        **_overrides(a),
+        **options_from(a),
     )
     fig = plot_figure1(res)
     fig.savefig(out / "figure1.png", dpi=120)
     plt.close(fig)
-    num = res.numbers
     keys = ("paper_relative_error", "variance_ratio", "train_seconds", "train_sequences_per_second")
-    keys += ("generate_seconds", "steps", "final_loss", "device")
+    keys += ("generate_seconds", "steps", "final_loss")
     report = {
         "experiment": "figure1",
-        **num["errors_generated"],
-        **{k: num[k] for k in keys},
-        "true_samples": num["errors_true"],
+        **res.errors_generated.__dict__,
+        **{k: getattr(res, k) for k in keys},
+        "device": res.provenance.device,
+        "true_samples": res.errors_true.__dict__,
         "loaded": res.loaded,
         "result": str(res.path),
-        "provenance": res.provenance,
+        "provenance": res.provenance.__dict__,
     }
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-    steps, loss = res.arrays["loss_steps"], res.arrays["loss"]
-    log = [{"step": int(k), "loss": float(v)} for k, v in zip(steps, loss, strict=True)]
+    log = [{"step": int(k), "loss": float(v)} for k, v in zip(res.loss_steps, res.loss, strict=True)]
     (out / "log.json").write_text(json.dumps(log) + "\n")
     print(json.dumps(report, indent=2))
     return report
 
 
-def main(argv: list[str] | None = None) -> dict:
+def cmd_sweep(a: argparse.Namespace) -> dict:
+    from .sweep import get, run_sweep
+
+    sweep = get(a.sweep)
+    given = {k: v if isinstance(v, list) else [v] for k, v in options_from(a).items()}
+    grid_names = set(sweep.grid["cpu"]) | set(sweep.grid["smoke"]) | set(sweep.grid["gpu"])
+    axes = {k: v for k, v in given.items() if k in grid_names or len(v) > 1}
+    base = {k: v[0] for k, v in given.items() if k not in axes}
+    res = run_sweep(
+        a.sweep,
+        a.profile,
+        a.out,
+        axes=axes,
+        workers=a.workers,
+        executor=a.executor,
+        progress=not a.no_progress,
+        ship=a.ship,
+        **base,
+    )
+    report = {
+        "sweep": a.sweep,
+        "points": len(res.points),
+        "computed_now": res.computed,
+        "seconds": res.seconds,
+        "results": str(Path(a.out) / "results.csv"),
+    }
+    print(json.dumps(report, indent=2))
+    return report
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .sweep import EXECUTORS, describe
+
     p = argparse.ArgumentParser(prog="python -m gptheory", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     pt = sub.add_parser("train", help="train a DiT on Gaussian-process sequences (resumable)")
-    _common(pt)
+    _runtime(pt)
+    _device(pt)
+    add_options(pt)
     pr = sub.add_parser("reproduce", help="reproduce an experiment of the paper")
     pr.add_argument("experiment", choices=EXPERIMENTS)
     pr.add_argument("--refresh", action="store_true", help="recompute even when a saved result matches")
-    _common(pr)
+    _runtime(pr)
+    _device(pr)
+    add_options(pr)
+    ps = sub.add_parser(
+        "sweep",
+        help="run a grid of trainings (resumable); writes results.csv and summary.png",
+        description="Run every point of a sweep's grid. Sweeps and their grids per profile:\n\n" + describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ps.add_argument("sweep", help="which sweep (listed above)")
+    _runtime(ps)
+    ps.add_argument("--workers", type=int, default=1, help="processes (local) or parallel array tasks (slurm)")
+    ps.add_argument("--executor", choices=EXECUTORS, default="local", help="where points run")
+    ps.add_argument("--ship", action="store_true", help="also write the records into gptheory/results/")
+    add_options(ps, many=tuple(option_owners()), aliases={"seed": ("--seeds",)})
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = _parser()
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if a.threads is not None:
@@ -138,9 +171,12 @@ def main(argv: list[str] | None = None) -> dict:
             from .validation import positive_int
 
             torch.set_num_threads(positive_int("threads", a.threads))
-        return cmd_train(a) if a.command == "train" else cmd_reproduce(a)
+        commands = {"train": cmd_train, "reproduce": cmd_reproduce, "sweep": cmd_sweep}
+        return commands[a.command](a)
     except ValueError as err:  # bad input: one clear line, no traceback
         p.exit(2, f"error: {err}\n")
+    except KeyboardInterrupt as err:
+        p.exit(130, f"\n{err}\n" if str(err) else "\ninterrupted\n")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,17 @@
 """The experiment of Section 6.1 and Appendix D.1: a DiT trained on Gaussian-process sequences, measured.
 
-One configuration table (:data:`PROFILES`), one driver (:func:`run`) and one entry point
-(:func:`learn_process`), shared by the chapter "A diffusion transformer learns the process" and the
-command line (``python -m gptheory reproduce figure1``):
+One configuration per profile (:data:`FIGURE1`, typed :class:`~gptheory.config.ExperimentConfig`), one driver
+(:func:`run`) and one entry point (:func:`learn_process`), shared by the chapter "A diffusion transformer
+learns the process", ``python -m gptheory reproduce figure1`` and the ``figure1`` sweep:
 
-* :func:`settings` gives the active profile's configuration (``smoke``, ``cpu``, ``gpu``) with
-  overrides applied -- a JSON-able dict: the process, the training-set size, the model, the
-  optimisation (:class:`gptheory.train.TrainConfig` fields) and the sampler.
-* :func:`run` draws the training set, trains the DiT, samples from its EMA weights while recording
-  every layer's attention (:func:`gptheory.analysis.generate_with_attention`), and measures: the
-  Figure 1 errors of the generated sequences (with the same estimators on as many true sequences as
-  the yardstick), and the weight and attention analyses of :mod:`gptheory.analysis`.
-  It returns ``(numbers, arrays)``: small, JSON-able numbers and NumPy arrays, no weights.
-* :func:`learn_process` returns the saved :class:`gptheory.results.Result` of exactly this
-  configuration when there is one (shipped GPU results, then the local cache, whose key also
-  covers the source code) and calls :func:`run` only when there is none.
+* :func:`settings` gives a profile's configuration with flat overrides applied (``settings("cpu", ell=2.0)``).
+* :func:`run` draws the training set, trains the DiT, samples from its EMA weights while recording every
+  layer's attention (:func:`gptheory.analysis.generate_with_attention`), and measures: the Figure 1 errors of
+  the generated sequences (with the same estimators on as many true sequences as the yardstick), and the
+  weight and attention analyses of :mod:`gptheory.analysis`. It returns a typed :class:`Figure1` record.
+* :func:`learn_process` returns the saved record of exactly this configuration when there is one (shipped
+  results, then the local cache, whose key also covers the source code) and calls :func:`run` only when
+  there is none.
 
 Why the ``cpu`` profile looks as it does (fp32 on a 2-core AMD EPYC, torch's default two threads; ``N=32, d=4,
 nu=2, ell=4``, temporal-kernel error of 2000 generated sequences; ``python -m gptheory reproduce figure1 --profile
@@ -37,250 +34,259 @@ cpu --seed S``):
 
 from __future__ import annotations
 
-import copy
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import analysis, metrics
+from .config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
 from .gp import DTYPE, GaussianProcess
 from .profiles import by_profile
 from .profiles import device as default_device
 from .profiles import profile as active_profile
-from .results import Result, cached, device_name, ship
+from .results import Record, cached, ship
+from .sweep import Sweep
 from .train import TrainConfig, TrainResult, build_model, train, training_set
-from .validation import positive_int
 
 NAME = "dit_learns"  # the name results are saved under
 
-# Per profile: the process (N, d, nu, ell), the training-set size, the seed, the model, the optimisation
-# (TrainConfig fields), the sampler (n_gen sequences, Heun steps) and how many denoising times keep full maps.
-PROFILES: dict[str, dict] = {
-    "smoke": {
-        "N": 16,
-        "d": 2,
-        "nu": 2.0,
-        "ell": 2.0,
-        "n_train": 512,
-        "seed": 0,
-        "model": {"hidden": 32, "depth": 3, "heads": 2, "prediction": "v"},
-        "train": {
-            "steps": 300,
-            "batch_size": 64,
-            "lr": 2e-3,
-            "warmup": 20,
-            "t0": 0.01,
-            "t_sampling": "log_snr",
-            "precision": "fp32",
-        },
-        "n_gen": 400,
-        "sample_steps": 10,
-        "record": 4,
-    },
-    "cpu": {
-        "N": 32,
-        "d": 4,
-        "nu": 2.0,
-        "ell": 4.0,
-        "n_train": 10000,
-        "seed": 0,
-        "model": {"hidden": 64, "depth": 4, "heads": 4, "prediction": "v"},
-        "train": {
-            "steps": 2500,
-            "batch_size": 64,
-            "lr": 2e-3,
-            "warmup": 200,
-            "t0": 0.01,
-            "t_sampling": "log_snr",
-            "precision": "fp32",
-        },
-        "n_gen": 2000,
-        "sample_steps": 30,
-        "record": 6,
-    },
-    "gpu": {
-        "N": 128,
-        "d": 8,
-        "nu": 2.0,
-        "ell": 4.0,
-        "n_train": 100000,
-        "seed": 0,
-        "model": {"hidden": 384, "depth": 12, "heads": 6, "prediction": "v"},
-        "train": {
-            "steps": 6000,
-            "batch_size": 256,
-            "lr": 5e-4,
-            "warmup": 300,
-            "t0": 1e-3,
-            "t_sampling": "log_snr",
-            "precision": "auto",
-            "compile": True,
-        },
-        "n_gen": 2000,
-        "sample_steps": 50,
-        "record": 6,
-    },
+# The experiment's configuration in each profile (the process, the training-set size, the seed, the model, the
+# optimisation, the sampler).
+FIGURE1 = {
+    "smoke": ExperimentConfig(
+        process=ProcessConfig(N=16, d=2, nu=2.0, ell=2.0),
+        n_train=512,
+        model=ModelConfig(hidden=32, depth=3, heads=2),
+        train=TrainConfig(
+            steps=300, batch_size=64, lr=2e-3, warmup=20, t0=0.01, t_sampling="log_snr", precision="fp32"
+        ),
+        sampler=SamplerConfig(n_gen=400, sample_steps=10, record=4),
+    ),
+    "cpu": ExperimentConfig(
+        process=ProcessConfig(N=32, d=4, nu=2.0, ell=4.0),
+        n_train=10000,
+        model=ModelConfig(hidden=64, depth=4, heads=4),
+        train=TrainConfig(
+            steps=2500, batch_size=64, lr=2e-3, warmup=200, t0=0.01, t_sampling="log_snr", precision="fp32"
+        ),
+        sampler=SamplerConfig(n_gen=2000, sample_steps=30, record=6),
+    ),
+    "gpu": ExperimentConfig(
+        process=ProcessConfig(N=128, d=8, nu=2.0, ell=4.0),
+        n_train=100000,
+        model=ModelConfig(hidden=384, depth=12, heads=6),
+        train=TrainConfig(
+            steps=6000,
+            batch_size=256,
+            lr=5e-4,
+            warmup=300,
+            t0=1e-3,
+            t_sampling="log_snr",
+            precision="auto",
+            compile=True,
+        ),
+        sampler=SamplerConfig(n_gen=2000, sample_steps=50, record=6),
+    ),
 }
-MODEL_KEYS = ("hidden", "depth", "heads", "tokens", "pos_dim", "mlp_ratio", "activation", "prediction")
-TRAIN_KEYS = tuple(k for k in TrainConfig.__dataclass_fields__ if k not in ("seed", "log_every", "checkpoint_every"))
 
 
-def settings(profile: str | None = None, **overrides) -> dict:
-    """The configuration of ``profile`` (default: the active one) with the non-``None`` overrides applied.
-
-    Top-level keys (``N``, ``d``, ``nu``, ``ell``, ``n_train``, ``seed``, ``n_gen``, ``sample_steps``,
-    ``record``) are replaced directly; model keys (:data:`MODEL_KEYS`) go to ``"model"`` and
-    :class:`~gptheory.train.TrainConfig` fields (``steps``, ``batch_size``, ``lr``, ``t0``, ...) to
-    ``"train"``. Example: ``settings("cpu", ell=2.0, steps=500)``.
-    """
-    s = copy.deepcopy(by_profile(**PROFILES, name=profile))
-    for k, v in overrides.items():
-        if v is None:
-            continue
-        if k in MODEL_KEYS:
-            s["model"][k] = v
-        elif k in TRAIN_KEYS:
-            s["train"][k] = v
-        elif k in s and k not in ("model", "train"):
-            s[k] = v
-        else:
-            top = [k for k in s if k not in ("model", "train")]
-            raise ValueError(f"unknown setting {k!r}; valid: {', '.join(sorted([*top, *MODEL_KEYS, *TRAIN_KEYS]))}")
-    return s
+def settings(profile: str | None = None, **overrides) -> ExperimentConfig:
+    """The configuration of ``profile`` (default: the active one) with flat overrides by field name applied
+    (:meth:`ExperimentConfig.replace`), e.g. ``settings("cpu", ell=2.0, steps=500)``."""
+    return by_profile(**FIGURE1, name=profile).replace(**overrides)
 
 
-def prepare(s: dict) -> tuple[GaussianProcess, torch.Tensor, torch.nn.Module, TrainConfig]:
+def prepare(
+    config: ExperimentConfig, checkpointed: bool = False
+) -> tuple[GaussianProcess, torch.Tensor, torch.nn.Module, TrainConfig]:
     """The process, its fixed training set ``(n_train, N, d)``, the freshly initialised DiT and the
-    :class:`TrainConfig` of configuration ``s``, all seeded by ``s["seed"]``."""
-    seed = int(s["seed"])
-    gp = GaussianProcess(s["N"], s["d"], nu=s["nu"], ell=s["ell"], seed=seed)
-    data = training_set(gp, positive_int("n_train", s["n_train"]), seed=seed)
-    model = build_model(seed, N=s["N"], d=s["d"], **s["model"])
-    return gp, data, model, TrainConfig(seed=seed, **s["train"])
+    :class:`TrainConfig` of ``config`` (:meth:`~gptheory.config.ExperimentConfig.train_config`), seeded by
+    ``config.seed`` (``Sigma`` by ``process.sigma_seed``)."""
+    p = config.process
+    gp = GaussianProcess(p.N, p.d, nu=p.nu, ell=p.ell, seed=p.sigma_seed)
+    data = training_set(gp, config.n_train, seed=config.seed)
+    model = build_model(config.seed, N=p.N, d=p.d, **config.model.__dict__)
+    return gp, data, model, config.train_config(checkpointed)
+
+
+@dataclass
+class CovErrors:
+    """Relative Frobenius errors of covariance estimates (:func:`gptheory.metrics.errors_of_covariance`)."""
+
+    temporal: float
+    spatial: float
+    covariance: float
+
+
+@dataclass
+class Figure1(Record):
+    """The measured Figure 1 run: errors, timings, and the weight and attention analyses (per layer lists).
+
+    Numbers: ``errors_generated`` / ``errors_true`` (:class:`CovErrors` of the generated and of as many true
+    sequences), their ratios, the paper's relative error, the generated variance (measured and as the
+    network's linear response predicts), training and sampling seconds, training throughput, the final loss;
+    per layer: query-key block shares (trained and at initialisation), logit shares, value data shares, kernel
+    similarity at ``T`` and ``t0``, of the best head, fitted bandwidth; the similarity of self-attention and of
+    the hand-built transformer.
+
+    Arrays: ``Gamma``, ``Sigma``, the temporal-kernel and per-frame spatial estimates, the query-key blocks
+    ``qk[b]: (depth, hidden, hidden)``, recorded times, similarity at every time and layer, attention maps at
+    ``record`` times, per-head maps at ``t0``, gap profiles, the construction's attention, the loss curve, the
+    per-eigen-direction shortfall and the spectrum.
+    """
+
+    NAME = NAME
+
+    errors_generated: CovErrors
+    errors_true: CovErrors
+    ratio_temporal: float
+    ratio_spatial: float
+    paper_relative_error: float
+    variance_ratio: float
+    variance_ratio_predicted: float
+    train_seconds: float
+    train_sequences_per_second: float
+    generate_seconds: float
+    steps: int
+    final_loss: float
+    time_share: list[float]
+    time_share_init: list[float]
+    qk_shares: dict[str, list[float]]
+    logit_shares: dict[str, list[float]]
+    value_data_share: list[float]
+    value_data_share_init: list[float]
+    similarity_final: list[float]
+    similarity_first: list[float]
+    similarity_identity: float
+    similarity_construction: float
+    similarity_best_head: list[float]
+    fitted_ell: list[float]
+    Gamma: np.ndarray
+    Sigma: np.ndarray
+    Gamma_hat_generated: np.ndarray
+    Gamma_hat_true: np.ndarray
+    spatial_generated: np.ndarray
+    spatial_true: np.ndarray
+    times: np.ndarray
+    similarity: np.ndarray
+    record_times: np.ndarray
+    attention: np.ndarray
+    head_attention: np.ndarray
+    gap_profile: np.ndarray
+    construction_attention: np.ndarray
+    loss_steps: np.ndarray
+    loss: np.ndarray
+    eigen_times: np.ndarray
+    eigen_delta: np.ndarray
+    spectrum: np.ndarray
+    qk: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def run(
-    s: dict,
+    config: ExperimentConfig,
     checkpoint: str | Path | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
-) -> tuple[dict, dict[str, np.ndarray]]:
-    """Train a DiT on configuration ``s`` (:func:`settings`), generate with attention recording, measure.
+) -> Figure1:
+    """Train a DiT on ``config``, generate with attention recording, measure (:class:`Figure1`).
 
     Args:
-        s: the configuration.
+        config: the configuration (:func:`settings`).
         checkpoint: training checkpoint (written every tenth of the run); an unfinished run resumes
             from it, a finished one is reloaded without training.
         device: default :func:`gptheory.profiles.device`.
         progress: ``tqdm`` progress bars for training.
-
-    Returns:
-        ``(numbers, arrays)``. Numbers: ``errors_generated`` and ``errors_true`` (temporal / spatial /
-        covariance relative errors of generated and of as many true sequences), their ratios, the
-        paper's relative error, training and sampling seconds, training sequences per second, the
-        final loss, the device; per layer: query-key block shares (trained and at initialisation),
-        logit shares, value data shares, kernel similarity at ``T`` and ``t0``, best head, fitted
-        bandwidth; the similarity of self-attention and of the hand-built transformer. Arrays:
-        ``Gamma``, ``Sigma``, the temporal-kernel and per-frame spatial estimates, the query-key
-        blocks ``qk_xx`` ... ``qk_ee``, recorded times, similarity at every time and layer, attention
-        maps at ``s["record"]`` times, per-head maps at ``t0``, gap profiles, the construction's
-        attention, the loss curve.
     """
     dev = torch.device(device) if device is not None else default_device()
-    gp, data, model, cfg = prepare(s)
+    gp, data, model, cfg = prepare(config, checkpointed=checkpoint is not None)
+    sampler, seed = config.sampler, config.seed
     init = {"qk": analysis.block_shares(analysis.qk_blocks(model)), "v": analysis.value_shares(model)}
-    if checkpoint is not None:  # an interrupted run resumes from the last tenth
-        cfg.checkpoint_every = max(cfg.steps // 10, 1)
     schedule = model.schedule
     res: TrainResult = train(model, data, cfg, schedule, checkpoint=checkpoint, device=dev, progress=progress)
     net = res.ema
 
     start = time.perf_counter()
     x_gen, times, maps = analysis.generate_with_attention(
-        net, s["n_gen"], schedule, steps=s["sample_steps"], t0=cfg.t0, method="heun", seed=int(s["seed"]) + 10
+        net, sampler.n_gen, schedule, steps=sampler.sample_steps, t0=cfg.t0, method="heun", seed=seed + 10
     )
     generate_seconds = time.perf_counter() - start
-    x_true = gp.sample(s["n_gen"], generator=torch.Generator().manual_seed(int(s["seed"]) + 20))
+    x_true = gp.sample(sampler.n_gen, generator=torch.Generator().manual_seed(seed + 20))
 
     C_gen, C_true = metrics.pair_covariance(x_gen), metrics.pair_covariance(x_true)
-    err_gen = metrics.errors_of_covariance(C_gen, gp.Gamma, gp.Sigma)
-    err_true = metrics.errors_of_covariance(C_true, gp.Gamma, gp.Sigma)
+    err_gen = CovErrors(**metrics.errors_of_covariance(C_gen, gp.Gamma, gp.Sigma))
+    err_true = CovErrors(**metrics.errors_of_covariance(C_true, gp.Gamma, gp.Sigma))
     sim_all = analysis.similarity(maps.double(), gp.Gamma)  # (K, depth)
     ndev = next(net.parameters()).device
     head_maps = analysis.attention_maps(net, x_gen.to(ndev), cfg.t0, heads=True)
     final = maps[-1].double()  # (depth, N, N) at t0
     built = analysis.construction_attention(gp)
-    keep = analysis.pick_times(times, s["record"])
+    keep = analysis.pick_times(times, sampler.record)
     blocks = analysis.qk_blocks(net)
     shares = analysis.block_shares(blocks)
     vshares = analysis.value_shares(net)
-    lshares = analysis.logit_shares(net, x_gen[: min(256, s["n_gen"])].to(ndev), cfg.t0)
-    batch = min(cfg.batch_size, s["n_train"])
+    lshares = analysis.logit_shares(net, x_gen[: min(256, sampler.n_gen)].to(ndev), cfg.t0)
+    batch = min(cfg.batch_size, config.n_train)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return net(x.to(ndev, torch.float32), t.to(ndev, torch.float32), check=False).to("cpu", DTYPE)
 
     eig_times = torch.logspace(math.log10(cfg.t0), math.log10(schedule.T), 40, dtype=DTYPE)
-    delta = analysis.eigen_response(eps_fn, gp, schedule, eig_times, n=min(2048, s["n_gen"]), seed=int(s["seed"]) + 30)
+    delta = analysis.eigen_response(eps_fn, gp, schedule, eig_times, n=min(2048, sampler.n_gen), seed=seed + 30)
     drift = analysis.variance_drift(delta, eig_times, gp, schedule)
     spectrum = gp.spectrum
 
-    numbers = {
-        "errors_generated": err_gen,
-        "errors_true": err_true,
-        "ratio_temporal": err_gen["temporal"] / err_true["temporal"],
-        "ratio_spatial": err_gen["spatial"] / err_true["spatial"],
+    return Figure1(
+        errors_generated=err_gen,
+        errors_true=err_true,
+        ratio_temporal=err_gen.temporal / err_true.temporal,
+        ratio_spatial=err_gen.spatial / err_true.spatial,
         # metrics.paper_relative_error(x_gen, x_true, ...), without forming both covariances again
-        "paper_relative_error": err_gen["covariance"] / err_true["covariance"],
-        "variance_ratio": float(x_gen.double().var(0).mean() / x_true.double().var(0).mean()),
+        paper_relative_error=err_gen.covariance / err_true.covariance,
+        variance_ratio=float(x_gen.double().var(0).mean() / x_true.double().var(0).mean()),
         # the variance ratio the network's linear response predicts (analysis.variance_drift), eigenvalue-weighted
-        "variance_ratio_predicted": float((spectrum * drift.exp()).sum() / spectrum.sum()),
-        "train_seconds": res.seconds,
-        "train_sequences_per_second": res.steps * batch / max(res.seconds, 1e-9),
-        "generate_seconds": generate_seconds,
-        "steps": res.steps,
-        "final_loss": res.log[-1]["loss"],
-        "device": device_name(dev),
-        "time_share": shares["ee"].tolist(),
-        "time_share_init": init["qk"]["ee"].tolist(),
-        "qk_shares": {b: v.tolist() for b, v in shares.items()},
-        "logit_shares": {b: v.tolist() for b, v in lshares.items()},
-        "value_data_share": vshares.tolist(),
-        "value_data_share_init": init["v"].tolist(),
-        "similarity_final": sim_all[-1].tolist(),
-        "similarity_first": sim_all[0].tolist(),
-        "similarity_identity": float(analysis.similarity(torch.eye(gp.N, dtype=DTYPE), gp.Gamma)),
-        "similarity_construction": float(analysis.similarity(built, gp.Gamma)),
-        "similarity_best_head": analysis.similarity(head_maps.double(), gp.Gamma).amax(-1).tolist(),
-        "fitted_ell": [analysis.fitted_bandwidth(final[layer], gp.nu) for layer in range(final.shape[0])],
-    }
-    arrays = {
-        "Gamma": gp.Gamma.numpy(),
-        "Sigma": gp.Sigma.numpy(),
-        "Gamma_hat_generated": metrics.temporal_kernel(C_gen, gp.Sigma).numpy(),
-        "Gamma_hat_true": metrics.temporal_kernel(C_true, gp.Sigma).numpy(),
-        "spatial_generated": metrics.spatial_covariance(C_gen).numpy(),
-        "spatial_true": metrics.spatial_covariance(C_true).numpy(),
-        "times": times.numpy(),
-        "similarity": sim_all.numpy(),
-        "record_times": times[keep].numpy(),
-        "attention": maps[keep].numpy(),
-        "head_attention": head_maps.numpy(),
-        "gap_profile": analysis.gap_profile(final).numpy(),
-        "construction_attention": built.numpy(),
-        "loss_steps": np.array([e["step"] for e in res.log]),
-        "loss": np.array([e["loss"] for e in res.log]),
-        "eigen_times": eig_times.numpy(),
-        "eigen_delta": delta.numpy(),  # (K, N, d): shortfall of the noise prediction per eigen-direction
-        "spectrum": spectrum.numpy(),  # (N, d): eigenvalues lambda_i m_j of Gamma (x) Sigma
-    }
-    for b in analysis.BLOCKS:
-        arrays[f"qk_{b}"] = torch.stack([layer[b] for layer in blocks]).cpu().numpy()
-    return numbers, arrays
+        variance_ratio_predicted=float((spectrum * drift.exp()).sum() / spectrum.sum()),
+        train_seconds=res.seconds,
+        train_sequences_per_second=res.steps * batch / max(res.seconds, 1e-9),
+        generate_seconds=generate_seconds,
+        steps=res.steps,
+        final_loss=res.log[-1]["loss"],
+        time_share=shares["ee"].tolist(),
+        time_share_init=init["qk"]["ee"].tolist(),
+        qk_shares={b: v.tolist() for b, v in shares.items()},
+        logit_shares={b: v.tolist() for b, v in lshares.items()},
+        value_data_share=vshares.tolist(),
+        value_data_share_init=init["v"].tolist(),
+        similarity_final=sim_all[-1].tolist(),
+        similarity_first=sim_all[0].tolist(),
+        similarity_identity=float(analysis.similarity(torch.eye(gp.N, dtype=DTYPE), gp.Gamma)),
+        similarity_construction=float(analysis.similarity(built, gp.Gamma)),
+        similarity_best_head=analysis.similarity(head_maps.double(), gp.Gamma).amax(-1).tolist(),
+        fitted_ell=[analysis.fitted_bandwidth(final[layer], gp.nu) for layer in range(final.shape[0])],
+        Gamma=gp.Gamma.numpy(),
+        Sigma=gp.Sigma.numpy(),
+        Gamma_hat_generated=metrics.temporal_kernel(C_gen, gp.Sigma).numpy(),
+        Gamma_hat_true=metrics.temporal_kernel(C_true, gp.Sigma).numpy(),
+        spatial_generated=metrics.spatial_covariance(C_gen).numpy(),
+        spatial_true=metrics.spatial_covariance(C_true).numpy(),
+        times=times.numpy(),
+        similarity=sim_all.numpy(),
+        record_times=times[keep].numpy(),
+        attention=maps[keep].numpy(),
+        head_attention=head_maps.numpy(),
+        gap_profile=analysis.gap_profile(final).numpy(),
+        construction_attention=built.numpy(),
+        loss_steps=np.array([e["step"] for e in res.log]),
+        loss=np.array([e["loss"] for e in res.log]),
+        eigen_times=eig_times.numpy(),
+        eigen_delta=delta.numpy(),  # (K, N, d): shortfall of the noise prediction per eigen-direction
+        spectrum=spectrum.numpy(),  # (N, d): eigenvalues lambda_i m_j of Gamma (x) Sigma
+        qk={b: torch.stack([layer[b] for layer in blocks]).cpu().numpy() for b in analysis.BLOCKS},
+    )
 
 
 def learn_process(
@@ -291,24 +297,27 @@ def learn_process(
     device: str | torch.device | None = None,
     progress: bool = True,
     **overrides,
-) -> Result:
-    """The result of :func:`run` for ``settings(profile, **overrides)``: loaded when a saved one matches,
-    computed (and saved to the local cache) otherwise.
+) -> Figure1:
+    """The :class:`Figure1` record of :func:`run` for ``settings(profile, **overrides)``: loaded when a saved one
+    matches, computed (and saved to the local cache) otherwise.
 
-    A shipped result matches on the configuration and the package version; a cached one also on the
-    source of the modules that make it (:func:`gptheory.results.code_hash`), so an edited driver or
-    model never silently reuses an old local run. ``refresh`` recomputes regardless.
+    A shipped record matches on the configuration and the package version; a cached one also on the source
+    of every module the driver imports (:func:`gptheory.results.code_hash`), so an edited driver, model or
+    metric never silently reuses an old local run. ``refresh`` recomputes regardless.
     """
     name = active_profile() if profile is None else profile
-    s = settings(name, **overrides)
-    return cached(
-        NAME, s, lambda c: run(c, checkpoint=checkpoint, device=device, progress=progress), refresh, profile=name
-    )
+    config = settings(name, **overrides)
+    dev = torch.device(device) if device is not None else default_device()
+
+    def compute(body: dict) -> Figure1:
+        return run(config, checkpoint=checkpoint, device=dev, progress=progress)
+
+    return cached(NAME, config.to_dict(), compute, Figure1, refresh, profile=name, device=dev)
 
 
-def regenerate_gpu_results(directory: str | Path | None = None) -> Result:
-    """Run the ``gpu`` profile afresh and ship its result (numbers and arrays with provenance) into the
-    package's ``results/`` folder (or ``directory``). Needs CUDA: on the CPU it would take hours."""
+def regenerate_gpu_results(directory: str | Path | None = None) -> Figure1:
+    """Run the ``gpu`` profile afresh and ship its record into the package's ``results/`` folder (or
+    ``directory``). Needs CUDA: on the CPU it would take hours."""
     if not torch.cuda.is_available():
         raise RuntimeError("regenerate_gpu_results needs a CUDA device; on the CPU use learn_process('cpu')")
     res = learn_process("gpu", refresh=True)
@@ -316,19 +325,18 @@ def regenerate_gpu_results(directory: str | Path | None = None) -> Result:
     return res
 
 
-def plot_figure1(result: Result):
+def plot_figure1(result: Figure1):
     """Heat maps of the true and generated temporal kernels, the kernel against the lag, and the training loss.
 
     Returns the matplotlib ``Figure`` (the caller shows or saves it).
     """
     import matplotlib.pyplot as plt
 
-    a, num = result.arrays, result.numbers
-    G = a["Gamma"]
+    G = result.Gamma
     N = G.shape[0]
     fig, ax = plt.subplots(1, 4, figsize=(17, 3.8), constrained_layout=True)
     lim = float(np.abs(G).max())
-    for axis, M, title in ((ax[0], G, "true $\\Gamma$"), (ax[1], a["Gamma_hat_generated"], "DiT samples")):
+    for axis, M, title in ((ax[0], G, "true $\\Gamma$"), (ax[1], result.Gamma_hat_generated, "DiT samples")):
         im = axis.imshow(M, cmap="viridis", vmin=-0.1 * lim, vmax=lim)
         axis.set_title(title)
         axis.set_xlabel("frame j")
@@ -338,24 +346,50 @@ def plot_figure1(result: Result):
     def by_lag(M: np.ndarray) -> np.ndarray:  # the kernel as a function of the lag h >= 0
         return analysis.gap_profile(torch.as_tensor(M, dtype=DTYPE))[N - 1 :].numpy()
 
-    n_gen = result.config.get("n_gen", "as many")
+    n_gen = result.config.get("sampler", {}).get("n_gen", "as many")
     ax[2].plot(by_lag(G), "k-", label="true $\\gamma(h)$")
-    ax[2].plot(by_lag(a["Gamma_hat_true"]), "C0--", label=f"{n_gen} true samples")
-    ax[2].plot(by_lag(a["Gamma_hat_generated"]), "C3.", label="DiT samples")
+    ax[2].plot(by_lag(result.Gamma_hat_true), "C0--", label=f"{n_gen} true samples")
+    ax[2].plot(by_lag(result.Gamma_hat_generated), "C3.", label="DiT samples")
     ax[2].set_xlabel("lag h (frames)")
-    ax[2].set_title(f"temporal rel. error {num['errors_generated']['temporal']:.3f}")
+    ax[2].set_title(f"temporal rel. error {result.errors_generated.temporal:.3f}")
     ax[2].legend()
-    ax[3].semilogy(a["loss_steps"], a["loss"])
+    ax[3].semilogy(result.loss_steps, result.loss)
     ax[3].set_xlabel("step")
     ax[3].set_title("training loss")
     return fig
 
 
+def _point(config: ExperimentConfig, checkpoint: str | None = None, progress: bool = True) -> Figure1:
+    return run(config, checkpoint=checkpoint, progress=progress)
+
+
+def _columns(r: Figure1) -> dict:
+    keys = ("paper_relative_error", "ratio_temporal", "variance_ratio", "train_seconds", "final_loss")
+    gen, true = r.errors_generated, r.errors_true
+    out = {f"generated.{k}": v for k, v in gen.__dict__.items()} | {f"true.{k}": v for k, v in true.__dict__.items()}
+    return out | {k: getattr(r, k) for k in keys}
+
+
+SWEEPS = (
+    Sweep(
+        name="figure1",
+        description="Figure 1 (the DiT learns Gamma and Sigma) over seeds or any other axis",
+        base=FIGURE1,
+        grid={"smoke": {"seed": (0,)}, "cpu": {"seed": (0, 1, 2)}, "gpu": {"seed": (0,)}},
+        record=Figure1,
+        point=_point,
+        columns=_columns,
+        plot=None,
+    ),
+)
+
+
 __all__ = [
-    "MODEL_KEYS",
+    "FIGURE1",
+    "SWEEPS",
     "NAME",
-    "PROFILES",
-    "TRAIN_KEYS",
+    "CovErrors",
+    "Figure1",
     "learn_process",
     "plot_figure1",
     "prepare",

@@ -6,6 +6,7 @@ Estimators (Appendix D.1 of the paper), for samples ``x: (n, N, d)``:
   array (:func:`pair_covariance`);
 * the temporal kernel given the true ``Sigma``, by least squares
   ``Gamma_hat_ij = <C_ij, Sigma>_F / ||Sigma||_F^2`` (:func:`temporal_kernel`);
+* the whitened temporal kernel ``Gamma_hat_ij = tr(Sigma^{-1} C_ij) / d`` (:func:`temporal_kernel_whitened`);
 * the spatial covariance of each frame, ``C_ii`` (:func:`spatial_covariance`).
 
 The paper-style relative error (:func:`paper_relative_error`) divides the error of an estimate
@@ -51,6 +52,24 @@ def temporal_kernel(C: torch.Tensor, Sigma: torch.Tensor) -> torch.Tensor:
     """Least-squares temporal kernel ``Gamma_hat_ij = <C_ij, Sigma>_F / ||Sigma||_F^2``, ``(N, N)``."""
     Sigma = Sigma.to(DTYPE)
     return torch.einsum("ijab,ab->ij", C, Sigma) / (Sigma**2).sum()
+
+
+def temporal_kernel_whitened(C: torch.Tensor, Sigma: torch.Tensor) -> torch.Tensor:
+    """Whitened temporal kernel ``Gamma_hat_ij = tr(Sigma^{-1} C_ij) / d``, ``(N, N)``.
+
+    Unbiased like :func:`temporal_kernel`, but every direction of ``Sigma`` counts the same: in the
+    least-squares projection a direction of ``Sigma`` with eigenvalue ``m`` weighs ``m^2``, so with
+    ``kappa(Sigma)`` in the hundreds it rests on about ``(sum m^2)^2 / sum m^4`` directions instead of ``d``.
+    """
+    Sigma = Sigma.to(DTYPE)
+    return torch.einsum("ijab,ba->ij", C, torch.linalg.inv(Sigma)) / Sigma.shape[0]
+
+
+def effective_directions(Sigma: torch.Tensor) -> float:
+    """``(sum m^2)^2 / sum m^4`` over the eigenvalues ``m`` of ``Sigma``: how many directions the least-squares
+    kernel estimate effectively averages (``d`` when ``Sigma`` is isotropic, near 1 when one direction dominates)."""
+    m2 = torch.linalg.eigvalsh(Sigma.to(DTYPE)) ** 2
+    return float(m2.sum() ** 2 / (m2**2).sum())
 
 
 def spatial_covariance(C: torch.Tensor) -> torch.Tensor:

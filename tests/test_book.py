@@ -111,6 +111,7 @@ def test_converter_rewrites_every_myst_construct_the_book_uses():
         "```{prf:lemma} A title\n:label: lem-z\n\nBody $x$.\n```\n\n```{prf:proof}\nEasy.\n```\n\n"
         f"```{{exercise-start}}\n:label: {first}\n```\nDo it.\n```{{exercise-end}}\n```\n\n"
         "```{admonition} Note well\n:class: tip\nBe careful.\n```\n"
+        "See {mod}`gptheory.sweep` and {func}`~gptheory.gp.kernel`.\n"
     )
     out = SYNC.plain_markdown(text, "test.md", numbers)
     assert not MYST.findall(out), out
@@ -118,6 +119,7 @@ def test_converter_rewrites_every_myst_construct_the_book_uses():
     assert f"[Gaussian-process sequences]({SYNC.BOOK_URL}book/gp_sequences.html)" in out
     assert "**Lemma (A title).** Body $x$." in out and "*Proof.* Easy." in out
     assert f"**Exercise {numbers[first]}**" in out and "> **Note well**" in out
+    assert "See `gptheory.sweep` and `gptheory.gp.kernel`." in out
 
 
 @pytest.mark.parametrize("bad", ["{unknownrole}`x`", "```{unknown-directive}\nx\n```\n", "{ref}`no-such-label`"])

@@ -27,7 +27,7 @@ def test_reproduce_figure1_writes_metrics_and_figure(tmp_path, capsys):
     for key in ("temporal", "spatial", "paper_relative_error", "train_seconds", "train_sequences_per_second", "device"):
         assert key in saved
     config = saved["provenance"]["config"]
-    assert saved["steps"] == 12 and config["N"] == 8 and config["seed"] == 1 and not saved["loaded"]
+    assert saved["steps"] == 12 and config["process"]["N"] == 8 and config["seed"] == 1 and not saved["loaded"]
     assert config["train"]["t_sampling"] == "uniform" and config["train"]["warmup"] == 2
     assert (out / "figure1.png").stat().st_size > 0
     assert len(json.loads((out / "log.json").read_text())) == 2

@@ -1,25 +1,29 @@
-"""Tests for gptheory.results: keys, round trips, the load-or-compute cache and provenance."""
+"""Tests for gptheory.results: keys, typed round trips, the load-or-compute cache, provenance, source hashes."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
 from gptheory import results
 from gptheory.results import (
+    Provenance,
+    Record,
     Result,
     cached,
     code_hash,
     config_key,
+    dependencies,
     device_name,
     load,
-    provenance,
     read,
     save,
     ship,
     shipped,
+    write_atomic,
 )
 
 
@@ -28,6 +32,29 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(results, "SHIPPED", tmp_path / "shipped")
     return tmp_path
+
+
+@dataclass
+class Pair:
+    a: float
+    b: list[float]
+
+
+@dataclass
+class Demo(Record):
+    NAME = "demo"
+    err: float
+    pair: Pair
+    per_layer: dict[str, list[float]]
+    A: np.ndarray
+    blocks: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _demo() -> Demo:
+    rng = np.random.default_rng(0)
+    return Demo(
+        0.125, Pair(1.5, [2.0, 3.0]), {"x": [1.0]}, rng.normal(size=(3, 4)), {"q": np.arange(5), "k": np.eye(2)}
+    )
 
 
 def test_key_ignores_order_but_not_values_or_version():
@@ -51,34 +78,52 @@ def test_bad_configs_and_names_are_value_errors():
         cached("bad name!", {}, lambda c: ({}, {}))
 
 
-def test_round_trip_is_exact(tmp_path):
-    arrays = {"A": np.random.default_rng(0).normal(size=(3, 4)), "k": np.arange(5)}
-    res = Result("demo", {"err": 0.125, "per_layer": [1.0, 2.0]}, arrays, provenance({"n": 3}, 1.5, "smoke"))
-    path = save(res, tmp_path / "out")
-    back = read(path)
-    assert back.numbers == res.numbers and back.loaded and back.config == {"n": 3}
-    for k, v in arrays.items():
-        np.testing.assert_array_equal(back.arrays[k], v)
-    assert json.loads(path.read_text())["key"] == config_key({"n": 3}, code=code_hash())
+def test_typed_round_trip_is_exact_and_arrays_go_to_the_npz(tmp_path):
+    rec = _demo()
+    rec.provenance = Provenance.now({"n": 3}, 1.5, "smoke")
+    path = save(rec, tmp_path / "out")
+    body = json.loads(path.read_text())
+    assert set(body["numbers"]) == {"err", "pair", "per_layer"}  # no array in the JSON
+    back = read(path, Demo)
+    (n1, a1), (n2, a2) = back.parts(), rec.parts()
+    assert n1 == n2 and back.loaded and back.config == {"n": 3} and isinstance(back.pair, Pair)
+    assert set(a1) == {"A", "blocks.q", "blocks.k"} == set(a2)
+    for k in a1:
+        np.testing.assert_array_equal(a1[k], a2[k])
+    np.testing.assert_array_equal(back.blocks["q"], np.arange(5))
+    assert back.provenance == rec.provenance and body["key"] == config_key({"n": 3}, code=rec.provenance.code)
 
 
-def test_provenance_fields():
-    p = provenance({"a": 1}, 2.5, "cpu")
-    assert {"device", "date", "commit", "config", "wall_seconds", "version", "code"} <= set(p)
-    assert p["wall_seconds"] == 2.5 and p["config"] == {"a": 1} and p["profile"] == "cpu"
-    assert p["code"] == code_hash() and len(p["code"]) == 12
-    assert device_name("cpu").startswith("cpu (") and "threads" in device_name("cpu")
+def test_provenance_records_the_device_used():
+    p = Provenance.now({"a": 1}, 2.5, "cpu", device="cpu")
+    assert p.wall_seconds == 2.5 and p.config == {"a": 1} and p.profile == "cpu" and len(p.code) == 12
+    assert p.device == device_name("cpu") and p.device.startswith("cpu (") and "threads" in p.device
+    assert "commit" in p.summary()
 
 
-def test_code_hash_follows_the_source(tmp_path, monkeypatch):
-    assert code_hash(("model",)) != code_hash(("model", "train")) and code_hash() == code_hash()
-    pkg = tmp_path / "pkg"
+def test_the_experiments_hash_covers_every_module_they_import():
+    deps = dependencies("gptheory.experiments")
+    # construct (the hand-built attention) and unroll (its operator bounds) produce saved numbers too
+    assert {"gptheory.construct", "gptheory.unroll", "gptheory.model", "gptheory.train", "gptheory.metrics"} <= set(
+        deps
+    )
+    assert "gptheory.bench" not in deps and "gptheory" not in deps
+    assert "gptheory.experiments" in dependencies("gptheory.sample_complexity")
+
+
+def test_code_hash_changes_when_any_dependency_changes(tmp_path):
+    pkg = tmp_path / "gptheory"
     pkg.mkdir()
-    (pkg / "model.py").write_text("x = 1\n")
-    monkeypatch.setattr(results, "__file__", str(pkg / "results.py"))
-    before = code_hash(("model",))
-    (pkg / "model.py").write_text("x = 2\n")
-    assert code_hash(("model",)) != before
+    (pkg / "driver.py").write_text("from .helper import f\n")
+    (pkg / "helper.py").write_text("def f():\n    from . import deep\n")
+    (pkg / "deep.py").write_text("x = 1\n")
+    (pkg / "unrelated.py").write_text("y = 1\n")
+    assert dependencies("gptheory.driver", pkg) == ["gptheory.deep", "gptheory.driver", "gptheory.helper"]
+    before = code_hash("gptheory.driver", pkg)
+    (pkg / "unrelated.py").write_text("y = 2\n")
+    assert code_hash("gptheory.driver", pkg) == before
+    (pkg / "deep.py").write_text("x = 2\n")  # two imports away, inside a function
+    assert code_hash("gptheory.driver", pkg) != before
 
 
 def test_cached_computes_once_then_loads():
@@ -90,7 +135,7 @@ def test_cached_computes_once_then_loads():
 
     first = cached("twice", {"x": 3}, compute)
     second = cached("twice", {"x": 3}, compute)
-    assert len(calls) == 1 and not first.loaded and second.loaded
+    assert len(calls) == 1 and not first.loaded and second.loaded and second.name == "twice"
     assert second.numbers == {"value": 6}
     np.testing.assert_array_equal(second.arrays["arr"], [3, 3, 3])
     cached("twice", {"x": 4}, compute)  # another configuration: computed
@@ -103,17 +148,30 @@ def test_a_code_change_hides_cached_results_but_not_shipped_ones(monkeypatch):
         return {"value": config["x"]}, {}
 
     cached("local", {"x": 1}, compute)
-    ship(Result("gpuish", {"v": 1}, {}, provenance({"x": 1}, 1.0, "gpu")))
+    ship(Result(result_name="gpuish", numbers={"v": 1}, provenance=Provenance.now({"x": 1}, 1.0, "gpu")))
     assert load("local", {"x": 1}) is not None and load("gpuish", {"x": 1}) is not None
-    monkeypatch.setattr(results, "code_hash", lambda: "edited")
+    monkeypatch.setattr(results, "code_hash", lambda *a, **k: "edited")
     assert load("local", {"x": 1}) is None  # computed by other code: recompute
     assert load("gpuish", {"x": 1}).numbers == {"v": 1}  # shipped: keyed by configuration and version only
 
 
 def test_shipped_results_are_found_first_and_listed():
-    ship(Result("both", {"v": "shipped"}, {}, provenance({"x": 1}, 1.0, "gpu")))
-    save(Result("both", {"v": "cache"}, {}, provenance({"x": 1}, 1.0, "cpu")))
+    ship(Result(result_name="both", numbers={"v": "shipped"}, provenance=Provenance.now({"x": 1}, 1.0, "gpu")))
+    save(Result(result_name="both", numbers={"v": "cache"}, provenance=Provenance.now({"x": 1}, 1.0, "cpu")))
     assert load("both", {"x": 1}).numbers == {"v": "shipped"}
     assert [r.numbers for r in shipped("both")] == [{"v": "shipped"}]
     assert shipped("nothing") == []
     assert load("both", {"x": 2}) is None
+
+
+def test_write_atomic_never_leaves_half_a_file(tmp_path):
+    path = tmp_path / "f.txt"
+    write_atomic(path, lambda fh: fh.write(b"old"))
+
+    def broken(fh):
+        fh.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(path, broken)
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]

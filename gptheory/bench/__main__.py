@@ -1,4 +1,4 @@
-"""Benchmarks that print JSON: ``python -m gptheory.bench score`` or ``python -m gptheory.bench train``.
+"""Benchmarks that print JSON: ``python -m gptheory.bench score | train | sweep``.
 
 Each benchmark times our code against a peer in the same run; see the module of each for details.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("score", "train")
+BENCHMARKS = ("score", "train", "sweep")
 
 
 def main(argv: list[str] | None = None) -> None:

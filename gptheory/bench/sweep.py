@@ -1,0 +1,77 @@
+"""Sweep-throughput benchmark: ``python -m gptheory.bench sweep [--workers 2 --points 4 ...]`` prints JSON.
+
+Runs the same grid of a sweep twice in one run, into two fresh folders with an empty cache: once with
+``--workers`` local worker processes (``cores // workers`` torch threads each) and once point after point in
+this process (torch's default threads, all cores), and reports both wall times and their ratio. The machine's
+fp32 matrix-multiply rate is measured before and after, so an absolute time can be compared across machines.
+
+The default grid is the first ``--points`` points of ``sample-complexity-nu`` in the ``cpu`` profile with
+``--steps`` optimiser steps, so the benchmark takes minutes, not the full regeneration's hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import torch
+
+from .. import results
+from ..sweep import get, run_sweep
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 ``n x n`` matrix-product rate over ``repeats`` runs, in GFLOP/s, with torch's current threads."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def run(name: str, profile: str, points: int, workers: int, steps: int | None) -> dict:
+    sweep = get(name)
+    axes = sweep.axes(profile)
+    grid = sweep.points(profile, axes)[:points]
+    coords = [c for c, _ in grid]
+    # the chosen points as a grid: one axis per coordinate that varies among them
+    chosen = {k: sorted({c[k] for c in coords}) for k in axes}
+    over = {} if steps is None else {"steps": steps}
+    out = {"benchmark": "sweep", "sweep": name, "profile": profile, "points": len(coords), "workers": workers}
+    out["matmul_gflops_fp32_before"] = matmul_gflops()
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode, kw in (("workers", {"workers": workers}), ("serial", {"workers": 1})):
+            os.environ["GPTHEORY_CACHE"] = os.path.join(tmp, f"cache-{mode}")
+            start = time.perf_counter()
+            res = run_sweep(name, profile, os.path.join(tmp, mode), axes=chosen, progress=False, **kw, **over)
+            times[mode] = time.perf_counter() - start
+            out[f"{mode}_points_computed"] = res.computed
+    out["matmul_gflops_fp32_after"] = matmul_gflops()
+    out["seconds"] = times
+    out["speedup"] = times["serial"] / times["workers"]
+    out["cpu"] = results.device_name("cpu")
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m gptheory.bench sweep", description=__doc__.split("\n\n")[0])
+    p.add_argument("--sweep", default="sample-complexity-nu")
+    p.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
+    p.add_argument("--points", type=int, default=4, help="how many grid points (the first ones)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--steps", type=int, default=400, help="optimiser steps per point (default keeps it short)")
+    a = p.parse_args(argv)
+    out = run(a.sweep, a.profile, a.points, a.workers, a.steps)
+    print(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,405 @@
+"""Many trainings: a grid of experiment configurations, run on local workers or a cluster, resumable.
+
+A :class:`Sweep` names a base configuration per profile, a grid of flat overrides (``{"nu": (0.5, 1, 2),
+"n_train": (64, 256), "seed": (0, 1)}``) and the function that turns one configuration into a typed record
+(:class:`gptheory.results.Record`). :func:`run_sweep` runs every point that is not finished yet:
+
+* a finished point is a record file in ``out/points/`` (or, without ``out``, in the shipped results or the
+  local cache, :mod:`gptheory.results`); each is written atomically the moment it finishes, so an interrupted
+  sweep (Ctrl-C, a killed job) loses only the points in flight, and those resume from their training
+  checkpoint (``out/points/<key>.pt``, every tenth of the run);
+* ``out/results.csv`` is the tidy table, one row per finished point (grid coordinates, seed, every scalar
+  metric, training seconds, device, commit), rewritten after every point; ``out/sweep.json`` says which sweep
+  and which base configuration the folder belongs to, so a folder is never mixed between two;
+* executors: ``"local"`` runs ``workers`` processes with ``cores // workers`` torch threads each (no
+  oversubscription); ``"slurm"`` submits one job array through ``submitit`` (``"submitit-local"``: the same
+  path on this machine, through submitit's local executor, to test it without a cluster).
+
+Sweeps are registered by the experiment modules (their ``SWEEPS`` tuple); :func:`registry` collects them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import io
+import itertools
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from . import results
+from .config import ExperimentConfig, option_owners
+from .profiles import PROFILES, by_profile
+from .profiles import device as default_device
+from .results import Provenance, Record, config_key
+from .validation import positive_int
+
+EXECUTORS = ("local", "slurm", "submitit-local")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A named grid of trainings.
+
+    Attributes:
+        name: the command-line name (``python -m gptheory sweep NAME``).
+        description: one line for ``--help``.
+        base: the base configuration per profile (``{"smoke": ..., "cpu": ..., "gpu": ...}``).
+        grid: per profile, the axes: flat field name -> values (see :meth:`ExperimentConfig.replace`).
+        record: the record type a point produces (its ``NAME`` is the file name of each point).
+        point: ``point(config, checkpoint=path | None, progress=bool) -> record``; a module-level function.
+        columns: ``columns(record) -> {column: value}``, the scalar metrics of one row of ``results.csv``.
+        plot: ``plot(records) -> matplotlib Figure``, the summary figure (``summary.png``).
+    """
+
+    name: str
+    description: str
+    base: dict[str, ExperimentConfig]
+    grid: dict[str, dict[str, tuple]]
+    record: type[Record]
+    point: Callable[..., Record]
+    columns: Callable[[Record], dict]
+    plot: Callable[[list[Record]], object] | None = None
+
+    def axes(self, profile: str, **override: Iterable) -> dict[str, tuple]:
+        """The grid of ``profile`` with axes replaced (or added) by ``override`` (``None`` keeps an axis)."""
+        axes = dict(by_profile(**self.grid, name=profile))
+        for k, v in override.items():
+            if v is not None:
+                axes[k] = tuple(v) if isinstance(v, list | tuple) else (v,)
+        return axes
+
+    def points(
+        self, profile: str, axes: dict[str, tuple] | None = None, **base_override
+    ) -> list[tuple[dict, ExperimentConfig]]:
+        """Every grid point as ``(coordinates, configuration)``; each configuration validates itself, so a bad
+        grid value fails here, before any training, with the parameter's name and valid range."""
+        base = by_profile(**self.base, name=profile).replace(**base_override)
+        axes = self.axes(profile) if axes is None else axes
+        names = list(axes)
+        out = []
+        for values in itertools.product(*(axes[k] for k in names)):
+            coords = dict(zip(names, values, strict=True))
+            out.append((coords, base.replace(**coords)))
+        return out
+
+
+def registry() -> dict[str, Sweep]:
+    """Every sweep the package defines, by name."""
+    from . import experiments, sample_complexity
+
+    return {s.name: s for s in (*experiments.SWEEPS, *sample_complexity.SWEEPS)}
+
+
+def get(name: str) -> Sweep:
+    """The sweep called ``name``; a clear error listing the valid names otherwise."""
+    sweeps = registry()
+    if name not in sweeps:
+        raise ValueError(f"sweep must be one of {', '.join(sorted(sweeps))}, got {name!r}")
+    return sweeps[name]
+
+
+# ------------------------------------------------------------------------------------------- one point
+def _point_task(name: str, body: dict, profile: str, checkpoint: str | None, threads: int | None) -> Record:
+    """Run one grid point in whatever process the executor chose; returns the record with its provenance."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    sweep = get(name)
+    config = ExperimentConfig.from_dict(body)
+    start = time.perf_counter()
+    record = sweep.point(config, checkpoint=checkpoint, progress=False)
+    code = results.code_hash(sweep.point.__module__)
+    record.provenance = Provenance.now(body, time.perf_counter() - start, profile, default_device(), code)
+    return record
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------------------------- the folder
+def _check_out(out: Path, manifest: dict) -> None:
+    """Create ``out`` or check that it belongs to this sweep and base configuration."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"--out must be a folder this process can write, got {str(out)!r} ({err.strerror})") from err
+    path = out / "sweep.json"
+    if not path.exists():
+        results.write_atomic(path, lambda fh: fh.write(json.dumps(manifest, indent=1, sort_keys=True).encode()))
+        return
+    old = json.loads(path.read_text())
+    if old.get("sweep") != manifest["sweep"]:
+        raise ValueError(
+            f"--out {str(out)!r} holds results of sweep {old.get('sweep')!r}, not {manifest['sweep']!r}: "
+            "choose another --out"
+        )
+    if old.get("base") != manifest["base"] or old.get("version") != manifest["version"]:
+        diff = _diff(old.get("base", {}), manifest["base"])
+        if old.get("version") != manifest["version"]:
+            diff.append(f"version: {old.get('version')} -> {manifest['version']}")
+        raise ValueError(
+            f"--out {str(out)!r} holds results of another configuration of {manifest['sweep']!r} "
+            f"({'; '.join(diff[:4])}): choose another --out, or rerun with the same settings"
+        )
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _diff(x, y, f"{prefix}{k}.")
+        elif x != y:
+            out.append(f"{prefix}{k}: {x} -> {y}")
+    return out
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flat(v, f"{prefix}{k}.")
+        elif not isinstance(v, list):
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def table(sweep: Sweep, done: list[tuple[dict, Record]]) -> str:
+    """``results.csv`` as text: one row per record, grid coordinates first, then the metrics and provenance."""
+    rows = []
+    for coords, rec in done:
+        p = rec.provenance
+        rows.append({**coords, **sweep.columns(rec), "wall_seconds": p.wall_seconds, "device": p.device,
+                     "commit": p.commit, "date": p.date})  # fmt: skip
+    if not rows:
+        return ""
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` returns: every finished point as ``(coordinates, record)`` in grid order, how many
+    were computed in this call, the folder (or ``None``) and the wall time of this call (s)."""
+
+    sweep: str
+    points: list[tuple[dict, Record]]
+    computed: int
+    out: Path | None
+    seconds: float
+
+    def records(self) -> list[Record]:
+        return [r for _, r in self.points]
+
+
+def run_sweep(
+    name: str,
+    profile: str | None = None,
+    out: str | os.PathLike | None = None,
+    axes: dict[str, Iterable] | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    progress: bool = True,
+    ship: bool = False,
+    slurm: dict | None = None,
+    **base_override,
+) -> SweepResult:
+    """Run every unfinished point of sweep ``name``.
+
+    Args:
+        name: a registered sweep (:func:`registry`).
+        profile: ``smoke``, ``cpu`` or ``gpu`` (default: the active profile).
+        out: the sweep's folder (``points/``, ``results.csv``, ``summary.png``, ``sweep.json``); ``None`` keeps
+            records in the local cache only (what a chapter does).
+        axes: grid axes to replace or add, field name -> values (``{"nu": [0.5, 1]}``).
+        workers: processes (``local``) or simultaneous array tasks (``slurm``).
+        executor: ``local``, ``slurm`` or ``submitit-local``.
+        progress: a ``tqdm`` bar over points (done, left, time left).
+        ship: also write every record into the package's shipped results (:data:`gptheory.results.SHIPPED`).
+        slurm: extra ``submitit`` parameters (e.g. ``{"slurm_partition": "gpu", "timeout_min": 60}``).
+        base_override: flat overrides of the base configuration (``steps=500``).
+    """
+    from .profiles import profile as active_profile
+
+    start = time.perf_counter()
+    sweep = get(name)
+    profile = active_profile() if profile is None else profile
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    workers = positive_int("workers", workers)
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    grid = sweep.axes(profile, **(axes or {}))
+    points = sweep.points(profile, grid, **base_override)  # validates every point before any work
+    out = None if out is None else Path(out)
+    folder = None if out is None else out / "points"
+    if out is not None:
+        base = by_profile(**sweep.base, name=profile).replace(**base_override)
+        manifest = {
+            "sweep": name,
+            "profile": profile,
+            "base": _base_identity(base, grid),
+            "version": results.__version__,
+        }
+        _check_out(out, manifest)
+
+    code = results.code_hash(sweep.point.__module__)
+    done: dict[int, Record] = {}
+    todo: list[int] = []
+    for i, (_, cfg) in enumerate(points):
+        rec = _find(sweep, cfg.to_dict(), folder, code)
+        if rec is not None:
+            done[i] = rec
+            if folder is not None and rec.path is not None and rec.path.parent != folder:
+                results._write(rec, folder, config_key(cfg.to_dict()))  # bring a cached point into the folder
+        else:
+            todo.append(i)
+
+    def finish(i: int, rec: Record) -> None:
+        rec.loaded = False
+        results.save(rec)  # the local cache, keyed by the source too
+        if folder is not None:
+            key = config_key(points[i][1].to_dict())
+            results._write(rec, folder, key)
+            _checkpoint(sweep, folder, key).unlink(missing_ok=True)  # the record is saved: drop its checkpoint
+        done[i] = rec
+        _write_table(sweep, points, done, out)
+
+    bar = tqdm(total=len(points), initial=len(done), desc=f"sweep {name}", unit="point", disable=not progress)
+    try:
+        if todo:
+            _execute(sweep, profile, points, todo, folder, workers, executor, slurm or {}, finish, bar)
+    except KeyboardInterrupt:
+        bar.close()
+        _write_table(sweep, points, done, out)
+        raise KeyboardInterrupt(
+            f"sweep {name} interrupted: {len(done)} of {len(points)} points are finished and kept"
+            + (f" in {out}" if out else "")
+            + "; run the same command again to continue"
+        ) from None
+    bar.close()
+    _write_table(sweep, points, done, out)
+    finished = [(points[i][0], done[i]) for i in sorted(done)]
+    if ship:
+        for _, rec in finished:
+            results.ship(rec)
+    if out is not None and sweep.plot is not None and finished:
+        import matplotlib.pyplot as plt
+
+        fig = sweep.plot([r for _, r in finished])
+        results.write_atomic(out / "summary.png", lambda fh: fig.savefig(fh, format="png", dpi=110))
+        plt.close(fig)
+    return SweepResult(name, finished, len(todo), out, time.perf_counter() - start)
+
+
+def _base_identity(base: ExperimentConfig, grid: dict[str, tuple]) -> dict:
+    """The base configuration without the grid's axes (a folder may grow its grid, never change its base)."""
+    body = base.to_dict()
+    where = option_owners()
+    for k in grid:
+        (body[where[k]] if where[k] else body).pop(k, None)
+    return body
+
+
+def _checkpoint(sweep: Sweep, folder: Path, key: str) -> Path:
+    """Where a point's training checkpoint lives while it runs (an interrupted point resumes from it)."""
+    return folder / f"{sweep.record.NAME}-{key}.pt"
+
+
+def _find(sweep: Sweep, body: dict, folder: Path | None, code: str) -> Record | None:
+    if folder is not None:
+        path = folder / f"{sweep.record.NAME}-{config_key(body)}.json"
+        if path.exists():
+            return results.read(path, sweep.record)
+    return results.load(sweep.record.NAME, body, sweep.record, code)
+
+
+def _write_table(sweep: Sweep, points, done: dict[int, Record], out: Path | None) -> None:
+    if out is None:
+        return
+    text = table(sweep, [(points[i][0], done[i]) for i in sorted(done)])
+    results.write_atomic(out / "results.csv", lambda fh: fh.write(text.encode()))
+
+
+def _execute(sweep, profile, points, todo, folder, workers, executor, slurm, finish, bar) -> None:
+    def task(i: int) -> tuple:
+        body = points[i][1].to_dict()
+        ckpt = None if folder is None else str(_checkpoint(sweep, folder, config_key(body)))
+        return sweep.name, body, profile, ckpt
+
+    def report(i: int, rec: Record) -> None:
+        finish(i, rec)
+        bar.update(1)
+        bar.set_postfix_str(f"last {points[i][0]}, {rec.provenance.wall_seconds:.0f} s")
+
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // workers)
+    if executor == "local" and workers == 1:
+        for i in todo:
+            report(i, _point_task(*task(i), threads=None))
+        return
+    if executor == "local":
+        ctx = multiprocessing.get_context("spawn")
+        pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
+        try:
+            futures = {pool.submit(_point_task, *task(i), None): i for i in todo}
+            for fut in cf.as_completed(futures):
+                report(futures[fut], fut.result())
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return
+    import submitit
+
+    root = (folder.parent if folder is not None else results.cache_dir()) / "submitit"
+    ex = submitit.AutoExecutor(folder=root, cluster="local" if executor == "submitit-local" else "slurm")
+    params = {"timeout_min": 120, "cpus_per_task": threads, "slurm_array_parallelism": workers}
+    if executor == "submitit-local":
+        params = {"timeout_min": 120}
+    ex.update_parameters(**{**params, **slurm})
+    args = [task(i) for i in todo]
+    jobs = ex.map_array(_point_task, *zip(*args, strict=True), [threads] * len(args))
+    pending = dict(zip(jobs, todo, strict=True))
+    try:
+        while pending:
+            for job in [j for j in pending if j.done()]:
+                report(pending.pop(job), job.result())
+            time.sleep(0.5)
+    except BaseException:
+        for job in pending:
+            job.cancel(check=False)
+        raise
+
+
+def describe() -> str:
+    """Every sweep with its grid per profile, for ``--help``."""
+    lines = []
+    for s in registry().values():
+        lines.append(f"{s.name}: {s.description}")
+        for p in PROFILES:
+            axes = ", ".join(f"{k}={list(v)}" for k, v in s.grid[p].items())
+            lines.append(f"    {p}: {axes}")
+    return "\n".join(lines)
+
+
+__all__ = ["EXECUTORS", "Sweep", "SweepResult", "describe", "get", "registry", "run_sweep", "table"]

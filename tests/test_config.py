@@ -1,0 +1,66 @@
+"""Tests for gptheory.config: typed configurations, flat overrides, and the options derived from them."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from gptheory.config import ExperimentConfig, ProcessConfig, add_options, option_owners, options_from
+from gptheory.experiments import FIGURE1, settings
+from gptheory.train import TrainConfig
+
+
+def test_overrides_reach_the_part_that_owns_them_and_leave_the_table_alone():
+    c = settings("cpu", ell=2.0, hidden=48, lr=1e-3, seed=3, n_gen=100)
+    base = FIGURE1["cpu"]
+    assert c.process.ell == 2.0 and c.process.N == base.process.N and c.seed == 3
+    assert c.model.hidden == 48 and c.model.depth == base.model.depth
+    assert c.train.lr == 1e-3 and c.train.steps == base.train.steps and c.sampler.n_gen == 100
+    assert settings("cpu", ell=None) == settings("cpu")  # None keeps the profile's value
+    assert FIGURE1["cpu"].model.hidden == base.model.hidden != 48
+    assert c.train_config().seed == 3  # the training is seeded by the experiment's seed
+
+
+def test_bad_settings_name_the_parameter_and_the_valid_range():
+    with pytest.raises(ValueError, match="unknown setting 'widht'"):
+        settings("cpu", widht=3)
+    with pytest.raises(ValueError, match=r"nu must be a real number in \(0, 2\], got 3"):
+        settings("cpu", nu=3.0)
+    with pytest.raises(ValueError, match="n_train must be a positive integer"):
+        settings("cpu", n_train=0)
+    with pytest.raises(ValueError, match="hidden must be divisible by heads"):
+        settings("cpu", hidden=30, heads=4)
+    with pytest.raises(ValueError, match="n_gen must be an integer >= 2"):
+        settings("cpu", n_gen=1)
+    with pytest.raises(ValueError, match="profile"):
+        settings("laptop")
+
+
+def test_every_field_name_is_unique_and_the_dict_round_trips():
+    owners = option_owners()
+    parts = [ProcessConfig, TrainConfig]
+    names = [f.name for p in parts for f in dataclasses.fields(p)]
+    assert {"N", "nu", "ell", "steps", "lr", "hidden", "n_gen", "n_train", "seed"} <= set(owners)
+    assert "checkpoint_every" not in owners and "log_every" not in owners and len(names) > len(parts)
+    c = settings("smoke", nu=1.5, steps=7)
+    assert ExperimentConfig.from_dict(c.to_dict()) == c
+    assert "seed" not in c.to_dict()["train"]  # the experiment's seed is the one identity of the run
+
+
+def test_command_line_options_come_from_the_fields():
+    p = argparse.ArgumentParser()
+    add_options(p)
+    a = p.parse_args(["--n-train", "64", "--nu", "1.5", "--t-sampling", "uniform", "--compile"])
+    assert options_from(a) == {"n_train": 64, "nu": 1.5, "t_sampling": "uniform", "compile": True}
+    flags = {o for action in p._actions for o in action.option_strings}
+    assert {"--" + k.replace("_", "-") for k in option_owners()} <= flags  # one option per field, none forgotten
+    with pytest.raises(SystemExit):
+        p.parse_args(["--prediction", "x0"])
+    many = argparse.ArgumentParser()
+    add_options(many, many=("nu", "seed"), aliases={"seed": ("--seeds",)})
+    assert options_from(many.parse_args(["--nu", "0.5", "1", "--seeds", "0", "1"])) == {
+        "nu": [0.5, 1.0],
+        "seed": [0, 1],
+    }

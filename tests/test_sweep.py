@@ -1,0 +1,149 @@
+"""Tests for gptheory.sweep: a grid of trainings that resumes, never mixes folders, and fails early on bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from gptheory import results, sweep
+from gptheory.__main__ import main
+from gptheory.sample_complexity import Point
+from gptheory.sweep import registry, run_sweep
+
+# two seconds a point: the smoke process with a handful of steps and samples
+TINY = {"steps": 4, "n_gen": 30, "sample_steps": 2}
+AXES = {"nu": [1.0, 2.0], "n_train": [32], "seed": [0]}
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(results, "SHIPPED", tmp_path / "shipped")
+
+
+def _rows(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_registry_names_every_sweep_and_its_grid():
+    names = set(registry())
+    assert {"figure1", "sample-complexity-nu", "sample-complexity-ell"} <= names
+    for s in registry().values():
+        assert set(s.grid) == {"smoke", "cpu", "gpu"} and set(s.base) == {"smoke", "cpu", "gpu"}
+    cpu = registry()["sample-complexity-nu"].grid["cpu"]
+    n = cpu["n_train"]  # the issue's floor: 4 sizes over 16x, 3 kernels, 2 seeds
+    assert len(n) >= 4 and max(n) / min(n) >= 16 and len(cpu["nu"]) >= 3 and len(cpu["seed"]) >= 2
+    assert len(registry()["sample-complexity-ell"].grid["cpu"]["ell"]) >= 3
+
+
+def test_a_sweep_writes_a_tidy_table_and_a_second_run_does_no_work(tmp_path):
+    out = tmp_path / "sweep"
+    first = run_sweep("sample-complexity-nu", "smoke", out, axes=AXES, progress=False, **TINY)
+    assert first.computed == 2 and len(first.points) == 2
+    rows = _rows(out / "results.csv")
+    assert [float(r["nu"]) for r in rows] == [1.0, 2.0] and {r["seed"] for r in rows} == {"0"}
+    for col in ("n_train", "dit.temporal", "train.covariance", "yardstick.temporal", "paper_relative_error"):
+        assert col in rows[0]
+    assert {"train_seconds", "device", "commit"} <= set(rows[0])
+    assert (out / "summary.png").stat().st_size > 0
+    p = first.points[0][1]
+    assert isinstance(p, Point) and p.paper_relative_error == pytest.approx(p.dit.covariance / p.train.covariance)
+    again = run_sweep("sample-complexity-nu", "smoke", out, axes=AXES, progress=False, **TINY)
+    assert again.computed == 0 and [r.dit for r in again.records()] == [r.dit for r in first.records()]
+    # a larger grid reuses the finished points
+    more = run_sweep("sample-complexity-nu", "smoke", out, axes={**AXES, "seed": [0, 1]}, progress=False, **TINY)
+    assert more.computed == 2 and len(_rows(out / "results.csv")) == 4
+
+
+def test_an_interrupted_sweep_keeps_finished_points(tmp_path, monkeypatch):
+    out = tmp_path / "sweep"
+    real = sweep._point_task
+    calls = []
+
+    def stop_at_second(*args, **kw):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(sweep, "_point_task", stop_at_second)
+    with pytest.raises(KeyboardInterrupt, match="1 of 2 points are finished and kept"):
+        run_sweep("sample-complexity-nu", "smoke", out, axes=AXES, progress=False, **TINY)
+    assert len(_rows(out / "results.csv")) == 1
+    assert not [p for p in out.rglob("*.tmp")]  # nothing half-written
+    monkeypatch.setattr(sweep, "_point_task", real)
+    resumed = run_sweep("sample-complexity-nu", "smoke", out, axes=AXES, progress=False, **TINY)
+    assert resumed.computed == 1 and len(_rows(out / "results.csv")) == 2
+
+
+def test_workers_and_the_submitit_path_give_the_same_points(tmp_path):
+    serial = run_sweep("sample-complexity-nu", "smoke", tmp_path / "a", axes=AXES, progress=False, **TINY)
+    for p in results.cache_dir().glob("*.json"):  # empty the cache, so the pool computes the points again
+        p.unlink()
+    pool = run_sweep("sample-complexity-nu", "smoke", tmp_path / "b", axes=AXES, workers=2, progress=False, **TINY)
+    assert pool.computed == 2
+    for (c1, r1), (c2, r2) in zip(serial.points, pool.points, strict=True):
+        assert c1 == c2 and r1.dit.temporal == pytest.approx(r2.dit.temporal, rel=1e-4)
+        assert r2.provenance.device.endswith("1 threads)")  # two workers on two cores: one thread each
+    pytest.importorskip("submitit")
+    for p in results.cache_dir().glob("*.json"):
+        p.unlink()
+    sub = run_sweep(
+        "sample-complexity-nu", "smoke", tmp_path / "c", axes=AXES, executor="submitit-local", progress=False, **TINY
+    )
+    assert sub.computed == 2 and len(_rows(tmp_path / "c" / "results.csv")) == 2
+    assert sub.points[1][1].dit.temporal == pytest.approx(serial.points[1][1].dit.temporal, rel=1e-4)
+
+
+def test_bad_input_fails_before_any_work_and_names_the_parameter(tmp_path):
+    with pytest.raises(ValueError, match="sweep must be one of .*sample-complexity-nu"):
+        run_sweep("sample-complexity", "smoke", tmp_path / "x")
+    with pytest.raises(ValueError, match=r"nu must be a real number in \(0, 2\], got 3"):
+        run_sweep("sample-complexity-nu", "smoke", tmp_path / "bad", axes={"nu": [1.0, 3.0]}, progress=False)
+    assert not (tmp_path / "bad").exists()  # nothing written for a grid that cannot run
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match="--out must be a folder this process can write"):
+        run_sweep("sample-complexity-nu", "smoke", blocker / "sub", axes=AXES, progress=False, **TINY)
+    out = tmp_path / "used"
+    run_sweep("sample-complexity-nu", "smoke", out, axes={**AXES, "nu": [1.0]}, progress=False, **TINY)
+    with pytest.raises(ValueError, match="holds results of sweep 'sample-complexity-nu', not 'sample-complexity-ell'"):
+        run_sweep("sample-complexity-ell", "smoke", out, progress=False, **TINY)
+    with pytest.raises(ValueError, match=r"another configuration .*train.steps: 4 -> 5"):
+        run_sweep(
+            "sample-complexity-nu", "smoke", out, axes={**AXES, "nu": [1.0]}, progress=False, **{**TINY, "steps": 5}
+        )
+    assert len(_rows(out / "results.csv")) == 1  # the finished point is untouched
+
+
+def test_sweep_command_line(tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["sweep", "sample-complexity-ell", "--profile", "smoke", "--out", str(out), "--no-progress"]
+    args += [
+        "--steps",
+        "4",
+        "--n-gen",
+        "30",
+        "--sample-steps",
+        "2",
+        "--n-train",
+        "32",
+        "--ell",
+        "2",
+        "4",
+        "--seeds",
+        "0",
+    ]
+    report = main(args)
+    assert report["points"] == 2 and report["computed_now"] == 2
+    assert json.loads((out / "sweep.json").read_text())["sweep"] == "sample-complexity-ell"
+    assert main(args)["computed_now"] == 0
+    with pytest.raises(SystemExit) as err:
+        main(["sweep", "nope", "--profile", "smoke", "--out", str(out)])
+    assert err.value.code == 2 and "sweep must be one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args[:-2], "--seeds", "-1"])
+    assert "seed must be a non-negative integer" in capsys.readouterr().err

@@ -8,6 +8,7 @@ the most used names are re-exported here.
 from .construct import build_gd_transformer, size_report
 from .experiments import learn_process
 from .gp import GaussianProcess, kernel, kernel_matrix, random_spatial_covariance
+from .latent_video import learn_video
 from .model import DiT
 from .profiles import by_profile, device, profile
 from .samplers import prior, sample
@@ -15,6 +16,7 @@ from .schedules import DDPMSchedule, OUSchedule, Schedule
 from .train import TrainConfig, generate, train
 from .unroll import banded, condition_number, gd_score, truncation_length
 from .version import __version__ as __version__
+from .video import bouncing_ball
 
 __all__ = [
     "DDPMSchedule",
@@ -24,6 +26,7 @@ __all__ = [
     "Schedule",
     "TrainConfig",
     "banded",
+    "bouncing_ball",
     "build_gd_transformer",
     "by_profile",
     "condition_number",
@@ -33,6 +36,7 @@ __all__ = [
     "kernel",
     "kernel_matrix",
     "learn_process",
+    "learn_video",
     "prior",
     "profile",
     "random_spatial_covariance",

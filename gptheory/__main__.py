@@ -158,6 +158,9 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--executor", choices=EXECUTORS, default="local", help="where points run")
     ps.add_argument("--ship", action="store_true", help="also write the records into gptheory/results/")
     add_options(ps, many=tuple(option_owners()), aliases={"seed": ("--seeds",)})
+    from .latent_video import add_parser as add_video_parser
+
+    add_video_parser(sub)
     return p
 
 
@@ -165,6 +168,10 @@ def main(argv: list[str] | None = None) -> dict:
     p = _parser()
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        if a.command == "video":
+            from .latent_video import main as video_main
+
+            return video_main(a)
         if a.threads is not None:
             import torch
 

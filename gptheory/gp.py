@@ -59,6 +59,13 @@ def random_spatial_covariance(d: int, seed: int = 0) -> torch.Tensor:
     return S * (d / torch.trace(S))
 
 
+def psd_sqrt(S: torch.Tensor) -> torch.Tensor:
+    """The symmetric square root ``S^{1/2} = Q diag(sqrt(w)) Q^T`` of a symmetric PSD ``S: (k, k)`` (round-off
+    negatives clipped to 0). It is unique, so it does not depend on how an eigensolver picks the eigenvectors."""
+    w, Q = torch.linalg.eigh(0.5 * (S + S.T))
+    return (Q * w.clamp(min=0).sqrt()) @ Q.T
+
+
 def _check_spd(name: str, S: torch.Tensor) -> torch.Tensor:
     if not torch.allclose(S, S.T, rtol=1e-10, atol=1e-12 * float(S.abs().max().clamp(min=1.0))):
         raise ValueError(f"{name} must be symmetric; max |{name} - {name}^T| = {(S - S.T).abs().max().item():.3g}")
@@ -167,11 +174,21 @@ class GaussianProcess:
         """Dense ``kron(Gamma, Sigma): (N d, N d)``, time-major (row ``i*d + j``). For checks only."""
         return torch.kron(self.Gamma, self.Sigma)
 
+    @cached_property
+    def roots(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Gamma^{1/2}: (N, N), Sigma^{1/2}: (d, d))``, the symmetric square roots (:func:`psd_sqrt`)."""
+        return psd_sqrt(self.Gamma), psd_sqrt(self.Sigma)
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` sequences, ``(n, N, d)`` float64: ``x = mu + U (sqrt(lam) Z sqrt(m)) V^T``."""
+        """Draw ``n`` sequences, ``(n, N, d)`` float64: ``x = mu + Gamma^{1/2} Z Sigma^{1/2}``, ``Z`` standard normal.
+
+        The symmetric square roots are unique, so a seed gives the same sequences however the eigenvectors used
+        elsewhere are computed.
+        """
         n = positive_int("n", n)
         z = torch.randn(n, self.N, self.d, generator=generator, dtype=DTYPE)
-        return self.mu + self.from_eigenbasis(self.spectrum.sqrt() * z)
+        A, B = self.roots
+        return self.mu + A @ z @ B
 
     def _check_x(self, x: torch.Tensor) -> torch.Tensor:
         x = finite_tensor("x", x)

@@ -23,6 +23,7 @@ import math
 
 import torch
 
+from .gp import psd_sqrt
 from .validation import finite_tensor
 
 DTYPE = torch.float64
@@ -148,18 +149,13 @@ def gaussian_kl(m1: torch.Tensor, S1: torch.Tensor, m0: torch.Tensor, S0: torch.
     return 0.5 * float(torch.trace(A) + maha - D + logdet0 - logdet1)
 
 
-def _psd_sqrt(S: torch.Tensor) -> torch.Tensor:
-    w, Q = torch.linalg.eigh(0.5 * (S + S.T))
-    return (Q * w.clamp(min=0).sqrt()) @ Q.T
-
-
 def gaussian_w2(m1: torch.Tensor, S1: torch.Tensor, m0: torch.Tensor, S0: torch.Tensor) -> float:
     """Wasserstein-2 distance between ``N(m1, S1)`` and ``N(m0, S0)`` (Bures formula); singular ``S`` is fine.
 
     ``W2^2 = ||m1 - m0||^2 + tr(S1) + tr(S0) - 2 tr((S0^{1/2} S1 S0^{1/2})^{1/2})``.
     """
     m1, S1, m0, S0 = (a.to(DTYPE) for a in (m1, S1, m0, S0))
-    r0 = _psd_sqrt(S0)
+    r0 = psd_sqrt(S0)
     cross = torch.linalg.eigvalsh(r0 @ S1 @ r0).clamp(min=0).sqrt().sum()
     w2sq = float(((m1 - m0) ** 2).sum() + torch.trace(S1) + torch.trace(S0) - 2 * cross)
     return math.sqrt(max(w2sq, 0.0))

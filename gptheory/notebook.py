@@ -1,4 +1,4 @@
-"""Small helpers for the book's chapters: numbers into prose, and optional widgets.
+"""Small helpers for the book's chapters: numbers into prose, tables, and optional widgets.
 
 The chapters run in three places -- the book build (MyST-NB), Colab and CI (nbmake, no widget
 front end) -- and these helpers behave sensibly in all of them.
@@ -6,25 +6,30 @@ front end) -- and these helpers behave sensibly in all of them.
 
 from __future__ import annotations
 
+import html
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
-def glue(name: str, value: Any) -> Any:
+def glue(name: str, value: Any) -> None:
     """Hand ``value`` to MyST-NB's ``glue`` under ``name`` (shown in the prose with ``{glue:text}``).
 
-    Outside a book build (Colab, a plain kernel) MyST-NB may be missing: then nothing is stored.
-    NumPy and torch scalars are turned into plain Python numbers first, so that format specs such as
-    ``:.3g`` work in the prose. Returns ``value`` so that a cell can glue and print in one line.
+    In a book build nothing is shown under the cell: the number appears only in the prose. Where
+    MyST-NB is missing (Colab, a plain kernel) the prose of the notebook names the value instead, and
+    this prints ``name = value`` so that the reader finds it under the cell. NumPy and torch scalars are
+    turned into plain Python numbers first, so that format specs such as ``:.3g`` work in the prose.
+    Returns nothing, so a cell that ends with a glue shows no stray full-precision number.
     """
     value = _plain(value)
     try:
         from myst_nb import glue as _glue
     except ImportError:
-        return value
+        shown = f"{value:.4g}" if isinstance(value, float) else value
+        print(f"{name} = {shown}")
+        return
     _glue(name, value, display=False)
-    return value
 
 
 def _plain(value: Any) -> Any:
@@ -33,6 +38,33 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 and type(value) not in (int, float, bool):
         return value.item()
     return value
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> Any:
+    """A readable HTML table for a cell's output: padded cells, numbers right-aligned and never split.
+
+    ``header`` and the cells are inserted as HTML, so they may hold markup such as
+    ``W<sub>q</sub><sup>⊤</sup>`` (pass only text the chapter writes itself); the caption is escaped.
+    Floats are shown with 3 significant digits. A cell without words ("0.58 / 0.11", "16, 2, 3") never
+    wraps; a cell with words may, so a wide table still fits the page, and scrolls sideways if it cannot.
+    The book renders cell outputs as CommonMark, which has no tables; Colab shows the same HTML.
+    """
+    from IPython.display import HTML
+
+    def cell(tag: str, value: Any) -> str:
+        text = f"{value:.3g}" if isinstance(value, float) else str(value)
+        wordless = not re.search(r"[A-Za-z]{2,}", re.sub(r"<[^>]*>", "", text))
+        style = "padding:0.25em 0.8em;" + ("text-align:right;white-space:nowrap" if wordless else "text-align:left")
+        return f'<{tag} style="{style}">{text}</{tag}>'
+
+    head = "".join(cell("th", h) for h in header)
+    body = "".join("<tr>" + "".join(cell("td", v) for v in row) + "</tr>" for row in rows)
+    cap = f"<caption style='caption-side:top;padding:0.3em'>{html.escape(caption)}</caption>" if caption else ""
+    table = (
+        f'<table style="border-collapse:collapse;margin:0.5em 0">{cap}'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+    return HTML(f'<div style="overflow-x:auto">{table}</div>')
 
 
 def widgets_enabled() -> bool:
@@ -66,13 +98,3 @@ def explore(plot: Callable[..., Any], **sliders: tuple) -> None:
         cls = w.IntSlider if all(isinstance(v, int) for v in (lo, hi, step, default)) else w.FloatSlider
         controls[k] = cls(min=lo, max=hi, step=step, value=default, description=k, continuous_update=False)
     w.interact(plot, **controls)
-
-
-def html_table(header: list[str], rows: list[list[str]]):
-    """A plain HTML table (``IPython.display.HTML``): the book renders cell outputs as CommonMark, which has no
-    tables. ``header``: column titles; ``rows``: lists of cell texts."""
-    from IPython.display import HTML
-
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")

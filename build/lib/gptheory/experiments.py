@@ -1,0 +1,365 @@
+"""The experiment of Section 6.1 and Appendix D.1: a DiT trained on Gaussian-process sequences, measured.
+
+One configuration table (:data:`PROFILES`), one driver (:func:`run`) and one entry point
+(:func:`learn_process`), shared by the chapter "A diffusion transformer learns the process" and the
+command line (``python -m gptheory reproduce figure1``):
+
+* :func:`settings` gives the active profile's configuration (``smoke``, ``cpu``, ``gpu``) with
+  overrides applied -- a JSON-able dict: the process, the training-set size, the model, the
+  optimisation (:class:`gptheory.train.TrainConfig` fields) and the sampler.
+* :func:`run` draws the training set, trains the DiT, samples from its EMA weights while recording
+  every layer's attention (:func:`gptheory.analysis.generate_with_attention`), and measures: the
+  Figure 1 errors of the generated sequences (with the same estimators on as many true sequences as
+  the yardstick), and the weight and attention analyses of :mod:`gptheory.analysis`.
+  It returns ``(numbers, arrays)``: small, JSON-able numbers and NumPy arrays, no weights.
+* :func:`learn_process` returns the saved :class:`gptheory.results.Result` of exactly this
+  configuration when there is one (shipped GPU results, then the local cache, whose key also
+  covers the source code) and calls :func:`run` only when there is none.
+
+Why the ``cpu`` profile looks as it does (fp32 on a 2-core AMD EPYC, torch's default two threads; ``N=32, d=4,
+nu=2, ell=4``, temporal-kernel error of 2000 generated sequences; ``python -m gptheory reproduce figure1 --profile
+cpu --seed S``):
+
+* The network outputs ``v`` (``prediction="v"``, see :mod:`gptheory.model`). With DiT's noise output the
+  generated sequences came out 3-7 % too wide (variance ratio 1.031-1.065 at 3500 steps), which alone is most of a
+  0.10 error budget: seeds 0, 1, 2 gave 0.081, 0.127, 0.088. Fitting the network's linear response in the
+  process's eigen-directions (:func:`gptheory.analysis.eigen_response`, seed 1) showed where: at ``t > 0.6``,
+  where ``eps*`` is almost ``sigma_t x_t``, it passed up to 4 % too little of the leading directions through,
+  and the sampler's rate ``beta_t`` (12-20 there) turns that into width (:func:`~gptheory.analysis.variance_drift`
+  predicts a variance ratio of 1.037 from it). The ``v`` output has ``sigma_t x_t`` built in: variance ratio
+  0.97-1.00, and 2500 steps give 0.064-0.077 on seeds 0-4 (101-134 s of training); for ``nu=1, ell=2`` 0.091
+  against 0.153 with the noise output.
+* Batch 64: within a fixed budget the number of optimiser updates limits the fit (batch 128 for 1300 steps
+  gave 0.135, batch 64 for 2600 steps 0.095, both with the noise output).
+* Training times uniform in the log signal-to-noise ratio (:class:`gptheory.train.TimeSampler`).
+* The early-stopping time is ``t0 = 0.01`` (the added variance ``sigma_t0^2`` is 0.2 % of the data's).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import analysis, metrics
+from .gp import DTYPE, GaussianProcess
+from .profiles import by_profile
+from .profiles import device as default_device
+from .profiles import profile as active_profile
+from .results import Result, cached, device_name, ship
+from .train import TrainConfig, TrainResult, build_model, train, training_set
+from .validation import positive_int
+
+NAME = "dit_learns"  # the name results are saved under
+
+# Per profile: the process (N, d, nu, ell), the training-set size, the seed, the model, the optimisation
+# (TrainConfig fields), the sampler (n_gen sequences, Heun steps) and how many denoising times keep full maps.
+PROFILES: dict[str, dict] = {
+    "smoke": {
+        "N": 16,
+        "d": 2,
+        "nu": 2.0,
+        "ell": 2.0,
+        "n_train": 512,
+        "seed": 0,
+        "model": {"hidden": 32, "depth": 3, "heads": 2, "prediction": "v"},
+        "train": {
+            "steps": 300,
+            "batch_size": 64,
+            "lr": 2e-3,
+            "warmup": 20,
+            "t0": 0.01,
+            "t_sampling": "log_snr",
+            "precision": "fp32",
+        },
+        "n_gen": 400,
+        "sample_steps": 10,
+        "record": 4,
+    },
+    "cpu": {
+        "N": 32,
+        "d": 4,
+        "nu": 2.0,
+        "ell": 4.0,
+        "n_train": 10000,
+        "seed": 0,
+        "model": {"hidden": 64, "depth": 4, "heads": 4, "prediction": "v"},
+        "train": {
+            "steps": 2500,
+            "batch_size": 64,
+            "lr": 2e-3,
+            "warmup": 200,
+            "t0": 0.01,
+            "t_sampling": "log_snr",
+            "precision": "fp32",
+        },
+        "n_gen": 2000,
+        "sample_steps": 30,
+        "record": 6,
+    },
+    "gpu": {
+        "N": 128,
+        "d": 8,
+        "nu": 2.0,
+        "ell": 4.0,
+        "n_train": 100000,
+        "seed": 0,
+        "model": {"hidden": 384, "depth": 12, "heads": 6, "prediction": "v"},
+        "train": {
+            "steps": 6000,
+            "batch_size": 256,
+            "lr": 5e-4,
+            "warmup": 300,
+            "t0": 1e-3,
+            "t_sampling": "log_snr",
+            "precision": "auto",
+            "compile": True,
+        },
+        "n_gen": 2000,
+        "sample_steps": 50,
+        "record": 6,
+    },
+}
+MODEL_KEYS = ("hidden", "depth", "heads", "tokens", "pos_dim", "mlp_ratio", "activation", "prediction")
+TRAIN_KEYS = tuple(k for k in TrainConfig.__dataclass_fields__ if k not in ("seed", "log_every", "checkpoint_every"))
+
+
+def settings(profile: str | None = None, **overrides) -> dict:
+    """The configuration of ``profile`` (default: the active one) with the non-``None`` overrides applied.
+
+    Top-level keys (``N``, ``d``, ``nu``, ``ell``, ``n_train``, ``seed``, ``n_gen``, ``sample_steps``,
+    ``record``) are replaced directly; model keys (:data:`MODEL_KEYS`) go to ``"model"`` and
+    :class:`~gptheory.train.TrainConfig` fields (``steps``, ``batch_size``, ``lr``, ``t0``, ...) to
+    ``"train"``. Example: ``settings("cpu", ell=2.0, steps=500)``.
+    """
+    s = copy.deepcopy(by_profile(**PROFILES, name=profile))
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k in MODEL_KEYS:
+            s["model"][k] = v
+        elif k in TRAIN_KEYS:
+            s["train"][k] = v
+        elif k in s and k not in ("model", "train"):
+            s[k] = v
+        else:
+            top = [k for k in s if k not in ("model", "train")]
+            raise ValueError(f"unknown setting {k!r}; valid: {', '.join(sorted([*top, *MODEL_KEYS, *TRAIN_KEYS]))}")
+    return s
+
+
+def prepare(s: dict) -> tuple[GaussianProcess, torch.Tensor, torch.nn.Module, TrainConfig]:
+    """The process, its fixed training set ``(n_train, N, d)``, the freshly initialised DiT and the
+    :class:`TrainConfig` of configuration ``s``, all seeded by ``s["seed"]``."""
+    seed = int(s["seed"])
+    gp = GaussianProcess(s["N"], s["d"], nu=s["nu"], ell=s["ell"], seed=seed)
+    data = training_set(gp, positive_int("n_train", s["n_train"]), seed=seed)
+    model = build_model(seed, N=s["N"], d=s["d"], **s["model"])
+    return gp, data, model, TrainConfig(seed=seed, **s["train"])
+
+
+def run(
+    s: dict,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """Train a DiT on configuration ``s`` (:func:`settings`), generate with attention recording, measure.
+
+    Args:
+        s: the configuration.
+        checkpoint: training checkpoint (written every tenth of the run); an unfinished run resumes
+            from it, a finished one is reloaded without training.
+        device: default :func:`gptheory.profiles.device`.
+        progress: ``tqdm`` progress bars for training.
+
+    Returns:
+        ``(numbers, arrays)``. Numbers: ``errors_generated`` and ``errors_true`` (temporal / spatial /
+        covariance relative errors of generated and of as many true sequences), their ratios, the
+        paper's relative error, training and sampling seconds, training sequences per second, the
+        final loss, the device; per layer: query-key block shares (trained and at initialisation),
+        logit shares, value data shares, kernel similarity at ``T`` and ``t0``, best head, fitted
+        bandwidth; the similarity of self-attention and of the hand-built transformer. Arrays:
+        ``Gamma``, ``Sigma``, the temporal-kernel and per-frame spatial estimates, the query-key
+        blocks ``qk_xx`` ... ``qk_ee``, recorded times, similarity at every time and layer, attention
+        maps at ``s["record"]`` times, per-head maps at ``t0``, gap profiles, the construction's
+        attention, the loss curve.
+    """
+    dev = torch.device(device) if device is not None else default_device()
+    gp, data, model, cfg = prepare(s)
+    init = {"qk": analysis.block_shares(analysis.qk_blocks(model)), "v": analysis.value_shares(model)}
+    if checkpoint is not None:  # an interrupted run resumes from the last tenth
+        cfg.checkpoint_every = max(cfg.steps // 10, 1)
+    schedule = model.schedule
+    res: TrainResult = train(model, data, cfg, schedule, checkpoint=checkpoint, device=dev, progress=progress)
+    net = res.ema
+
+    start = time.perf_counter()
+    x_gen, times, maps = analysis.generate_with_attention(
+        net, s["n_gen"], schedule, steps=s["sample_steps"], t0=cfg.t0, method="heun", seed=int(s["seed"]) + 10
+    )
+    generate_seconds = time.perf_counter() - start
+    x_true = gp.sample(s["n_gen"], generator=torch.Generator().manual_seed(int(s["seed"]) + 20))
+
+    C_gen, C_true = metrics.pair_covariance(x_gen), metrics.pair_covariance(x_true)
+    err_gen = metrics.errors_of_covariance(C_gen, gp.Gamma, gp.Sigma)
+    err_true = metrics.errors_of_covariance(C_true, gp.Gamma, gp.Sigma)
+    sim_all = analysis.similarity(maps.double(), gp.Gamma)  # (K, depth)
+    ndev = next(net.parameters()).device
+    head_maps = analysis.attention_maps(net, x_gen.to(ndev), cfg.t0, heads=True)
+    final = maps[-1].double()  # (depth, N, N) at t0
+    built = analysis.construction_attention(gp)
+    keep = analysis.pick_times(times, s["record"])
+    blocks = analysis.qk_blocks(net)
+    shares = analysis.block_shares(blocks)
+    vshares = analysis.value_shares(net)
+    lshares = analysis.logit_shares(net, x_gen[: min(256, s["n_gen"])].to(ndev), cfg.t0)
+    batch = min(cfg.batch_size, s["n_train"])
+
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return net(x.to(ndev, torch.float32), t.to(ndev, torch.float32), check=False).to("cpu", DTYPE)
+
+    eig_times = torch.logspace(math.log10(cfg.t0), math.log10(schedule.T), 40, dtype=DTYPE)
+    delta = analysis.eigen_response(eps_fn, gp, schedule, eig_times, n=min(2048, s["n_gen"]), seed=int(s["seed"]) + 30)
+    drift = analysis.variance_drift(delta, eig_times, gp, schedule)
+    spectrum = gp.spectrum
+
+    numbers = {
+        "errors_generated": err_gen,
+        "errors_true": err_true,
+        "ratio_temporal": err_gen["temporal"] / err_true["temporal"],
+        "ratio_spatial": err_gen["spatial"] / err_true["spatial"],
+        # metrics.paper_relative_error(x_gen, x_true, ...), without forming both covariances again
+        "paper_relative_error": err_gen["covariance"] / err_true["covariance"],
+        "variance_ratio": float(x_gen.double().var(0).mean() / x_true.double().var(0).mean()),
+        # the variance ratio the network's linear response predicts (analysis.variance_drift), eigenvalue-weighted
+        "variance_ratio_predicted": float((spectrum * drift.exp()).sum() / spectrum.sum()),
+        "train_seconds": res.seconds,
+        "train_sequences_per_second": res.steps * batch / max(res.seconds, 1e-9),
+        "generate_seconds": generate_seconds,
+        "steps": res.steps,
+        "final_loss": res.log[-1]["loss"],
+        "device": device_name(dev),
+        "time_share": shares["ee"].tolist(),
+        "time_share_init": init["qk"]["ee"].tolist(),
+        "qk_shares": {b: v.tolist() for b, v in shares.items()},
+        "logit_shares": {b: v.tolist() for b, v in lshares.items()},
+        "value_data_share": vshares.tolist(),
+        "value_data_share_init": init["v"].tolist(),
+        "similarity_final": sim_all[-1].tolist(),
+        "similarity_first": sim_all[0].tolist(),
+        "similarity_identity": float(analysis.similarity(torch.eye(gp.N, dtype=DTYPE), gp.Gamma)),
+        "similarity_construction": float(analysis.similarity(built, gp.Gamma)),
+        "similarity_best_head": analysis.similarity(head_maps.double(), gp.Gamma).amax(-1).tolist(),
+        "fitted_ell": [analysis.fitted_bandwidth(final[layer], gp.nu) for layer in range(final.shape[0])],
+    }
+    arrays = {
+        "Gamma": gp.Gamma.numpy(),
+        "Sigma": gp.Sigma.numpy(),
+        "Gamma_hat_generated": metrics.temporal_kernel(C_gen, gp.Sigma).numpy(),
+        "Gamma_hat_true": metrics.temporal_kernel(C_true, gp.Sigma).numpy(),
+        "spatial_generated": metrics.spatial_covariance(C_gen).numpy(),
+        "spatial_true": metrics.spatial_covariance(C_true).numpy(),
+        "times": times.numpy(),
+        "similarity": sim_all.numpy(),
+        "record_times": times[keep].numpy(),
+        "attention": maps[keep].numpy(),
+        "head_attention": head_maps.numpy(),
+        "gap_profile": analysis.gap_profile(final).numpy(),
+        "construction_attention": built.numpy(),
+        "loss_steps": np.array([e["step"] for e in res.log]),
+        "loss": np.array([e["loss"] for e in res.log]),
+        "eigen_times": eig_times.numpy(),
+        "eigen_delta": delta.numpy(),  # (K, N, d): shortfall of the noise prediction per eigen-direction
+        "spectrum": spectrum.numpy(),  # (N, d): eigenvalues lambda_i m_j of Gamma (x) Sigma
+    }
+    for b in analysis.BLOCKS:
+        arrays[f"qk_{b}"] = torch.stack([layer[b] for layer in blocks]).cpu().numpy()
+    return numbers, arrays
+
+
+def learn_process(
+    profile: str | None = None,
+    *,
+    refresh: bool = False,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    **overrides,
+) -> Result:
+    """The result of :func:`run` for ``settings(profile, **overrides)``: loaded when a saved one matches,
+    computed (and saved to the local cache) otherwise.
+
+    A shipped result matches on the configuration and the package version; a cached one also on the
+    source of the modules that make it (:func:`gptheory.results.code_hash`), so an edited driver or
+    model never silently reuses an old local run. ``refresh`` recomputes regardless.
+    """
+    name = active_profile() if profile is None else profile
+    s = settings(name, **overrides)
+    return cached(
+        NAME, s, lambda c: run(c, checkpoint=checkpoint, device=device, progress=progress), refresh, profile=name
+    )
+
+
+def regenerate_gpu_results(directory: str | Path | None = None) -> Result:
+    """Run the ``gpu`` profile afresh and ship its result (numbers and arrays with provenance) into the
+    package's ``results/`` folder (or ``directory``). Needs CUDA: on the CPU it would take hours."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("regenerate_gpu_results needs a CUDA device; on the CPU use learn_process('cpu')")
+    res = learn_process("gpu", refresh=True)
+    ship(res, directory)
+    return res
+
+
+def plot_figure1(result: Result):
+    """Heat maps of the true and generated temporal kernels, the kernel against the lag, and the training loss.
+
+    Returns the matplotlib ``Figure`` (the caller shows or saves it).
+    """
+    import matplotlib.pyplot as plt
+
+    a, num = result.arrays, result.numbers
+    G = a["Gamma"]
+    N = G.shape[0]
+    fig, ax = plt.subplots(1, 4, figsize=(17, 3.8), constrained_layout=True)
+    lim = float(np.abs(G).max())
+    for axis, M, title in ((ax[0], G, "true $\\Gamma$"), (ax[1], a["Gamma_hat_generated"], "DiT samples")):
+        im = axis.imshow(M, cmap="viridis", vmin=-0.1 * lim, vmax=lim)
+        axis.set_title(title)
+        axis.set_xlabel("frame j")
+        axis.set_ylabel("frame i")
+    fig.colorbar(im, ax=ax[:2], shrink=0.8)
+
+    def by_lag(M: np.ndarray) -> np.ndarray:  # the kernel as a function of the lag h >= 0
+        return analysis.gap_profile(torch.as_tensor(M, dtype=DTYPE))[N - 1 :].numpy()
+
+    n_gen = result.config.get("n_gen", "as many")
+    ax[2].plot(by_lag(G), "k-", label="true $\\gamma(h)$")
+    ax[2].plot(by_lag(a["Gamma_hat_true"]), "C0--", label=f"{n_gen} true samples")
+    ax[2].plot(by_lag(a["Gamma_hat_generated"]), "C3.", label="DiT samples")
+    ax[2].set_xlabel("lag h (frames)")
+    ax[2].set_title(f"temporal rel. error {num['errors_generated']['temporal']:.3f}")
+    ax[2].legend()
+    ax[3].semilogy(a["loss_steps"], a["loss"])
+    ax[3].set_xlabel("step")
+    ax[3].set_title("training loss")
+    return fig
+
+
+__all__ = [
+    "MODEL_KEYS",
+    "NAME",
+    "PROFILES",
+    "TRAIN_KEYS",
+    "learn_process",
+    "plot_figure1",
+    "prepare",
+    "regenerate_gpu_results",
+    "run",
+    "settings",
+]

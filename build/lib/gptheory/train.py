@@ -1,0 +1,525 @@
+"""Training engine for :class:`gptheory.model.DiT` on a fixed set of Gaussian-process sequences.
+
+One step, with the training set ``x_0`` fixed (sample size ``n`` is what the theory is about):
+
+1. a mini-batch ``x_0: (B, N, d)`` in a seeded random order (a new permutation each epoch);
+2. ``t`` in ``[t0, T]`` (``t0`` the early-stopping time; uniform, or uniform in the log
+   signal-to-noise ratio, see :class:`TimeSampler`), ``eps ~ N(0, I)``,
+   ``x_t = alpha_t x_0 + sigma_t eps``;
+3. loss ``mean ||F(x_t, t) - target||^2`` (averaged over ``N d``) between the raw network output and
+   what it estimates (:meth:`gptheory.model.DiT.target`): the noise ``eps`` for ``prediction="eps"``,
+   ``v = alpha_t eps - sigma_t x_0`` for ``prediction="v"``; either way the zero-initialised model
+   starts at a loss of about 1 on unit-variance data;
+4. AdamW with linear warm-up then cosine decay to ``min_lr_ratio * lr``, gradient-norm clipping,
+   and an exponential moving average (EMA) of the weights, which is what is sampled from.
+
+Determinism: model initialisation, data order and noise come from seeded generators, so two CPU
+runs with the same seed give the same weights. A checkpoint holds the model, the EMA, the optimiser,
+both generators' states, the current permutation and position in it, and the log, so a run that is
+interrupted and resumed ends with the same weights as one that was not. Checkpoints are written to
+a temporary file and moved into place with ``os.replace`` (never half-written).
+
+A loss that becomes non-finite or exceeds ``max_loss`` raises :class:`TrainingDiverged`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .gp import GaussianProcess
+from .model import DiT
+from .samplers import prior, sample
+from .schedules import Schedule
+from .validation import finite_tensor, nonneg_int, positive_int, real_in
+
+PRECISIONS = ("auto", "fp32", "bf16")
+T_SAMPLINGS = ("uniform", "log_snr")
+CHECKPOINT_VERSION = 2  # 2: the model config names its schedule and prediction
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became non-finite or exceeded ``TrainConfig.max_loss``."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (all dimensionless; ``steps`` counts optimiser updates).
+
+    Attributes:
+        steps: total number of optimiser steps (the learning-rate schedule spans these).
+        batch_size: sequences per step (capped at the training-set size).
+        lr: peak learning rate of AdamW.
+        warmup: steps of linear warm-up from ``lr / warmup`` to ``lr``.
+        min_lr_ratio: the cosine decay ends at ``min_lr_ratio * lr``.
+        weight_decay: AdamW's decoupled weight decay.
+        ema_decay: EMA decay; the effective decay is ``min(ema_decay, (1 + k) / (10 + k))`` at step ``k``.
+        grad_clip: maximal gradient norm (``0`` turns clipping off).
+        t0: early-stopping time: training times lie in ``[t0, T]``.
+        t_sampling: how training times are drawn: ``"uniform"`` (``t ~ U[t0, T]``) or ``"log_snr"``
+            (the log signal-to-noise ratio ``log(alpha_t^2 / sigma_t^2)`` uniform over its range on
+            ``[t0, T]``; see :class:`TimeSampler`).
+        seed: seed of the model initialisation, the data order and the noise.
+        precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"auto"`` (bf16 on CUDA, fp32 on the CPU).
+        compile: wrap the model in ``torch.compile`` (meant for CUDA).
+        log_every: steps between log entries (the divergence check runs at each).
+        checkpoint_every: steps between checkpoints (``0``: only at the end or when stopped early).
+        max_loss: a logged loss above this (or non-finite) stops training with :class:`TrainingDiverged`.
+    """
+
+    steps: int = 2000
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup: int = 100
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    t0: float = 1e-3
+    t_sampling: str = "uniform"
+    seed: int = 0
+    precision: str = "auto"
+    compile: bool = False
+    log_every: int = 10
+    checkpoint_every: int = 0
+    max_loss: float = 100.0
+
+    def __post_init__(self) -> None:
+        positive_int("steps", self.steps)
+        positive_int("batch_size", self.batch_size)
+        real_in("lr", self.lr, 0.0, 1.0, low_open=True)
+        nonneg_int("warmup", self.warmup)
+        real_in("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        real_in("weight_decay", self.weight_decay, 0.0, 10.0)
+        real_in("ema_decay", self.ema_decay, 0.0, 1.0, high_open=True)
+        real_in("grad_clip", self.grad_clip, 0.0, math.inf, high_open=True)
+        real_in("t0", self.t0, 0.0, 1.0, low_open=True, high_open=True)
+        nonneg_int("seed", self.seed)
+        if self.t_sampling not in T_SAMPLINGS:
+            raise ValueError(f"t_sampling must be one of {', '.join(T_SAMPLINGS)}, got {self.t_sampling!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        positive_int("log_every", self.log_every)
+        nonneg_int("checkpoint_every", self.checkpoint_every)
+        real_in("max_loss", self.max_loss, 0.0, math.inf, low_open=True)
+
+
+# settings that may differ between an interrupted run and its resumption
+_RESUMABLE_CHANGES = {"log_every", "checkpoint_every", "compile"}
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: the trained network (last iterate), in eval mode.
+        ema: the EMA of the weights (sample from this one), in eval mode.
+        log: one dict per logged step: ``step``, ``loss`` (mean over the interval), ``lr``,
+            ``grad_norm`` (before clipping, mean over the interval), ``seconds`` (cumulative wall time).
+        seconds: wall-clock training time over all sessions of this run (s).
+        sequences_per_second: training throughput of this call (sequences / s).
+        steps: optimiser steps done.
+        device: where it trained.
+        config: the :class:`TrainConfig`.
+    """
+
+    model: DiT
+    ema: DiT
+    log: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    sequences_per_second: float = 0.0
+    steps: int = 0
+    device: str = "cpu"
+    config: TrainConfig | None = None
+
+
+def build_model(seed: int = 0, **model_kwargs) -> DiT:
+    """A :class:`DiT` initialised from ``seed`` without touching the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return DiT(**model_kwargs)
+
+
+def training_set(gp: GaussianProcess, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` sequences from ``gp`` as a float32 ``(n, N, d)`` tensor (seeded, the fixed training set)."""
+    g = torch.Generator().manual_seed(int(seed))
+    return gp.sample(positive_int("n", n), generator=g).to(torch.float32)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimiser step ``step`` (1-based): linear warm-up, then cosine decay."""
+    if cfg.warmup and step <= cfg.warmup:
+        return cfg.lr * step / cfg.warmup
+    span = max(cfg.steps - cfg.warmup, 1)
+    progress = min(max(step - cfg.warmup, 0) / span, 1.0)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class TimeSampler:
+    """Draw training times ``t: (B,)`` in ``[t0, T]`` from uniform numbers ``u: (B,)`` in ``[0, 1)``.
+
+    ``"uniform"``: ``t = t0 + (T - t0) u``. ``"log_snr"``: ``lambda(t) = log(alpha_t^2 / sigma_t^2)`` is
+    uniform between ``lambda(T)`` and ``lambda(t0)``, i.e. ``t`` has density ``-lambda'(t) / (lambda(t0) -
+    lambda(T)) = beta_t / (sigma_t^2 (lambda(t0) - lambda(T)))``. That density is how strongly an error in
+    the noise prediction at ``t`` moves the probability-flow ODE: its drift is
+    ``-beta_t (x - eps_hat / sigma_t) / 2``, so an error ``delta`` in ``eps_hat`` changes a coordinate of
+    size ``sigma_t`` at the relative rate ``beta_t delta / (2 sigma_t^2)``. Uniform ``t`` spends most steps
+    where ``sigma_t ~ 1``; this spends them where the sampler is most sensitive (small ``t``). The inverse
+    of ``lambda`` is interpolated on a 4097-point grid of ``t`` (``lambda`` is decreasing).
+    """
+
+    def __init__(self, schedule: Schedule, t0: float, method: str = "uniform", device=None) -> None:
+        if method not in T_SAMPLINGS:
+            raise ValueError(f"t_sampling must be one of {', '.join(T_SAMPLINGS)}, got {method!r}")
+        self.method, self.t0, self.T = method, float(t0), float(schedule.T)
+        if method == "log_snr":
+            t = torch.linspace(self.t0, self.T, 4097, dtype=torch.float64)
+            lam = 2 * (schedule.log_alpha(t) - torch.log(schedule.sigma(t)))
+            self.t_grid, self.neg_lam = t.to(device), (-lam).to(device)  # -lambda increases with t
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        if self.method == "uniform":
+            return self.t0 + (self.T - self.t0) * u
+        lo, hi = self.neg_lam[0], self.neg_lam[-1]
+        target = lo + (hi - lo) * u.to(torch.float64)
+        k = torch.searchsorted(self.neg_lam, target).clamp(1, len(self.t_grid) - 1)
+        a, b = self.neg_lam[k - 1], self.neg_lam[k]
+        w = ((target - a) / (b - a).clamp(min=1e-300)).clamp(0, 1)
+        t = self.t_grid[k - 1] + w * (self.t_grid[k] - self.t_grid[k - 1])
+        return t.to(u.dtype)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """``torch.bfloat16`` when autocast should be on, else ``None`` (``"auto"``: bf16 on CUDA only)."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over all parameters; the fused implementation where this torch has it for the device."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def save_atomic(obj: dict, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint written by :func:`train`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "version" not in ckpt or "model_config" not in ckpt:
+        raise ValueError(f"checkpoint {path} is not a gptheory training checkpoint")
+    if ckpt["version"] != CHECKPOINT_VERSION:
+        raise ValueError(
+            f"checkpoint {path} has format version {ckpt['version']}, this gptheory reads version "
+            f"{CHECKPOINT_VERSION}; retrain, or load it with the gptheory release that wrote it"
+        )
+    return ckpt
+
+
+def load_model(path: str | os.PathLike, ema: bool = True) -> DiT:
+    """The EMA (default) or last-iterate model stored in a checkpoint, in eval mode on the CPU."""
+    ckpt = load_checkpoint(path)
+    model = DiT(**ckpt["model_config"])
+    model.load_state_dict(ckpt["ema" if ema else "model"])
+    return model.eval()
+
+
+class _Trainer:
+    """The state of one training run; :func:`train` is the public entry point."""
+
+    def __init__(self, model: DiT, data: torch.Tensor, cfg: TrainConfig, schedule: Schedule, device: torch.device):
+        self.cfg, self.schedule, self.device = cfg, schedule, device
+        self.model = model.to(device).train()
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.data = data.to(device)
+        self.n = data.shape[0]
+        self.batch = min(cfg.batch_size, self.n)
+        self.opt = make_optimizer(self.model, cfg)
+        self.data_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
+        self.times = TimeSampler(schedule, cfg.t0, cfg.t_sampling, device)
+        self.perm = torch.randperm(self.n, generator=self.data_gen)
+        self.pos = 0
+        self.step = 0
+        self.seconds = 0.0
+        self.log: list[dict] = []
+        self.amp = autocast_dtype(cfg.precision, device)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        # sum of losses / grad norms since the last log entry, kept on the device (no sync per step)
+        self._acc = torch.zeros(2, device=device)
+        self.last_log = 0
+
+    # ---------------------------------------------------------------- checkpoint
+    def state(self) -> dict:
+        return {
+            "version": CHECKPOINT_VERSION,
+            "model_config": self.model.config(),
+            "train_config": asdict(self.cfg),
+            "data_check": _data_check(self.data),
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "ema": {k: v.detach().cpu() for k, v in self.ema.state_dict().items()},
+            "optimizer": _to_cpu(self.opt.state_dict()),
+            "data_gen": self.data_gen.get_state(),
+            "noise_gen": self.noise_gen.get_state().cpu(),
+            "perm": self.perm.clone(),
+            "pos": self.pos,
+            "step": self.step,
+            "seconds": self.seconds,
+            "log": list(self.log),
+            "last_log": self.last_log,
+            "acc": self._acc.detach().cpu(),
+        }
+
+    def restore(self, ckpt: dict) -> None:
+        if ckpt["model_config"] != self.model.config():
+            raise ValueError(
+                f"checkpoint model {ckpt['model_config']} does not match the model to train {self.model.config()}"
+            )
+        mine = asdict(self.cfg)
+        diff = {k: (ckpt["train_config"].get(k), v) for k, v in mine.items() if k not in _RESUMABLE_CHANGES}
+        diff = {k: pair for k, pair in diff.items() if _norm(pair[0]) != _norm(pair[1])}
+        if diff:
+            raise ValueError(f"cannot resume: training settings differ from the checkpoint's (saved, now): {diff}")
+        if ckpt["data_check"] != _data_check(self.data):
+            raise ValueError("cannot resume: the training set differs from the one in the checkpoint")
+        self.model.load_state_dict(ckpt["model"])
+        self.ema.load_state_dict(ckpt["ema"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.data_gen.set_state(ckpt["data_gen"])
+        self.noise_gen.set_state(ckpt["noise_gen"].to(self.noise_gen.get_state().device))
+        self.perm, self.pos, self.step = ckpt["perm"].clone(), int(ckpt["pos"]), int(ckpt["step"])
+        self.seconds, self.log = float(ckpt["seconds"]), list(ckpt["log"])
+        self.last_log, self._acc = int(ckpt["last_log"]), ckpt["acc"].to(self.device)
+
+    # ---------------------------------------------------------------- one step
+    def next_batch(self) -> torch.Tensor:
+        if self.pos + self.batch > self.n:
+            self.perm = torch.randperm(self.n, generator=self.data_gen)
+            self.pos = 0
+        idx = self.perm[self.pos : self.pos + self.batch]
+        self.pos += self.batch
+        return self.data[idx.to(self.device)]
+
+    def train_step(self) -> None:
+        cfg = self.cfg
+        x0 = self.next_batch()
+        B = x0.shape[0]
+        t = self.times(torch.rand(B, generator=self.noise_gen, device=self.device))
+        eps = torch.randn(x0.shape, generator=self.noise_gen, device=self.device)
+        alpha, sigma = self.schedule.alpha(t)[:, None, None], self.schedule.sigma(t)[:, None, None]
+        xt = alpha * x0 + sigma * eps
+        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+            pred = self.forward(xt, t, check=False, raw=True)
+        loss = F.mse_loss(pred.float(), self.model.target(x0, eps, t))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        else:
+            gnorm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in self.model.parameters()]))
+        self.step += 1
+        lr = lr_at(self.step, cfg)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.opt.step()
+        decay = min(cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for pe, pm in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                pe.lerp_(pm, 1.0 - decay)
+        self._acc += torch.stack([loss.detach(), gnorm.detach().float()])
+
+    def flush_log(self) -> None:
+        k = self.step - self.last_log
+        if k <= 0:
+            return
+        self.last_log = self.step
+        loss, gnorm = (self._acc / k).tolist()
+        self._acc.zero_()
+        lr = lr_at(self.step, self.cfg)
+        self.log.append({"step": self.step, "loss": loss, "lr": lr, "grad_norm": gnorm, "seconds": self.seconds})
+        if not math.isfinite(loss) or loss > self.cfg.max_loss:
+            raise TrainingDiverged(
+                f"training diverged at step {self.step}: mean loss over the last {k} steps is {loss:.4g} "
+                f"(non-finite or above max_loss={self.cfg.max_loss:g}; a fresh model starts near 1). "
+                f"Try a smaller lr (now {self.cfg.lr:g}) or a smaller grad_clip (now {self.cfg.grad_clip:g})."
+            )
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def _norm(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _data_check(data: torch.Tensor) -> list:
+    d = data.detach().double().cpu()
+    return [list(d.shape), float(d.sum()), float((d * d).sum())]
+
+
+def train(
+    model: DiT,
+    data: torch.Tensor,
+    cfg: TrainConfig | None = None,
+    schedule: Schedule | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = True,
+    stop_at: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model`` (in place) to predict the noise on the fixed training set ``data: (n, N, d)``.
+
+    Args:
+        model: a :class:`DiT` (its weights are the starting point; see :func:`build_model`).
+        data: the training sequences ``(n, N, d)``; cast to float32 and checked once.
+        cfg: a :class:`TrainConfig` (default settings if ``None``).
+        schedule: forward schedule; default (and the only one accepted) the model's own.
+        checkpoint: file to save to (every ``cfg.checkpoint_every`` steps and at the end) and, when
+            it exists and ``resume`` is true, to resume from.
+        resume: continue from ``checkpoint`` when the file exists.
+        stop_at: stop after this many total steps, as an interruption would (the checkpoint is
+            written); the learning-rate schedule still spans ``cfg.steps``.
+        device: default :func:`gptheory.profiles.device`.
+        progress: show a ``tqdm`` bar with the loss and the speed.
+
+    Returns:
+        A :class:`TrainResult` (the model, its EMA, the log, timings).
+
+    Raises:
+        TrainingDiverged: the loss became non-finite or exceeded ``cfg.max_loss``.
+    """
+    from .profiles import device as default_device
+
+    cfg = TrainConfig() if cfg is None else cfg
+    if not isinstance(model, DiT):
+        raise ValueError(f"model must be a gptheory.DiT, got {type(model).__name__}")
+    schedule = model.check_schedule(schedule)
+    data = finite_tensor("data", data, (None, model.N, model.d)).to(torch.float32)
+    real_in("t0", cfg.t0, 0.0, schedule.T, low_open=True, high_open=True)
+    stop = cfg.steps if stop_at is None else min(positive_int("stop_at", stop_at), cfg.steps)
+    dev = torch.device(device) if device is not None else default_device()
+
+    tr = _Trainer(model, data, cfg, schedule, dev)
+    if checkpoint is not None and resume and Path(checkpoint).exists():
+        tr.restore(load_checkpoint(checkpoint))
+    start_step, start_seconds = tr.step, tr.seconds
+    wall = time.perf_counter()
+    bar = tqdm(total=stop, initial=tr.step, desc="training", disable=not progress, leave=False)
+    try:
+        while tr.step < stop:
+            tr.train_step()
+            if tr.step % cfg.log_every == 0 or tr.step == cfg.steps:
+                tr.seconds += time.perf_counter() - wall
+                wall = time.perf_counter()
+                tr.flush_log()
+                speed = (tr.step - start_step) * tr.batch / max(tr.seconds - start_seconds, 1e-9)
+                bar.set_postfix(loss=f"{tr.log[-1]['loss']:.4f}", seq_s=f"{speed:.0f}")
+            bar.update(1)
+            if checkpoint is not None and cfg.checkpoint_every and tr.step % cfg.checkpoint_every == 0:
+                tr.seconds += time.perf_counter() - wall
+                wall = time.perf_counter()
+                save_atomic(tr.state(), checkpoint)
+    finally:
+        bar.close()
+    if tr.step > start_step:  # a finished checkpoint reloaded: nothing ran, nothing to rewrite
+        tr.seconds += time.perf_counter() - wall
+        if checkpoint is not None:
+            save_atomic(tr.state(), checkpoint)
+    this_call = (tr.step - start_step) * tr.batch
+    return TrainResult(
+        model=tr.model.eval(),
+        ema=tr.ema.eval(),
+        log=tr.log,
+        seconds=tr.seconds,
+        sequences_per_second=this_call / max(tr.seconds - start_seconds, 1e-9),
+        steps=tr.step,
+        device=str(dev),
+        config=cfg,
+    )
+
+
+def generate(
+    model: DiT,
+    n: int,
+    schedule: Schedule | None = None,
+    steps: int = 50,
+    t0: float = 1e-3,
+    method: str = "heun",
+    seed: int = 0,
+    batch_size: int = 1000,
+    precision: str = "fp32",
+    progress: bool = True,
+    score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Draw ``n`` sequences from a trained model with :func:`gptheory.samplers.sample`, ``(n, N, d)`` float32 (CPU).
+
+    The backward process of the model's schedule runs from ``T`` to ``t0`` with the model's score
+    ``-eps_hat / sigma_t`` (or ``score(x, t)`` when given, e.g. a wrapper that records something on the
+    way; ``precision`` then does not apply), in chunks of ``batch_size``, starting from seeded standard
+    normal noise, so the samples do not depend on ``batch_size``.
+    """
+    schedule = model.check_schedule(schedule)
+    n, batch_size = positive_int("n", n), positive_int("batch_size", batch_size)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    dev = next(model.parameters()).device
+    model.eval()
+    fn = model.score_fn(schedule, autocast=autocast_dtype(precision, dev)) if score is None else score
+    g = torch.Generator().manual_seed(int(seed))
+    x_T = prior(n, model.N, model.d, generator=g, dtype=torch.float32)
+    out = []
+    for chunk in tqdm(x_T.split(batch_size), desc="generating", disable=not progress, leave=False):
+        out.append(sample(fn, chunk.to(dev), schedule, steps, t0, method=method, progress=False).cpu())
+    return torch.cat(out)
+
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TimeSampler",
+    "TrainingDiverged",
+    "build_model",
+    "generate",
+    "load_checkpoint",
+    "load_model",
+    "lr_at",
+    "save_atomic",
+    "train",
+    "training_set",
+]

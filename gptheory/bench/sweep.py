@@ -1,12 +1,13 @@
 """Sweep-throughput benchmark: ``python -m gptheory.bench sweep [--workers 2 --points 4 ...]`` prints JSON.
 
-Runs the same grid of a sweep twice in one run, into two fresh folders with an empty cache: once with
+Runs the same grid of a sweep twice in one run, into two fresh folders with an empty cache (shipped results are
+ignored): once with
 ``--workers`` local worker processes (``cores // workers`` torch threads each) and once point after point in
 this process (torch's default threads, all cores), and reports both wall times and their ratio. The machine's
 fp32 matrix-multiply rate is measured before and after, so an absolute time can be compared across machines.
 
-The default grid is the first ``--points`` points of ``sample-complexity-nu`` in the ``cpu`` profile with
-``--steps`` optimiser steps, so the benchmark takes minutes, not the full regeneration's hour.
+The default grid is the first ``--points`` points of ``sample-complexity-nu`` in the ``cpu`` profile, trained as in
+the real sweep (``--steps`` shortens them), so the benchmark takes minutes, not the full regeneration's hour.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import json
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
+from .. import results
 from ..provenance import device_name
 from ..sweep import get, run_sweep
 
@@ -47,6 +50,7 @@ def run(name: str, profile: str, points: int, workers: int, steps: int | None) -
     out["matmul_gflops_fp32_before"] = matmul_gflops()
     times = {}
     with tempfile.TemporaryDirectory() as tmp:
+        results.SHIPPED = Path(tmp) / "no-shipped-results"  # time the training, not the loading of shipped points
         for mode, kw in (("workers", {"workers": workers}), ("serial", {"workers": 1})):
             os.environ["GPTHEORY_CACHE"] = os.path.join(tmp, f"cache-{mode}")
             start = time.perf_counter()
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
     p.add_argument("--points", type=int, default=4, help="how many grid points (the first ones)")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--steps", type=int, default=400, help="optimiser steps per point (default keeps it short)")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps per point (default: the profile's)")
     a = p.parse_args(argv)
     out = run(a.sweep, a.profile, a.points, a.workers, a.steps)
     print(json.dumps(out, indent=2))

@@ -5,6 +5,7 @@ one generated video), frame strips, GIF files and an in-page animation. Inputs a
 from __future__ import annotations
 
 import os
+import re
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -114,6 +115,29 @@ def animation_html(videos: dict[str, np.ndarray], fps: int = 8) -> str:
     anim = animation.FuncAnimation(fig, update, frames=min(v.shape[0] for v in vs), interval=1000 // fps, blit=True)
     html = anim.to_jshtml(default_mode="loop")
     plt.close(fig)
+    return _offline_controls(html)
+
+
+# matplotlib's player draws its buttons with Font Awesome from a CDN: offline the stylesheet fails to load (a console
+# error, blank buttons), so the icons become plain Unicode symbols and the stylesheet link goes
+_ICONS = {
+    "fa fa-play fa-flip-horizontal": "\u25c0",
+    "fa fa-fast-backward": "\u23ee",
+    "fa fa-step-backward": "\u23ea",
+    "fa fa-pause": "\u23f8",
+    "fa fa-play": "\u25b6",
+    "fa fa-step-forward": "\u23e9",
+    "fa fa-fast-forward": "\u23ed",
+    "fa fa-minus": "\u2212",
+    "fa fa-plus": "+",
+}
+
+
+def _offline_controls(html: str) -> str:
+    """``html`` of ``to_jshtml`` without the Font Awesome stylesheet, its icons as Unicode symbols."""
+    html = re.sub(r'<link rel="stylesheet"\s*href="https://[^"]*font-awesome[^"]*">', "", html)
+    for cls, symbol in _ICONS.items():
+        html = html.replace(f'<i class="{cls}"></i>', symbol)
     return html
 
 

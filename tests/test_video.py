@@ -161,3 +161,14 @@ def test_physics_flags_broken_motion():
     # and a ball that drifts out of the box
     drift = v.positions + np.linspace(0, 10, 40)[None, :, None]
     assert motion_metrics(drift, 32, 3.0, 2.0)["outside_fraction"] > 0.05
+
+
+def test_the_animation_player_works_offline():
+    """The in-page player must not fetch anything: its Font Awesome stylesheet (a CDN) is replaced by symbols."""
+    import re
+
+    from gptheory.video_figures import animation_html
+
+    html = animation_html({"a": np.zeros((3, 8, 8)), "b": np.ones((3, 8, 8))})
+    assert not re.search(r'(href|src)="https?://', html) and "<i class=" not in html
+    assert "\u25b6" in html and "\u23f8" in html  # play and pause still have visible labels

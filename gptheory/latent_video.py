@@ -34,7 +34,7 @@ from .latent_stats import gaussian_fit, nearest_distance, relative_error, tempor
 from .profiles import by_profile
 from .profiles import device as default_device
 from .profiles import profile as active_profile
-from .provenance import device_name
+from .provenance import device_name, matmul_gflops
 from .results import Result, cached, ship
 from .samplers import generate
 from .tracking import physics, track
@@ -167,18 +167,6 @@ def settings(profile: str | None = None, **overrides) -> VideoConfig:
     if unknown:
         raise ValueError(f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
     return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
-
-
-def matmul_gflops(n: int = 1024, repeat: int = 5) -> float:
-    """The fp32 matrix-product rate of this machine now (GFLOP/s of ``n x n`` products, best of ``repeat``)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
@@ -425,7 +413,6 @@ __all__ = [
     "add_parser",
     "learn_video",
     "main",
-    "matmul_gflops",
     "result_config",
     "run",
     "settings",

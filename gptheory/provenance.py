@@ -154,4 +154,33 @@ class Provenance:
         return f"{self.device}, {self.date[:10]}, commit {self.commit[:10]}, {self.wall_seconds:.0f} s"
 
 
-__all__ = ["PACKAGE", "Provenance", "canonical_json", "code_hash", "dependencies", "device_name", "git_commit"]
+def matmul_gflops(dtype=None, n: int = 1024, repeats: int = 5) -> float:
+    """This machine's measured rate of one ``(n, n) @ (n, n)`` product in ``dtype`` (default float32), GFLOP/s,
+    best of ``repeats`` after one warm-up, with torch's current threads: quoted beside any absolute time, since
+    machines (and one machine under load) differ by several times."""
+    import time
+
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
+    g = torch.Generator().manual_seed(0)
+    A, B = torch.randn(n, n, generator=g, dtype=dtype), torch.randn(n, n, generator=g, dtype=dtype)
+    A @ B
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        A @ B
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+__all__ = [
+    "PACKAGE",
+    "matmul_gflops",
+    "Provenance",
+    "canonical_json",
+    "code_hash",
+    "dependencies",
+    "device_name",
+    "git_commit",
+]

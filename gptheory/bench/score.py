@@ -29,6 +29,7 @@ from collections.abc import Callable
 import torch
 
 from ..gp import GaussianProcess
+from ..provenance import matmul_gflops
 from ..schedules import OUSchedule
 
 DEFAULT_SHAPES = ((16, 4), (8, 64))  # (diffusion times, sequences per time)
@@ -44,14 +45,6 @@ def _median(fn: Callable[[], torch.Tensor], repeats: int, warmup: bool = True) -
         out = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), out
-
-
-def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 1024, repeats: int = 5) -> float:
-    """The machine's measured rate of one ``(n, n) @ (n, n)`` product in ``dtype``, GFLOP/s (median of ``repeats``)."""
-    g = torch.Generator().manual_seed(0)
-    A, B = torch.randn(n, n, generator=g, dtype=dtype), torch.randn(n, n, generator=g, dtype=dtype)
-    seconds, _ = _median(lambda: A @ B, repeats)
-    return 2 * n**3 / seconds / 1e9
 
 
 def run_shape(gp: GaussianProcess, times: int, per_time: int, repeats: int = 3, seed: int = 0) -> dict:

@@ -19,23 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from .. import results
-from ..provenance import device_name
+from ..provenance import device_name, matmul_gflops
 from ..sweep import get, run_sweep
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 ``n x n`` matrix-product rate over ``repeats`` runs, in GFLOP/s, with torch's current threads."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
 
 
 def run(name: str, profile: str, points: int, workers: int, steps: int | None) -> dict:
@@ -47,7 +33,7 @@ def run(name: str, profile: str, points: int, workers: int, steps: int | None) -
     chosen = {k: sorted({c[k] for c in coords}) for k in axes}
     over = {} if steps is None else {"steps": steps}
     out = {"benchmark": "sweep", "sweep": name, "profile": profile, "points": len(coords), "workers": workers}
-    out["matmul_gflops_fp32_before"] = matmul_gflops()
+    out["matmul_gflops_fp32_before"] = matmul_gflops(n=2048)
     times = {}
     with tempfile.TemporaryDirectory() as tmp:
         results.SHIPPED = Path(tmp) / "no-shipped-results"  # time the training, not the loading of shipped points
@@ -57,7 +43,7 @@ def run(name: str, profile: str, points: int, workers: int, steps: int | None) -
             res = run_sweep(name, profile, os.path.join(tmp, mode), axes=chosen, progress=False, **kw, **over)
             times[mode] = time.perf_counter() - start
             out[f"{mode}_points_computed"] = res.computed
-    out["matmul_gflops_fp32_after"] = matmul_gflops()
+    out["matmul_gflops_fp32_after"] = matmul_gflops(n=2048)
     out["seconds"] = times
     out["speedup"] = times["serial"] / times["workers"]
     out["cpu"] = device_name("cpu")

@@ -186,7 +186,7 @@ def _stem(name: str, key: str) -> str:
     return f"{name}-{key}"
 
 
-def _write(record: Record, directory: Path, key: str) -> Path:
+def write(record: Record, directory: Path, key: str) -> Path:
     """Write ``<name>-<key>.npz`` (when there are arrays) then ``<name>-<key>.json``, each atomically; the
     ``.json`` goes last, so a record whose ``.json`` exists is whole."""
     stem = _stem(record.name, key)
@@ -208,14 +208,14 @@ def save(record: Record, directory: str | os.PathLike | None = None) -> Path:
     version and source hash. Returns the ``.json`` path."""
     p = record.provenance
     key = config_key(p.config, p.version, p.code)
-    return _write(record, cache_dir() if directory is None else Path(directory), key)
+    return write(record, cache_dir() if directory is None else Path(directory), key)
 
 
 def ship(record: Record, directory: str | os.PathLike | None = None) -> Path:
     """Write ``record`` among the shipped results (:data:`SHIPPED`, or ``directory``) under the key of its
     configuration and version only. Returns the ``.json`` path."""
     p = record.provenance
-    return _write(record, SHIPPED if directory is None else Path(directory), config_key(p.config, p.version))
+    return write(record, SHIPPED if directory is None else Path(directory), config_key(p.config, p.version))
 
 
 def read(path: str | os.PathLike, cls: type[R] = Result) -> R:
@@ -310,4 +310,5 @@ __all__ = [
     "save",
     "ship",
     "shipped",
+    "write",
 ]

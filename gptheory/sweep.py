@@ -274,7 +274,7 @@ def run_sweep(
         if rec is not None:
             done[i] = rec
             if folder is not None and rec.path is not None and rec.path.parent != folder:
-                results._write(rec, folder, config_key(cfg.to_dict()))  # bring a cached point into the folder
+                results.write(rec, folder, config_key(cfg.to_dict()))  # bring a cached point into the folder
         else:
             todo.append(i)
 
@@ -283,7 +283,7 @@ def run_sweep(
         results.save(rec)  # the local cache, keyed by the source too
         if folder is not None:
             key = config_key(points[i][1].to_dict())
-            results._write(rec, folder, key)
+            results.write(rec, folder, key)
             _checkpoint(sweep, folder, key).unlink(missing_ok=True)  # the record is saved: drop its checkpoint
         done[i] = rec
         _write_table(sweep, points, done, out)

@@ -83,13 +83,21 @@ class SamplerConfig:
     n_gen: int = field(default=2000, metadata=_help("sequences to generate for the metrics"))
     sample_steps: int = field(default=30, metadata=_help("Heun steps of the sampler"))
     record: int = field(default=6, metadata=_help("denoising times whose attention maps are kept"))
+    eval_points: int = field(
+        default=0, metadata=_help("log-spaced training steps at which samples are generated and measured (0: none)")
+    )
 
     def __post_init__(self) -> None:
+        nonneg_int("eval_points", self.eval_points)
         if isinstance(self.n_gen, bool) or not isinstance(self.n_gen, int) or self.n_gen < 2:
             raise ValueError(f"n_gen must be an integer >= 2 (covariances need two samples), got {self.n_gen!r}")
         positive_int("sample_steps", self.sample_steps)
         positive_int("record", self.record)
 
+
+# Fields added after results were shipped: omitted from to_dict() while at these defaults, so that the cache keys
+# (hashes of to_dict()) of every configuration that existed before them stay what they were.
+ADDED_LATER = {"sampler": {"eval_points": 0}}
 
 # TrainConfig fields that are not part of an experiment's identity or are set from its top level
 _TRAIN_INTERNAL = ("seed", "log_every", "checkpoint_every")
@@ -146,6 +154,10 @@ class ExperimentConfig:
         out = asdict(self)
         for k in _TRAIN_INTERNAL:
             out["train"].pop(k)
+        for part, defaults in ADDED_LATER.items():
+            for k, default in defaults.items():
+                if out[part][k] == default:
+                    out[part].pop(k)
         return out
 
     @classmethod

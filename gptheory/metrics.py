@@ -106,6 +106,66 @@ def errors_of_covariance(C: torch.Tensor, Gamma: torch.Tensor, Sigma: torch.Tens
     }
 
 
+# ---------------------------------------------------------------------------------------- errors by gap
+def gap_errors(Gamma_hat: torch.Tensor, Gamma: torch.Tensor) -> torch.Tensor:
+    """Root-mean-square error of a temporal-kernel estimate along each diagonal: ``(N,)``, entry ``h`` is
+    ``sqrt(mean_i (Gamma_hat_{i,i+h} - Gamma_{i,i+h})^2)`` over the ``N - h`` pairs at gap ``h`` (absolute, in the
+    units of ``Gamma``, whose diagonal is 1)."""
+    diff = (Gamma_hat.to(DTYPE) - Gamma.to(DTYPE)) ** 2
+    N = diff.shape[-1]
+    return torch.stack([torch.diagonal(diff, offset=h).mean().sqrt() for h in range(N)])
+
+
+def block_gap_errors(C: torch.Tensor, Gamma: torch.Tensor, Sigma: torch.Tensor) -> torch.Tensor:
+    """Error of the cross-frame covariances ``C_ij: (d, d)`` at each gap ``h = |i - j|``: ``(N,)``, entry ``h`` is
+    ``sqrt(mean_i ||C_{i,i+h} - Gamma_{i,i+h} Sigma||_F^2) / ||Sigma||_F`` (so ``h = 0`` is the spatial error of
+    the frames themselves and a large ``h`` asks whether weak cross-frame correlations are right)."""
+    Gamma, Sigma = Gamma.to(DTYPE), Sigma.to(DTYPE)
+    diff = ((C - Gamma[:, :, None, None] * Sigma) ** 2).sum((-1, -2))  # (N, N)
+    N = diff.shape[-1]
+    out = torch.stack([torch.diagonal(diff, offset=h).mean().sqrt() for h in range(N)])
+    return out / torch.linalg.norm(Sigma)
+
+
+def toeplitz_residual(Gamma_hat: torch.Tensor) -> torch.Tensor:
+    """What is left of ``Gamma_hat: (N, N)`` after each diagonal is replaced by its mean, ``(N, N)``: the part of the
+    estimate that depends on the position ``i`` and not only on the gap (zero for a stationary kernel)."""
+    G = Gamma_hat.to(DTYPE)
+    N = G.shape[-1]
+    out = torch.zeros_like(G)
+    for h in range(-(N - 1), N):
+        diag = torch.diagonal(G, offset=h)
+        torch.diagonal(out, offset=h).copy_(diag - diag.mean())
+    return out
+
+
+def roughness(Gamma_hat: torch.Tensor) -> float:
+    """Root-mean-square of :func:`toeplitz_residual` over the ``N^2`` entries: how far an estimate is from being
+    constant along its diagonals (for true samples, the estimator's noise alone)."""
+    return float(toeplitz_residual(Gamma_hat).pow(2).mean().sqrt())
+
+
+def phase_share(Gamma_hat: torch.Tensor, period: int) -> float:
+    """Share of the squared :func:`toeplitz_residual` that the phase ``i mod period`` of the row explains (pooled
+    over the diagonals with at least ``2 period`` entries): 1 for an estimate that repeats with ``period`` along
+    every diagonal ("piecewise" with the period of a network's down-sampling), about ``(period - 1) / (len - 1)``
+    for noise. ``nan`` when no diagonal is long enough or the estimate is stationary to round-off."""
+    R = toeplitz_residual(Gamma_hat)
+    N = R.shape[-1]
+    floor = 1e-20 * float(Gamma_hat.to(DTYPE).pow(2).sum())  # a stationary estimate: only round-off is left
+    explained = total = 0.0
+    for h in range(-(N - 1), N):
+        r = torch.diagonal(R, offset=h)
+        if r.numel() < 2 * period:
+            continue
+        i0 = max(0, -h)  # the row index of the diagonal's first entry
+        phase = (torch.arange(r.numel()) + i0) % period
+        means = torch.zeros(period, dtype=r.dtype).index_add_(0, phase, r) / torch.bincount(phase, minlength=period)
+        explained += float((means[phase] ** 2).sum())
+        total += float((r**2).sum())
+    return explained / total if total > floor else math.nan
+
+
 def paper_relative_error(x_gen: torch.Tensor, x_true: torch.Tensor, Gamma: torch.Tensor, Sigma: torch.Tensor) -> float:
     """The paper's normalised error of the full covariance estimate.
 

@@ -96,9 +96,9 @@ class Sweep:
 
 def registry() -> dict[str, Sweep]:
     """Every sweep the package defines, by name."""
-    from . import experiments, sample_complexity
+    from . import experiments, probes, sample_complexity
 
-    return {s.name: s for s in (*experiments.SWEEPS, *sample_complexity.SWEEPS)}
+    return {s.name: s for s in (*experiments.SWEEPS, *sample_complexity.SWEEPS, *probes.SWEEPS)}
 
 
 def get(name: str) -> Sweep:

@@ -31,6 +31,7 @@ import copy
 import math
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -132,6 +133,7 @@ class TrainResult:
         steps: optimiser steps done.
         device: where it trained.
         config: the :class:`TrainConfig`.
+        evals: what ``on_step`` returned at each of ``at_steps``, as ``{"step": k, **returned}`` (see :func:`train`).
     """
 
     model: DiT
@@ -142,6 +144,7 @@ class TrainResult:
     steps: int = 0
     device: str = "cpu"
     config: TrainConfig | None = None
+    evals: list[dict] = field(default_factory=list)
 
 
 def build_model(seed: int = 0, **model_kwargs) -> DiT:
@@ -228,6 +231,7 @@ class _Trainer:
         self.step = 0
         self.seconds = 0.0
         self.log: list[dict] = []
+        self.evals: list[dict] = []  # what the caller's on_step measured, kept in the checkpoint
         self.amp = autocast_dtype(cfg.precision, device)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         # sum of losses / grad norms since the last log entry, kept on the device (no sync per step)
@@ -251,6 +255,7 @@ class _Trainer:
             "step": self.step,
             "seconds": self.seconds,
             "log": list(self.log),
+            "evals": list(self.evals),
             "last_log": self.last_log,
             "acc": self._acc.detach().cpu(),
         }
@@ -274,6 +279,7 @@ class _Trainer:
         self.noise_gen.set_state(ckpt["noise_gen"].to(self.noise_gen.get_state().device))
         self.perm, self.pos, self.step = ckpt["perm"].clone(), int(ckpt["pos"]), int(ckpt["step"])
         self.seconds, self.log = float(ckpt["seconds"]), list(ckpt["log"])
+        self.evals = list(ckpt.get("evals", []))
         self.last_log, self._acc = int(ckpt["last_log"]), ckpt["acc"].to(self.device)
 
     # ---------------------------------------------------------------- one step
@@ -358,6 +364,8 @@ def train(
     stop_at: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    on_step: Callable[[int, DiT], dict] | None = None,
+    at_steps: Iterable[int] = (),
 ) -> TrainResult:
     """Train ``model`` (in place) to predict the noise on the fixed training set ``data: (n, N, d)``.
 
@@ -373,6 +381,11 @@ def train(
             written); the learning-rate schedule still spans ``cfg.steps``.
         device: default :func:`gptheory.profiles.device`.
         progress: show a ``tqdm`` bar with the loss and the speed.
+        on_step: ``on_step(step, ema) -> dict`` is called after each step in ``at_steps`` with the EMA network
+            (in eval mode; put it back as you found it); the dicts it returns (plain numbers and lists) are kept in the checkpoint, so a
+            resumed run keeps what was measured before the interruption, and returned as ``TrainResult.evals``.
+            Its time is not counted in ``seconds``.
+        at_steps: the steps (in ``[1, cfg.steps]``) after which ``on_step`` runs.
 
     Returns:
         A :class:`TrainResult` (the model, its EMA, the log, timings).
@@ -390,6 +403,11 @@ def train(
     real_in("t0", cfg.t0, 0.0, schedule.T, low_open=True, high_open=True)
     stop = cfg.steps if stop_at is None else min(positive_int("stop_at", stop_at), cfg.steps)
     dev = torch.device(device) if device is not None else default_device()
+    at = sorted({positive_int("at_steps", int(k)) for k in at_steps})
+    if at and at[-1] > cfg.steps:
+        raise ValueError(f"at_steps must lie in [1, steps={cfg.steps}], got {at[-1]}")
+    if at and on_step is None:
+        raise ValueError("at_steps needs an on_step function to call")
 
     tr = _Trainer(model, data, cfg, schedule, dev)
     if checkpoint is not None and resume and Path(checkpoint).exists():
@@ -407,6 +425,11 @@ def train(
                 speed = (tr.step - start_step) * tr.batch / max(tr.seconds - start_seconds, 1e-9)
                 bar.set_postfix(loss=f"{tr.log[-1]['loss']:.4f}", seq_s=f"{speed:.0f}")
             bar.update(1)
+            if tr.step in at and all(e["step"] != tr.step for e in tr.evals):
+                tr.seconds += time.perf_counter() - wall
+                tr.evals.append({"step": tr.step, **on_step(tr.step, tr.ema)})
+                tr.ema.eval()
+                wall = time.perf_counter()
             if checkpoint is not None and cfg.checkpoint_every and tr.step % cfg.checkpoint_every == 0:
                 tr.seconds += time.perf_counter() - wall
                 wall = time.perf_counter()
@@ -427,6 +450,7 @@ def train(
         steps=tr.step,
         device=str(dev),
         config=cfg,
+        evals=list(tr.evals),
     )
 
 

@@ -1,0 +1,397 @@
+"""Appendix D.2 and the attention question: one trained network, measured from every side.
+
+Each grid point of the sweeps below trains one network (the DiT, or a UNet of the same size: ``arch``), generates
+``n_gen`` sequences and measures them next to as many true sequences (the estimators' floor):
+
+* the errors of :func:`gptheory.sample_complexity.sample_errors` (whitened temporal kernel, spatial, full
+  covariance, W2) and the paper's normalised error ``err(generated) / err(true)`` of the full covariance;
+* the errors by gap ``h = |i - j|``: of the temporal kernel (:func:`gptheory.metrics.gap_errors`) and of the
+  cross-frame covariances ``C_ij`` (:func:`gptheory.metrics.block_gap_errors`), the quantities Figure 11 plots;
+* how "piecewise" the learned kernel is: its :func:`~gptheory.metrics.roughness` (distance from a stationary
+  kernel) and the :func:`~gptheory.metrics.phase_share` of that residual explained by the position modulo the
+  down-sampling period ``2^levels``;
+* for a DiT, its attention: the similarity to the kernel of every layer at every time the sampler visits, at
+  initialisation, the fitted bandwidth and the diagonal mass at ``t0`` (:mod:`gptheory.analysis`);
+* with ``eval_points > 0`` (the training dynamics of Figure 13), the same errors from ``min(n_gen, 500)`` sequences
+  generated at ``eval_points`` log-spaced training steps (:func:`eval_steps`), measured inside the training loop and
+  kept in its checkpoint.
+
+Sweeps (``python -m gptheory sweep NAME``): ``architecture`` (DiT against UNets, with training dynamics: Figures 11
+and 13), ``sequence-length`` and ``depth`` (Figure 12), ``attention-bandwidth`` and ``attention-white`` (is the
+attention pattern learned?). They share one base configuration per profile (:data:`BASE`, Figure 1's), so a point
+that two sweeps have in common is trained once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import analysis, metrics
+from .config import ExperimentConfig
+from .experiments import FIGURE1, prepare
+from .gp import DTYPE, GaussianProcess
+from .model import DiT
+from .profiles import device as default_device
+from .results import Record
+from .sample_complexity import SampleErrors, sample_errors
+from .samplers import generate
+from .sweep import Sweep
+from .train import train
+
+NAME = "probe"
+N_EVAL = 500  # sequences generated at each training-dynamics step (at most n_gen)
+WHITE_ELL = 0.05  # a bandwidth so small that Gamma = I: exp(-(1 / 0.05)^2) = exp(-400) ~ 1e-174
+
+
+def eval_steps(steps: int, points: int) -> list[int]:
+    """``points`` log-spaced training steps from ``steps / 100`` (at least 1) to ``steps``, distinct and sorted."""
+    if points <= 0:
+        return []
+    grid = np.geomspace(max(steps / 100, 1.0), steps, points)
+    return sorted({int(round(s)) for s in grid})
+
+
+@dataclass
+class Probe(Record):
+    """One trained network measured (see the module docstring).
+
+    Numbers: ``generated`` / ``true`` (:class:`~gptheory.sample_complexity.SampleErrors` of the generated and of as
+    many true sequences), ``paper_relative_error``, the parameter count, the receptive field in frames (``N`` for a
+    DiT), roughness and phase share (generated and true), training and sampling seconds, final loss.
+
+    Arrays (``D`` layers, ``K`` sampler times, ``E`` evaluation steps):
+
+    * ``Gamma``, ``Sigma``, ``Gamma_hat`` and ``Gamma_hat_true`` (whitened estimates, ``(N, N)``);
+    * ``gap_error``, ``gap_error_true``, ``block_error``, ``block_error_true``: ``(N,)`` by gap;
+    * ``pair_blocks``, ``pair_blocks_true``: ``C_{0,h}: (G, d, d)`` at the gaps ``pair_gaps: (G,)``;
+    * DiT only (empty otherwise): ``times: (K,)``, ``similarity: (K, D)``, ``similarity_init: (2, D)`` at
+      ``(t0, T)`` before training, ``fitted_ell: (D,)`` and ``diagonal_mass: (D,)`` at ``t0``, ``attention: (R, D, N, N)``
+      at ``record`` of the sampler's times, ``record_times: (R,)`` (the last is ``t0``);
+    * training dynamics (empty without ``eval_points``): ``eval_steps: (E,)``, ``eval_temporal``, ``eval_spatial``,
+      ``eval_covariance``: ``(E,)``, ``eval_gap_error: (E, N)``, and the floors of as many true sequences,
+      ``eval_true: (3,)`` (temporal, spatial, covariance) and ``eval_gap_error_true: (N,)``;
+    * ``loss_steps``, ``loss``: the training loss curve.
+    """
+
+    NAME = NAME
+
+    generated: SampleErrors
+    true: SampleErrors
+    paper_relative_error: float
+    params: int
+    receptive_field: int
+    roughness: float
+    roughness_true: float
+    phase_share: float
+    phase_share_true: float
+    train_seconds: float
+    generate_seconds: float
+    steps: int
+    final_loss: float
+    Gamma: np.ndarray
+    Sigma: np.ndarray
+    Gamma_hat: np.ndarray
+    Gamma_hat_true: np.ndarray
+    gap_error: np.ndarray
+    gap_error_true: np.ndarray
+    block_error: np.ndarray
+    block_error_true: np.ndarray
+    pair_gaps: np.ndarray
+    pair_blocks: np.ndarray
+    pair_blocks_true: np.ndarray
+    loss_steps: np.ndarray
+    loss: np.ndarray
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    similarity: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    similarity_init: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    fitted_ell: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    diagonal_mass: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    record_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    attention: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 0)))
+    eval_steps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eval_temporal: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eval_spatial: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eval_covariance: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eval_gap_error: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    eval_true: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eval_gap_error_true: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def _period(model: torch.nn.Module) -> int:
+    """The down-sampling period of a UNet (``2^levels``), 1 for a network that does not down-sample."""
+    return 2 ** int(getattr(model, "levels", 0))
+
+
+def _whitened(x: torch.Tensor, gp: GaussianProcess) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pair covariances ``(N, N, d, d)`` of ``x: (n, N, d)`` and their whitened temporal-kernel estimate ``(N, N)``."""
+    C = metrics.pair_covariance(x)
+    return C, metrics.temporal_kernel_whitened(C, gp.Sigma)
+
+
+def _init_maps(model: DiT, data: torch.Tensor, t0: float, seed: int) -> torch.Tensor:
+    """Attention maps ``(2, depth, N, N)`` of the untrained ``model`` on noised training data at ``t0`` and ``T``."""
+    rows = []
+    x0 = data[: min(256, data.shape[0])].float()
+    g = torch.Generator().manual_seed(seed + 40)
+    for t in (t0, model.T):
+        tt = torch.full((x0.shape[0],), float(t))
+        xt = model.schedule.add_noise(x0, tt, torch.randn(x0.shape, generator=g))
+        rows.append(analysis.attention_maps(model, xt, tt))
+    return torch.stack(rows)
+
+
+def run_point(
+    config: ExperimentConfig,
+    checkpoint: str | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> Probe:
+    """Train the network of ``config`` (with the training-dynamics evaluations of ``config.sampler.eval_points``),
+    generate ``config.sampler.n_gen`` sequences and measure them (:class:`Probe`)."""
+    dev = torch.device(device) if device is not None else default_device()
+    gp, data, model, cfg = prepare(config, checkpointed=checkpoint is not None)
+    s, seed = config.sampler, config.seed
+    is_dit = isinstance(model, DiT)
+    init_maps = _init_maps(model, data, cfg.t0, seed) if is_dit else None
+    n_eval = min(s.n_gen, N_EVAL)
+    x_eval_true = gp.sample(n_eval, generator=torch.Generator().manual_seed(seed + 50))
+
+    def measure(step: int, net: torch.nn.Module) -> dict:
+        x = generate(net, n_eval, steps=s.sample_steps, t0=cfg.t0, seed=seed + 60, progress=False)
+        err = sample_errors(x, gp)
+        _, G = _whitened(x, gp)
+        gaps = metrics.gap_errors(G, gp.Gamma)
+        return {"temporal": err.temporal, "spatial": err.spatial, "covariance": err.covariance, "gaps": gaps.tolist()}
+
+    at = eval_steps(cfg.steps, s.eval_points)
+    res = train(model, data, cfg, checkpoint=checkpoint, device=dev, progress=progress, on_step=measure, at_steps=at)
+    net = res.ema
+
+    start = time.perf_counter()
+    if is_dit:
+        x_gen, times, maps = analysis.generate_with_attention(
+            net, s.n_gen, steps=s.sample_steps, t0=cfg.t0, method="heun", seed=seed + 10
+        )
+    else:
+        x_gen = generate(net, s.n_gen, steps=s.sample_steps, t0=cfg.t0, seed=seed + 10, progress=False)
+    generate_seconds = time.perf_counter() - start
+    x_true = gp.sample(s.n_gen, generator=torch.Generator().manual_seed(seed + 20))
+    gen, true = sample_errors(x_gen, gp), sample_errors(x_true, gp)
+    C_gen, G_gen = _whitened(x_gen, gp)
+    C_true, G_true = _whitened(x_true, gp)
+    period = _period(net)
+    gaps = np.unique(np.round(np.geomspace(1, gp.N - 1, 4)).astype(int)) if gp.N > 1 else np.zeros(0, int)
+    gaps = np.concatenate([[0], gaps]).astype(int)
+
+    dit: dict = {}
+    if is_dit:
+        final = maps[-1].double()  # (depth, N, N) at t0
+        keep = analysis.pick_times(times, s.record)
+        dit = {
+            "times": times.numpy(),
+            "similarity": analysis.similarity(maps.double(), gp.Gamma).numpy(),
+            "similarity_init": analysis.similarity(init_maps.double(), gp.Gamma).numpy(),
+            "fitted_ell": np.array([analysis.fitted_bandwidth(final[k], gp.nu) for k in range(final.shape[0])]),
+            "diagonal_mass": torch.diagonal(final, dim1=-2, dim2=-1).mean(-1).numpy(),
+            "record_times": times[keep].numpy(),
+            "attention": maps[keep].numpy(),
+        }
+    dyn: dict = {}
+    if res.evals:
+        ev = sorted(res.evals, key=lambda e: e["step"])
+        true_eval = sample_errors(x_eval_true, gp)
+        _, G_eval_true = _whitened(x_eval_true, gp)
+        dyn = {
+            "eval_steps": np.array([e["step"] for e in ev]),
+            "eval_temporal": np.array([e["temporal"] for e in ev]),
+            "eval_spatial": np.array([e["spatial"] for e in ev]),
+            "eval_covariance": np.array([e["covariance"] for e in ev]),
+            "eval_gap_error": np.array([e["gaps"] for e in ev]),
+            "eval_true": np.array([true_eval.temporal, true_eval.spatial, true_eval.covariance]),
+            "eval_gap_error_true": metrics.gap_errors(G_eval_true, gp.Gamma).numpy(),
+        }
+    return Probe(
+        generated=gen,
+        true=true,
+        paper_relative_error=gen.covariance / true.covariance,
+        params=sum(p.numel() for p in net.parameters()),
+        receptive_field=int(getattr(net, "receptive_field", gp.N)),
+        roughness=metrics.roughness(G_gen),
+        roughness_true=metrics.roughness(G_true),
+        phase_share=metrics.phase_share(G_gen, max(period, 2)),
+        phase_share_true=metrics.phase_share(G_true, max(period, 2)),
+        train_seconds=res.seconds,
+        generate_seconds=generate_seconds,
+        steps=res.steps,
+        final_loss=res.log[-1]["loss"],
+        Gamma=gp.Gamma.numpy(),
+        Sigma=gp.Sigma.numpy(),
+        Gamma_hat=G_gen.numpy(),
+        Gamma_hat_true=G_true.numpy(),
+        gap_error=metrics.gap_errors(G_gen, gp.Gamma).numpy(),
+        gap_error_true=metrics.gap_errors(G_true, gp.Gamma).numpy(),
+        block_error=metrics.block_gap_errors(C_gen, gp.Gamma, gp.Sigma).numpy(),
+        block_error_true=metrics.block_gap_errors(C_true, gp.Gamma, gp.Sigma).numpy(),
+        pair_gaps=gaps,
+        pair_blocks=C_gen[0, gaps].numpy(),
+        pair_blocks_true=C_true[0, gaps].numpy(),
+        loss_steps=np.array([e["step"] for e in res.log]),
+        loss=np.array([e["loss"] for e in res.log]),
+        **dit,
+        **dyn,
+    )
+
+
+def columns(p: Probe) -> dict:
+    """The scalar metrics of one row of ``results.csv``."""
+    out = {f"generated.{k}": v for k, v in p.generated.__dict__.items()}
+    out |= {f"true.{k}": v for k, v in p.true.__dict__.items()}
+    keys = ("paper_relative_error", "params", "receptive_field", "roughness", "roughness_true", "phase_share",
+            "train_seconds", "generate_seconds", "final_loss")  # fmt: skip
+    out |= {k: getattr(p, k) for k in keys}
+    if p.similarity.size:
+        out |= {
+            "similarity_t0_best": float(p.similarity[-1].max()),
+            "similarity_init_max": float(p.similarity_init.max()),
+        }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+def setting(p: Probe, name: str):
+    """A configuration value of a point by its flat field name (``"depth"``, ``"N"``, ``"arch"``, ``"seed"``)."""
+    if name in p.config:
+        return p.config[name]
+    for part in ("process", "model", "train", "sampler"):
+        if name in p.config.get(part, {}):
+            return p.config[part][name]
+    if name == "arch":
+        return "dit"  # omitted from the configuration at its default
+    raise KeyError(f"no setting {name!r} in the point's configuration")
+
+
+def group(points: list[Probe], axis: str) -> dict:
+    """The points grouped by one setting, in sorted order of its value: ``{value: [points]}``."""
+    out: dict = {}
+    for p in points:
+        out.setdefault(setting(p, axis), []).append(p)
+    return dict(sorted(out.items()))
+
+
+def metric(p: Probe, name: str) -> float:
+    """A scalar of a point by dotted name: ``"generated.temporal"``, ``"paper_relative_error"``."""
+    obj = p
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return float(obj)
+
+
+def summary(points: list[Probe], axis: str, name: str) -> dict:
+    """``{value of axis: (mean, standard deviation over seeds, number of seeds)}`` of metric ``name``."""
+    out = {}
+    for v, pts in group(points, axis).items():
+        x = np.array([metric(p, name) for p in pts])
+        out[v] = (float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else math.nan, len(x))
+    return out
+
+
+def plot(points: list[Probe], axes_names: tuple[str, ...] = ("arch", "N", "depth", "ell")):
+    """The sweep's summary figure: the generated and true temporal and covariance errors against whichever of
+    ``axes_names`` varies among ``points`` (seeds drawn as dots, the mean as a line). Returns the ``Figure``."""
+    import matplotlib.pyplot as plt
+
+    axis = next((a for a in axes_names if len(group(points, a)) > 1), "seed")
+    grouped = group(points, axis)
+    labels = [str(v) for v in grouped]
+    xs = np.arange(len(labels))
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    for a, name in zip(ax, ("temporal", "covariance"), strict=True):
+        for k, (part, style) in enumerate((("generated", "o-"), ("true", "s--"))):
+            means = [np.mean([metric(p, f"{part}.{name}") for p in pts]) for pts in grouped.values()]
+            a.plot(xs, means, style, color=f"C{k}", label=f"{part} sequences")
+            for i, pts in enumerate(grouped.values()):
+                a.plot([xs[i]] * len(pts), [metric(p, f"{part}.{name}") for p in pts], ".", color=f"C{k}", alpha=0.4)
+        a.set_xticks(xs, labels)
+        a.set_xlabel(axis)
+        a.set_yscale("log")
+        a.set_title(f"{name} error (relative)")
+        a.legend()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------- sweeps
+BASE = FIGURE1  # Figure 1's configuration in each profile: the DiT of the chapter "A diffusion transformer learns"
+_SEEDS3 = {"smoke": (0,), "cpu": (0, 1, 2), "gpu": (0, 1, 2)}
+_SEEDS2 = {"smoke": (0,), "cpu": (0, 1), "gpu": (0, 1)}
+EVAL_POINTS = {"smoke": 3, "cpu": 8, "gpu": 10}
+ARCHS = ("dit", "unet", "diffusers-unet")
+N_GRID = {"smoke": (8, 16), "cpu": (8, 16, 32, 64), "gpu": (32, 64, 128, 256)}
+DEPTH_GRID = {"smoke": (1, 3), "cpu": (1, 2, 4, 8, 12), "gpu": (2, 4, 8, 12, 16)}
+ELL_GRID = {"smoke": (1.0, 2.0), "cpu": (1.0, 2.0, 4.0, 8.0), "gpu": (2.0, 4.0, 8.0, 16.0)}
+
+
+def _per_profile(**axes: dict[str, tuple]) -> dict[str, dict[str, tuple]]:
+    return {p: {k: v[p] for k, v in axes.items()} for p in ("smoke", "cpu", "gpu")}
+
+
+def _sweep(name: str, description: str, base: dict | None = None, **axes: dict[str, tuple]) -> Sweep:
+    return Sweep(name, description, base or BASE, _per_profile(**axes), Probe, run_point, columns, plot)
+
+
+SWEEPS = (
+    _sweep(
+        "architecture",
+        "Figures 11 and 13: the DiT against a UNet of the same size and diffusers' UNet1DModel, with training dynamics",
+        base={p: c.replace(eval_points=EVAL_POINTS[p]) for p, c in BASE.items()},
+        arch={p: ARCHS for p in ("smoke", "cpu", "gpu")},
+        seed=_SEEDS3,
+    ),
+    _sweep("sequence-length", "Figure 12 (left): the error against the sequence length N", N=N_GRID, seed=_SEEDS2),
+    _sweep(
+        "depth",
+        "Figure 12 (right) and Figure 5 at depth: the error against the number of blocks",
+        depth=DEPTH_GRID,
+        seed=_SEEDS3,
+    ),  # fmt: skip
+    _sweep("attention-bandwidth", "does the fitted attention bandwidth follow ell?", ell=ELL_GRID, seed=_SEEDS2),
+    _sweep(
+        "attention-white",
+        "attention of a DiT trained on data white in time (Gamma = I)",
+        ell={p: (WHITE_ELL,) for p in ("smoke", "cpu", "gpu")},
+        seed=_SEEDS3,
+    ),
+)
+
+
+def sweeps(names: tuple[str, ...] | None = None, profile: str | None = None, progress: bool = True) -> dict:
+    """The sweeps ``names`` (default all of :data:`SWEEPS`) of ``profile`` as :class:`gptheory.sweep.SweepResult` by
+    name: shipped or cached points are loaded, missing ones trained (and cached)."""
+    from .sweep import run_sweep
+
+    names = tuple(s.name for s in SWEEPS) if names is None else names
+    return {n: run_sweep(n, profile, out=None, progress=progress) for n in names}
+
+
+__all__ = [
+    "ARCHS",
+    "BASE",
+    "NAME",
+    "N_EVAL",
+    "Probe",
+    "SWEEPS",
+    "WHITE_ELL",
+    "columns",
+    "eval_steps",
+    "group",
+    "metric",
+    "plot",
+    "run_point",
+    "setting",
+    "summary",
+    "sweeps",
+]

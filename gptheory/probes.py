@@ -34,7 +34,7 @@ import torch
 from . import analysis, metrics
 from .config import ExperimentConfig
 from .experiments import FIGURE1, prepare
-from .gp import DTYPE, GaussianProcess
+from .gp import GaussianProcess
 from .model import DiT
 from .profiles import device as default_device
 from .results import Record
@@ -70,8 +70,8 @@ class Probe(Record):
     * ``gap_error``, ``gap_error_true``, ``block_error``, ``block_error_true``: ``(N,)`` by gap;
     * ``pair_blocks``, ``pair_blocks_true``: ``C_{0,h}: (G, d, d)`` at the gaps ``pair_gaps: (G,)``;
     * DiT only (empty otherwise): ``times: (K,)``, ``similarity: (K, D)``, ``similarity_init: (2, D)`` at
-      ``(t0, T)`` before training, ``fitted_ell: (D,)`` and ``diagonal_mass: (D,)`` at ``t0``, ``attention: (R, D, N, N)``
-      at ``record`` of the sampler's times, ``record_times: (R,)`` (the last is ``t0``);
+      ``(t0, T)`` before training, ``fitted_ell: (D,)`` and ``diagonal_mass: (D,)`` at ``t0``,
+      ``attention: (R, D, N, N)`` at ``record`` of the sampler's times, ``record_times: (R,)`` (the last is ``t0``);
     * training dynamics (empty without ``eval_points``): ``eval_steps: (E,)``, ``eval_temporal``, ``eval_spatial``,
       ``eval_covariance``: ``(E,)``, ``eval_gap_error: (E, N)``, and the floors of as many true sequences,
       ``eval_true: (3,)`` (temporal, spatial, covariance) and ``eval_gap_error_true: (N,)``;

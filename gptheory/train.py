@@ -382,9 +382,9 @@ def train(
         device: default :func:`gptheory.profiles.device`.
         progress: show a ``tqdm`` bar with the loss and the speed.
         on_step: ``on_step(step, ema) -> dict`` is called after each step in ``at_steps`` with the EMA network
-            (in eval mode; put it back as you found it); the dicts it returns (plain numbers and lists) are kept in the checkpoint, so a
-            resumed run keeps what was measured before the interruption, and returned as ``TrainResult.evals``.
-            Its time is not counted in ``seconds``.
+            (in eval mode; put it back as you found it); the dicts it returns (plain numbers and lists) are kept in
+            the checkpoint, so a resumed run keeps what was measured before the interruption, and returned as
+            ``TrainResult.evals``. Its time is not counted in ``seconds``.
         at_steps: the steps (in ``[1, cfg.steps]``) after which ``on_step`` runs.
 
     Returns:

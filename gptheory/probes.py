@@ -300,6 +300,37 @@ def summary(points: list[Probe], axis: str, name: str) -> dict:
     return out
 
 
+def learned_step(steps: np.ndarray, err: np.ndarray, factor: float = 2.0) -> float:
+    """The first of ``steps: (E,)`` from which the error ``err: (E,)`` stays within ``factor`` times its final value
+    (a scale-free "learned by" step; the last step at the latest)."""
+    final = float(err[-1])
+    ok = err <= factor * final
+    bad = np.nonzero(~ok)[0]
+    return float(steps[0] if bad.size == 0 else steps[min(bad[-1] + 1, len(steps) - 1)])
+
+
+def gap_learned_steps(p: Probe, factor: float = 2.0) -> np.ndarray:
+    """:func:`learned_step` of the temporal-kernel error at each gap ``h``, ``(N,)`` (needs training dynamics)."""
+    return np.array(
+        [learned_step(p.eval_steps, p.eval_gap_error[:, h], factor) for h in range(p.eval_gap_error.shape[1])]
+    )
+
+
+def smallest_sufficient(means: dict, tolerance: float = 0.1) -> object:
+    """The smallest key of ``means: {value: mean error}`` whose error is within ``1 + tolerance`` of the best."""
+    best = min(means.values())
+    return min(k for k, v in means.items() if v <= (1 + tolerance) * best)
+
+
+def denoising_trend(p: Probe) -> np.ndarray:
+    """Per layer, Spearman's rank correlation of the kernel similarity with the progress of denoising (the sampler's
+    times from ``T`` down to ``t0``), ``(D,)``: positive when similarity rises as the noise is removed."""
+    from scipy.stats import spearmanr
+
+    progress = np.arange(len(p.times))  # times are stored from T down to t0
+    return np.array([spearmanr(progress, p.similarity[:, k]).statistic for k in range(p.similarity.shape[1])])
+
+
 def plot(points: list[Probe], axes_names: tuple[str, ...] = ("arch", "N", "depth", "ell")):
     """The sweep's summary figure: the generated and true temporal and covariance errors against whichever of
     ``axes_names`` varies among ``points`` (seeds drawn as dots, the mean as a line). Returns the ``Figure``."""
@@ -386,7 +417,11 @@ __all__ = [
     "SWEEPS",
     "WHITE_ELL",
     "columns",
+    "denoising_trend",
     "eval_steps",
+    "gap_learned_steps",
+    "learned_step",
+    "smallest_sufficient",
     "group",
     "metric",
     "plot",

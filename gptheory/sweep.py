@@ -215,6 +215,24 @@ class SweepResult:
         return [r for _, r in self.points]
 
 
+def provenance_summary(runs: Iterable[SweepResult]) -> str:
+    """One Markdown sentence on where the points of ``runs`` came from: how many distinct trainings (sweeps that
+    share a point count it once), how many were trained in this call, their devices, commits, dates and summed
+    wall time."""
+    runs = list(runs)
+    every = list({(r.path or id(r)): r for run in runs for r in run.records()}.values())
+    trained_now = sum(run.computed for run in runs)
+    prov = [r.provenance for r in every if r.provenance is not None]
+    devices = ", ".join(sorted({p.device for p in prov}))
+    commits = ", ".join(sorted({p.commit[:10] for p in prov}))
+    dates = ", ".join(sorted({p.date[:10] for p in prov}))
+    wall = sum(p.wall_seconds for p in prov)
+    return (
+        f"**Provenance.** {len(every)} distinct trainings, {trained_now} of them trained in this build and the rest "
+        f"loaded: device {devices}; commit {commits}; dates {dates}; summed wall time {wall / 60:.1f} min."
+    )
+
+
 def run_sweep(
     name: str,
     profile: str | None = None,
@@ -408,4 +426,14 @@ def describe() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["EXECUTORS", "Sweep", "SweepResult", "describe", "get", "registry", "run_sweep", "table"]
+__all__ = [
+    "EXECUTORS",
+    "Sweep",
+    "SweepResult",
+    "describe",
+    "get",
+    "provenance_summary",
+    "registry",
+    "run_sweep",
+    "table",
+]

@@ -20,3 +20,13 @@ def gp(request, gen) -> GaussianProcess:
     N, d, nu, ell = request.param
     mu = torch.randn(N, d, generator=gen, dtype=torch.float64)
     return GaussianProcess(N, d, nu=nu, ell=ell, mu=mu, seed=N + d)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a test module (``pytestmark = pytest.mark.usefixtures("one_thread")``): the
+    hand-built networks are hundreds of tiny matrix products, for which OpenMP start-up costs dominate on a busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -31,15 +31,7 @@ SCHED = OUSchedule()
 N, d = 16, 3
 # Round-off of a few hundred float64 operations per entry, relative to the size of the score.
 RTOL = 1e-11
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The network is hundreds of tiny matrix products: one thread avoids OpenMP start-up costs on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _noisy(gp: GaussianProcess, t: float | torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:

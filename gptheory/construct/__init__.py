@@ -48,7 +48,11 @@ One file per job:
 * :mod:`~gptheory.construct.heads` -- the attention layers of Lemmas 10 and 11;
 * :mod:`~gptheory.construct.modules` -- blocks written slot by slot: exact moves and the multiplication module
   (:func:`sawtooth_square`);
-* :mod:`~gptheory.construct.size` -- :func:`size_report`, :func:`format_size_report`, :func:`theorem_orders`.
+* :mod:`~gptheory.construct.size` -- :func:`size_report`, :func:`format_size_report`, :func:`theorem_orders`;
+* :mod:`~gptheory.construct.uniform` -- one network for every ``t in [t0, T]`` (Theorem 1 as stated):
+  :func:`build_uniform_transformer`, :func:`worst_condition_number`;
+* :mod:`~gptheory.construct.over_times` -- that network against one network per time: :func:`compare_over_times`,
+  :class:`OverTimes`.
 """
 
 from .builder import build_gd_transformer
@@ -56,7 +60,9 @@ from .embedding import RESOLUTION_TOL, frame_embedding, gap_inner_products, reso
 from .layers import BilinearFeedForward, Block, Decoder, FeedForward, MultiHeadAttention, TokenEmbedding
 from .modules import sawtooth_square
 from .network import SCALARS, GDTransformer, Layout
+from .over_times import OverTimes, compare_over_times
 from .size import format_size_report, size_report, theorem_orders
+from .uniform import build_uniform_transformer, worst_condition_number
 
 __all__ = [
     "RESOLUTION_TOL",
@@ -68,8 +74,11 @@ __all__ = [
     "GDTransformer",
     "Layout",
     "MultiHeadAttention",
+    "OverTimes",
     "TokenEmbedding",
     "build_gd_transformer",
+    "build_uniform_transformer",
+    "compare_over_times",
     "format_size_report",
     "frame_embedding",
     "gap_inner_products",
@@ -78,4 +87,5 @@ __all__ = [
     "size_report",
     "theorem_orders",
     "trapezoid",
+    "worst_condition_number",
 ]

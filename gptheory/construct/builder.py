@@ -47,6 +47,7 @@ def build_gd_transformer(
     omega: float | None = None,
     n_std: float = 6.0,
     clip: bool = True,
+    t_end: float | None = None,
 ) -> GDTransformer:
     """Write down the transformer that runs ``steps`` gradient-descent iterations towards the score at time ``t``.
 
@@ -67,6 +68,10 @@ def build_gd_transformer(
         n_std: the multiplication and clipping ranges are ``n_std`` standard deviations of the quantities they
             bound under ``x ~ p_t`` (see ``config["ranges"]``).
         clip: clip the output to ``[-R, R]`` with ``R`` the iterate range (the decoder of Appendix B.3.1).
+        t_end: with a time ``t_end`` in ``[t, T]``, size the ranges and check convexity for every time in
+            ``[t, t_end]`` (:func:`ranges_over`) instead of ``t`` alone, so that one network serves the whole interval
+            (``steps`` must then be enough for the worst ``kappa_t`` there: see
+            :func:`~gptheory.construct.build_uniform_transformer`). Default: ``t`` only.
 
     Returns:
         a :class:`GDTransformer`; with ``mult_depth=None`` its output equals ``gd_score(gp, x, t, schedule, steps,
@@ -78,22 +83,25 @@ def build_gd_transformer(
             makes the objective non-convex at ``t``.
     """
     t, steps, J_eff, mult_depth, eta, n_std = _check(gp, t, schedule, steps, J, attention, mult_depth, eta, n_std)
+    t_end = t if t_end is None else real_in("t_end", t_end, t, schedule.T)
     gaps = gp.N if J_eff is None else J_eff
     E = psi = delta = None
     if attention == "relu":  # can attention see the band at all? (checked before the numbers of the band)
         E = frame_embedding(gp.N, n_freq, omega)
         psi = gap_inner_products(E)
         delta = resolution(psi, gaps)
-    lo, _ = operator_bounds(gp, t, schedule, J_eff)
-    if float(lo) <= 0:
+    ends = torch.tensor([t, t_end], dtype=DTYPE)
+    lo, _ = operator_bounds(gp, ends, schedule, J_eff)  # linear in alpha_t^2: its minimum over [t, t_end] is at an end
+    if float(lo.min()) <= 0:
+        t_bad = float(ends[int(torch.argmin(lo))])
         raise ValueError(
-            f"the objective is not convex at t={t:g} with J={J}: alpha_t^2 Gamma_bar (x) Sigma + sigma_t^2 I has "
-            f"smallest eigenvalue {float(lo):.3g} <= 0; take a larger band J or a larger t"
+            f"the objective is not convex at t={t_bad:g} with J={J}: alpha_t^2 Gamma_bar (x) Sigma + sigma_t^2 I has "
+            f"smallest eigenvalue {float(lo.min()):.3g} <= 0; take a larger band J or a larger t"
         )
     lam_max = kron_extremes(gp, J_eff)[1]
     eta_bound = eta if eta is not None else 1.0 / min(lam_max, 1.0)  # VP schedules: lambda_max(M) >= min(lam_max, 1)
     Z = gp.Gamma.sum(1)  # row sums of the kernel, the softmax normaliser
-    rng = ranges(gp, t, schedule, J_eff, n_std)
+    rng = ranges_over(gp, t, t_end, schedule, J_eff, n_std)
 
     # 1. layout, 2. embed
     layout = token_layout(gp.d, attention, None if E is None else E.shape[1], mult_depth)
@@ -115,6 +123,7 @@ def build_gd_transformer(
     R = rng["s"] if clip else math.inf
     config = {
         "t": t,
+        "t_interval": (t, t_end),
         "steps": steps,
         "J": J,
         "J_eff": J_eff,
@@ -126,6 +135,8 @@ def build_gd_transformer(
         "Z_bound": float(Z.max()),
         "delta": delta,
         "psi": psi,
+        "n_freq": n_freq,
+        "omega": omega,
         "n_std": n_std,
         "ranges": rng,
         "clip": R,
@@ -244,6 +255,25 @@ def ranges(gp: GaussianProcess, t: float, schedule: Schedule, J: int | None, n_s
         "s": n_std * std_s,
         "Sigma_inf": float(gp.Sigma.abs().sum(1).max()),
     }
+
+
+def ranges_over(
+    gp: GaussianProcess, t: float, t_end: float, schedule: Schedule, J: int | None, n_std: float
+) -> dict[str, float]:
+    """:func:`ranges` that hold at every time in ``[t, t_end]``: the larger of the two end points' values.
+
+    Why the end points suffice: every range depends on time through ``a = alpha_t^2`` only (variance preserving,
+    ``sigma_t^2 = 1 - a``), and ``a`` is monotone in ``t``. The offset's variance ``a max_j Sigma_jj + 1 - a`` is
+    linear in ``a``; each diagonal entry of ``M_bar^{-1}`` is a non-negative combination of ``1 / (1 + a (lam m - 1))``,
+    which is convex in ``a`` wherever ``M_bar`` is positive definite, and a maximum of convex functions is convex.
+    Both therefore reach their maximum over an interval of ``a`` at one of its ends; ``mu`` and ``Sigma_inf`` do not
+    depend on ``t``.
+    """
+    lo = ranges(gp, t, schedule, J, n_std)
+    if t_end == t:
+        return lo
+    hi = ranges(gp, t_end, schedule, J, n_std)
+    return {k: max(lo[k], hi[k]) for k in lo}
 
 
 def _check(gp, t, schedule, steps, J, attention, mult_depth, eta, n_std) -> tuple:

@@ -47,7 +47,8 @@ class GDTransformer(nn.Module):
 
     ``forward(x, t=None)`` maps ``x: (batch, N, d)`` to the score estimate ``(batch, N, d)`` (float64) at diffusion
     time ``t`` (default: the time it was built for; a float or a ``(batch,)`` tensor). The multiplication ranges and
-    the clipping range were sized for the build time; far from it the ReLU multiplication may leave its range.
+    the clipping range were sized for the build times ``config["t_interval"]``; outside them the ReLU multiplication
+    may leave its range.
 
     Attributes:
         layout: the token's named slots; config: the construction's settings and ranges; blocks: the stack, each

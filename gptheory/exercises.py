@@ -173,6 +173,28 @@ def _check_early_stop_t0(answer: Any) -> tuple[bool, str]:
     return False, f"at t0 = {t:.4g} the dense KL is {kl(t):.4g} nats; the largest t0 with KL <= 0.01 is {lo:.4g}"
 
 
+def _check_bandwidth_slope(answer: Any) -> tuple[bool, str]:
+    import torch
+    from scipy.optimize import minimize_scalar
+
+    from .analysis import kernel_attention
+
+    ells = np.array([1.0, 2.0, 4.0, 8.0])
+    fits = []
+    for ell in ells:  # a continuous fit, independent of the grid search of analysis.fitted_bandwidth
+        target = kernel_attention(kernel_matrix(32, 2.0, float(ell)))
+
+        def misfit(log_e: float, target: torch.Tensor = target) -> float:
+            return float((kernel_attention(kernel_matrix(32, 2.0, math.exp(log_e))) - target).norm())
+
+        fits.append(math.exp(minimize_scalar(misfit, bounds=(math.log(0.1), math.log(128)), method="bounded").x))
+    expected = float(np.polyfit(np.log(ells), np.log(fits), 1)[0])
+    y = float(answer)
+    if abs(y - expected) <= 0.02:
+        return True, f"slope {y:.4f}; a continuous fit of the same targets gives {expected:.4f}"
+    return False, f"your slope is {y:.4g}; fitting the target maps themselves gives {expected:.4f}"
+
+
 CHECKS: dict[str, Check] = {
     c.label: c
     for c in [
@@ -223,6 +245,12 @@ CHECKS: dict[str, Check] = {
             "a number: the largest t0 with KL(P || P_t0) <= 0.01 nats",
             _check_early_stop_t0,
             lambda: _reference_early_stop_t0(),
+        ),
+        Check(
+            "ex-attention-learned-1",
+            "a number: the slope of log(fitted ell) on log(ell) for the target maps themselves",
+            _check_bandwidth_slope,
+            lambda: 1.0,
         ),
     ]
 }

@@ -22,7 +22,8 @@ import dataclasses
 import typing
 from dataclasses import asdict, dataclass, field, fields
 
-from .model import ACTIVATIONS, PREDICTIONS, TOKENS
+from .denoiser import PREDICTIONS
+from .model import ACTIVATIONS, TOKENS
 from .profiles import PRECISIONS
 from .train import T_SAMPLINGS, TrainConfig
 from .validation import nonneg_int, positive_int, real_in

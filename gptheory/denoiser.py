@@ -176,6 +176,12 @@ class Denoiser(nn.Module):
         return ", ".join(f"{k}={v}" for k, v in self.config().items())
 
 
+def count_parameters(cls: type[nn.Module], *args, **kwargs) -> int:
+    """Number of parameters of ``cls(*args, **kwargs)``, built on the meta device (no memory, no RNG draws)."""
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        return sum(p.numel() for p in cls(*args, **kwargs).parameters())
+
+
 def model_class(arch: str) -> type[Denoiser]:
     """The :class:`Denoiser` subclass named ``arch`` (one of ``ARCHS``)."""
     if arch not in ARCHS:
@@ -190,4 +196,4 @@ def from_config(config: dict) -> Denoiser:
     return model_class(kwargs.pop("arch", "dit"))(**kwargs)
 
 
-__all__ = ["ARCHS", "Denoiser", "PREDICTIONS", "from_config", "model_class"]
+__all__ = ["ARCHS", "Denoiser", "PREDICTIONS", "count_parameters", "from_config", "model_class"]

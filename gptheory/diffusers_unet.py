@@ -39,9 +39,9 @@ import math
 
 import torch
 
-from .denoiser import Denoiser
+from .denoiser import Denoiser, count_parameters
 from .schedules import Schedule
-from .unet import closest_width, count_parameters
+from .unet import closest_width
 from .validation import nonneg_int, positive_int
 
 GROUPS = 8  # diffusers' Conv1dBlock normalises with GroupNorm(8, width)

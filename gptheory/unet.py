@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .denoiser import Denoiser
+from .denoiser import Denoiser, count_parameters
 from .model import TimestepEmbedder
 from .schedules import Schedule
 from .validation import nonneg_int, positive_int
@@ -230,12 +230,6 @@ def _max_levels(N: int) -> int:
     return (N & -N).bit_length() - 1  # the number of factors 2 in N
 
 
-def count_parameters(cls: type[nn.Module], *args, **kwargs) -> int:
-    """Number of parameters of ``cls(*args, **kwargs)``, built on the meta device (no memory, no RNG draws)."""
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        return sum(p.numel() for p in cls(*args, **kwargs).parameters())
-
-
 def closest_width(count: Callable[[int], int], n_params: int, tolerance: float = 0.1, what: str = "model") -> int:
     """The integer width ``w >= 1`` whose ``count(w)`` (non-decreasing in ``w``) is closest to ``n_params``.
 
@@ -259,4 +253,4 @@ def closest_width(count: Callable[[int], int], n_params: int, tolerance: float =
     return best
 
 
-__all__ = ["ResBlock1D", "UNet1D", "channel_norm", "closest_width", "count_parameters"]
+__all__ = ["ResBlock1D", "UNet1D", "channel_norm", "closest_width"]

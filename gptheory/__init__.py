@@ -9,7 +9,9 @@ the most used names are re-exported here. One sentence per module:
 * ``samplers`` -- the backward process for any score, and sampling from a trained network (``generate``);
 * ``unroll`` -- the score as the last iterate of gradient descent, and the banded kernel (Section 3);
 * ``construct`` -- the transformer with hand-set weights that runs that gradient descent (Theorem 1);
+* ``denoiser`` -- what every score network shares (input checks, eps/v output, training target, score);
 * ``model`` -- the diffusion transformer (DiT) that learns the score;
+* ``unet``, ``diffusers_unet`` -- the attention-free peers: a 1D UNet over the frames, and diffusers' ``UNet1DModel``;
 * ``train``, ``checkpoint`` -- training it (resumable) and its checkpoint files;
 * ``analysis`` -- measurements on a trained DiT (attention against the kernel, per-direction noise response);
 * ``metrics`` -- what a generator learned (covariance estimates, the paper's relative error);
@@ -20,6 +22,8 @@ the most used names are re-exported here. One sentence per module:
 """
 
 from .construct import build_gd_transformer, size_report
+from .denoiser import Denoiser
+from .diffusers_unet import DiffusersUNet1D
 from .experiments import learn_process
 from .gp import GaussianProcess, kernel, kernel_matrix, random_spatial_covariance
 from .latent_video import learn_video
@@ -28,17 +32,21 @@ from .profiles import by_profile, device, profile
 from .samplers import generate, prior, sample
 from .schedules import DDPMSchedule, OUSchedule, Schedule
 from .train import TrainConfig, train
+from .unet import UNet1D
 from .unroll import banded, condition_number, gd_score, truncation_length
 from .version import __version__ as __version__
 from .video import bouncing_ball
 
 __all__ = [
     "DDPMSchedule",
+    "Denoiser",
     "DiT",
+    "DiffusersUNet1D",
     "GaussianProcess",
     "OUSchedule",
     "Schedule",
     "TrainConfig",
+    "UNet1D",
     "banded",
     "bouncing_ball",
     "build_gd_transformer",

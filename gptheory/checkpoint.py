@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_write
-from .model import DiT
+from .denoiser import Denoiser, from_config
 
 CHECKPOINT_VERSION = 2  # 2: the model config names its schedule and prediction
 
@@ -40,9 +40,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
-def load_model(path: str | os.PathLike, ema: bool = True) -> DiT:
-    """The EMA (default) or last-iterate model stored in a checkpoint, in eval mode on the CPU."""
+def load_model(path: str | os.PathLike, ema: bool = True) -> Denoiser:
+    """The EMA (default) or last-iterate model stored in a checkpoint, in eval mode on the CPU.
+
+    The architecture is the config's ``"arch"`` (a DiT when absent; :func:`gptheory.denoiser.from_config`).
+    """
     ckpt = load_checkpoint(path)
-    model = DiT(**ckpt["model_config"])
+    model = from_config(ckpt["model_config"])
     model.load_state_dict(ckpt["ema" if ema else "model"])
     return model.eval()

@@ -4,7 +4,7 @@ An experiment is configured by one :class:`ExperimentConfig`, made of four parts
 themselves when built:
 
 * :class:`ProcessConfig` -- the Gaussian process ``(N, d, nu, ell)`` and the seed of its ``Sigma``;
-* :class:`ModelConfig` -- the DiT's constructor arguments;
+* :class:`ModelConfig` -- the network: the DiT's constructor arguments, or a UNet matched to that DiT's size;
 * :class:`gptheory.train.TrainConfig` -- the optimisation;
 * :class:`SamplerConfig` -- how many sequences are generated for the metrics, and how.
 
@@ -22,10 +22,16 @@ import dataclasses
 import typing
 from dataclasses import asdict, dataclass, field, fields
 
-from .model import ACTIVATIONS, PREDICTIONS, TOKENS
+from .denoiser import ARCHS, PREDICTIONS
+from .model import ACTIVATIONS, TOKENS
 from .profiles import PRECISIONS
 from .train import T_SAMPLINGS, TrainConfig
 from .validation import nonneg_int, positive_int, real_in
+
+ARCH_NAMES = tuple(ARCHS)
+# fields added after results were shipped, per part, with their defaults: to_dict() leaves them out at these values,
+# so the cache keys (hashes of to_dict()) of older results stay valid, and from_dict() fills them back in
+_ADDED_LATER = {"model": {"arch": "dit", "kernel_size": 3, "levels": 2}, "sampler": {"eval_points": 0}}
 
 
 def _help(text: str, **extra) -> dict:
@@ -52,7 +58,11 @@ class ProcessConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The DiT's size and layout (:class:`gptheory.model.DiT` arguments other than ``N`` and ``d``)."""
+    """The network: the DiT's size and layout (:class:`gptheory.model.DiT` arguments other than ``N`` and ``d``) and
+    the architecture ``arch``. For ``arch="unet"`` (:class:`gptheory.unet.UNet1D`) or ``"diffusers-unet"``
+    (:class:`gptheory.diffusers_unet.DiffusersUNet1D`) the DiT fields describe the DiT whose parameter count the UNet
+    matches (:func:`gptheory.train.build_model`), and ``levels`` (and for ``"unet"`` ``kernel_size``) shape it.
+    """
 
     hidden: int = field(default=64, metadata=_help("token width"))
     depth: int = field(default=4, metadata=_help("transformer blocks"))
@@ -62,6 +72,9 @@ class ModelConfig:
     mlp_ratio: float = field(default=4.0, metadata=_help("feed-forward width / token width"))
     activation: str = field(default="gelu", metadata=_help("feed-forward activation", choices=ACTIVATIONS))
     prediction: str = field(default="v", metadata=_help("network output: noise or v", choices=PREDICTIONS))
+    arch: str = field(default="dit", metadata=_help("network: the DiT or a UNet of its size", choices=ARCH_NAMES))
+    kernel_size: int = field(default=3, metadata=_help("taps of the UNet's convolutions along the frames (odd)"))
+    levels: int = field(default=2, metadata=_help("halvings of the frame axis in the UNets"))
 
     def __post_init__(self) -> None:
         for name in ("hidden", "depth", "heads"):
@@ -71,9 +84,21 @@ class ModelConfig:
         if self.pos_dim is not None:
             positive_int("pos_dim", self.pos_dim)
         real_in("mlp_ratio", self.mlp_ratio, 0.0, 64.0, low_open=True)
-        for name, options in (("tokens", TOKENS), ("activation", ACTIVATIONS), ("prediction", PREDICTIONS)):
+        for name, options in (
+            ("tokens", TOKENS), ("activation", ACTIVATIONS), ("prediction", PREDICTIONS), ("arch", ARCH_NAMES)
+        ):
             if getattr(self, name) not in options:
                 raise ValueError(f"{name} must be one of {', '.join(options)}, got {getattr(self, name)!r}")
+        if positive_int("kernel_size", self.kernel_size) % 2 == 0:
+            raise ValueError(f"kernel_size must be an odd positive integer (1, 3, 5, ...), got {self.kernel_size}")
+        nonneg_int("levels", self.levels)
+        unused = {"dit": ("kernel_size", "levels"), "diffusers-unet": ("kernel_size",), "unet": ()}[self.arch]
+        for name in unused:
+            if getattr(self, name) != _ADDED_LATER["model"][name]:
+                raise ValueError(
+                    f"{name}={getattr(self, name)} does not apply to arch={self.arch!r} (the DiT has no convolutions; "
+                    f"diffusers' blocks have a fixed 5 taps); leave it at {_ADDED_LATER['model'][name]}"
+                )
 
 
 @dataclass(frozen=True)
@@ -94,10 +119,6 @@ class SamplerConfig:
         positive_int("sample_steps", self.sample_steps)
         positive_int("record", self.record)
 
-
-# Fields added after results were shipped: omitted from to_dict() while at these defaults, so that the cache keys
-# (hashes of to_dict()) of every configuration that existed before them stay what they were.
-ADDED_LATER = {"sampler": {"eval_points": 0}}
 
 # TrainConfig fields that are not part of an experiment's identity or are set from its top level
 _TRAIN_INTERNAL = ("seed", "log_every", "checkpoint_every")
@@ -154,7 +175,7 @@ class ExperimentConfig:
         out = asdict(self)
         for k in _TRAIN_INTERNAL:
             out["train"].pop(k)
-        for part, defaults in ADDED_LATER.items():
+        for part, defaults in _ADDED_LATER.items():
             for k, default in defaults.items():
                 if out[part][k] == default:
                     out[part].pop(k)
@@ -162,7 +183,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, body: dict) -> ExperimentConfig:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (fields added later may be missing: they take their defaults)."""
         return cls(
             process=ProcessConfig(**body["process"]),
             n_train=body["n_train"],

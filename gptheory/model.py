@@ -15,15 +15,17 @@ Two token layouts:
 
 The model predicts the noise ``eps_hat(x_t, t)`` of the forward process
 ``x_t = alpha_t x_0 + sigma_t eps`` of its schedule (DiT's :class:`~gptheory.schedules.DDPMSchedule` by
-default); the score is ``-eps_hat / sigma_t`` (:meth:`DiT.score`). What the network itself outputs is
-chosen by ``prediction``:
+default); the score is ``-eps_hat / sigma_t``. Everything the DiT shares with the other score networks
+(input checks, the ``prediction`` choice and its conversion to ``eps_hat``, the training target, the score)
+lives in the base class :class:`gptheory.denoiser.Denoiser`; this module holds only the transformer.
+What the network itself outputs is chosen by ``prediction``:
 
 * ``"eps"`` (DiT's choice): the network output ``F`` is ``eps_hat``.
 * ``"v"`` (Salimans and Ho's v-parameterisation): ``F`` estimates ``v = alpha_t eps - sigma_t x_0`` and
   ``eps_hat = sigma_t x_t + alpha_t F``. The same function class, but the trainer's loss ``|F - v|^2``
-  (:meth:`DiT.target`) equals ``|eps_hat - eps|^2 / alpha_t^2``. Near ``T`` the exact noise is almost
-  ``sigma_t x_t`` and the sampler's drift multiplies any error in it by the large ``beta_t``; with ``"v"``
-  that term is built in rather than rebuilt through the layers, and the network's error reaches
+  (:meth:`~gptheory.denoiser.Denoiser.target`) equals ``|eps_hat - eps|^2 / alpha_t^2``. Near ``T`` the exact
+  noise is almost ``sigma_t x_t`` and the sampler's drift multiplies any error in it by the large ``beta_t``;
+  with ``"v"`` that term is built in rather than rebuilt through the layers, and the network's error reaches
   ``eps_hat`` scaled by ``alpha_t``, which vanishes there (see :func:`gptheory.analysis.eigen_response`).
 
 Two attention paths give the same output: the fast one calls
@@ -44,18 +46,18 @@ SDPA's gradients need no extra copy, and no input checks on the training path (`
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .schedules import DDPMSchedule, Schedule, from_config
+from .denoiser import Denoiser
+from .schedules import Schedule
 from .validation import positive_int, real_in
 
 TOKENS = ("concat", "add")
 ACTIVATIONS = ("gelu", "gelu_tanh")
-PREDICTIONS = ("eps", "v")
 
 
 def sinusoidal_embedding(positions: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -153,7 +155,7 @@ class DiTBlock(nn.Module):
         return torch.addcmul(h, gate_m, m), probs
 
 
-class DiT(nn.Module):
+class DiT(Denoiser):
     """Diffusion transformer for ``N`` frames of dimension ``d``; predicts the noise ``(batch, N, d)``.
 
     Args:
@@ -194,9 +196,7 @@ class DiT(nn.Module):
         prediction: str = "eps",
         schedule: Schedule | dict | None = None,
     ) -> None:
-        super().__init__()
-        self.N = positive_int("N", N)
-        self.d = positive_int("d", d)
+        super().__init__(N, d, prediction, schedule)
         self.hidden = positive_int("hidden", hidden)
         self.depth = positive_int("depth", depth)
         self.heads = positive_int("heads", heads)
@@ -220,17 +220,6 @@ class DiT(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
         self.activation = activation
-        if prediction not in PREDICTIONS:
-            raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}")
-        self.prediction = prediction
-        if schedule is None:
-            schedule = DDPMSchedule()
-        elif isinstance(schedule, dict):
-            schedule = from_config(schedule)
-        elif not isinstance(schedule, Schedule):
-            raise ValueError(f"schedule must be a gptheory Schedule or its config dict, got {schedule!r:.80}")
-        self.schedule = schedule
-        self.T = schedule.T
 
         self.x_embed = nn.Linear(self.d, self.data_dim)
         self.register_buffer("pos", sinusoidal_embedding(torch.arange(self.N), self.pos_dim), persistent=False)
@@ -276,27 +265,6 @@ class DiT(nn.Module):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
 
-    # ------------------------------------------------------------------ checks
-    def check_inputs(self, x: object, t: object) -> tuple[torch.Tensor, torch.Tensor]:
-        """Validate ``x: (batch, N, d)`` and ``t`` (a float or ``(batch,)``); return both as tensors.
-
-        Raises ``ValueError`` naming the parameter, what it got and what is valid.
-        """
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise ValueError(f"x must be a floating-point tensor of shape (batch, {self.N}, {self.d}), got {x!r:.80}")
-        if x.dim() != 3 or x.shape[0] < 1:
-            raise ValueError(f"x must have shape (batch, N={self.N}, d={self.d}), got {tuple(x.shape)}")
-        if x.shape[1] != self.N:
-            raise ValueError(f"x has sequence length N={x.shape[1]}, but this model takes N={self.N} frames")
-        if x.shape[2] != self.d:
-            raise ValueError(f"x has frame dimension d={x.shape[2]}, but this model takes d={self.d}")
-        if not torch.isfinite(x).all():
-            bad = int((~torch.isfinite(x)).sum())
-            raise ValueError(f"x must be finite, got {bad} non-finite entries (NaN or inf)")
-        if not isinstance(t, torch.Tensor):
-            t = torch.tensor(real_in("t", t, 0.0, self.T), dtype=x.dtype, device=x.device)
-        return x, self.schedule.check_t(t, batch=x.shape[0]).to(device=x.device)
-
     # ------------------------------------------------------------------ forward
     def forward(
         self,
@@ -337,61 +305,10 @@ class DiT(nn.Module):
             probs.append(p)
         shift, scale = mods[-2:]
         out = self.out(torch.addcmul(shift, self.norm_out(h), 1 + scale)).to(in_dtype)  # F: eps_hat or v_hat
-        if self.prediction == "v" and not raw:  # eps_hat = sigma_t x_t + alpha_t v_hat
-            alpha, sigma = self._alpha_sigma(t, in_dtype)
-            out = torch.addcmul(sigma * x.to(in_dtype), alpha, out)
+        out = self.eps_from_output(out, x, t, raw)  # eps_hat = sigma_t x_t + alpha_t v_hat for prediction="v"
         if return_attention:
             return out, probs
         return out
-
-    def _alpha_sigma(self, t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """``alpha_t, sigma_t`` of the model's schedule as ``(batch, 1, 1)`` tensors (computed in float64)."""
-        t64 = t.to(torch.float64)
-        return (
-            self.schedule.alpha(t64).to(dtype)[:, None, None],
-            self.schedule.sigma(t64).to(dtype)[:, None, None],
-        )
-
-    def target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """What the raw network output should be for ``x_t = alpha_t x0 + sigma_t eps``: ``eps`` or ``v``.
-
-        ``x0, eps: (batch, N, d)``, ``t: (batch,)``; ``v = alpha_t eps - sigma_t x0``.
-        """
-        if self.prediction == "eps":
-            return eps
-        alpha, sigma = self._alpha_sigma(t, eps.dtype)
-        return alpha * eps - sigma * x0
-
-    def check_schedule(self, schedule: Schedule | None) -> Schedule:
-        """``schedule``, or the model's own when ``None``; a different schedule is an error."""
-        if schedule is None:
-            return self.schedule
-        if not isinstance(schedule, Schedule) or schedule.config() != self.schedule.config():
-            raise ValueError(f"schedule {schedule!r} differs from the model's {self.schedule!r}; pass the model's")
-        return schedule
-
-    def score(self, x: torch.Tensor, t: torch.Tensor | float, schedule: Schedule | None = None) -> torch.Tensor:
-        """Score estimate ``s(x, t) = -eps_hat(x, t) / sigma_t``, ``(batch, N, d)``, in the dtype of ``x``.
-
-        ``schedule`` defaults to the model's (another one is an error).
-        """
-        schedule = self.check_schedule(schedule)
-        x, t = self.check_inputs(x, t)
-        schedule.check_t(t, include_zero=False)
-        sigma = schedule.sigma(t.to(torch.float64)).to(x.dtype)
-        return -self(x, t, check=False) / sigma[:, None, None]
-
-    def score_fn(
-        self, schedule: Schedule | None = None, autocast: torch.dtype | None = None
-    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """A ``score(x, t)`` closure for :func:`gptheory.samplers.sample` (no gradients, optional autocast)."""
-        schedule = self.check_schedule(schedule)
-
-        def fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad(), torch.autocast(x.device.type, dtype=autocast, enabled=autocast is not None):
-                return self.score(x, t, schedule)
-
-        return fn
 
     # ------------------------------------------------------------------ analysis
     def qkv_weights(self) -> list[dict[str, torch.Tensor]]:
@@ -413,6 +330,3 @@ class DiT(nn.Module):
                 parts[f"{name}_x"], parts[f"{name}_e"] = Wn[:, : self.data_dim], Wn[:, self.data_dim :]
             out.append(parts)
         return out
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.config().items())

@@ -12,7 +12,8 @@ Going backwards from ``T`` to the early-stopping time ``t0``:
 The time grid runs from ``T`` down to ``t0``, geometric by default (see :func:`time_grid`).
 
 :func:`sample` integrates from given starting points with any score; :func:`generate` draws ``n`` sequences from a
-trained :class:`~gptheory.model.DiT` (seeded noise, in chunks, with a hook at the end of each chunk).
+trained network (:class:`~gptheory.denoiser.Denoiser`: the DiT or a UNet; seeded noise, in chunks, with a hook at
+the end of each chunk).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .schedules import Schedule
 from .validation import finite_tensor, positive_int, real_in
 
 if TYPE_CHECKING:
-    from .model import DiT
+    from .denoiser import Denoiser
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 METHODS = ("euler", "heun", "em")
@@ -121,7 +122,7 @@ def prior(n: int, N: int, d: int, generator: torch.Generator | None = None, dtyp
 
 
 def generate(
-    model: DiT,
+    model: Denoiser,
     n: int,
     schedule: Schedule | None = None,
     steps: int = 50,
@@ -141,7 +142,7 @@ def generate(
     (:func:`prior`), so the samples do not depend on ``batch_size``.
 
     Args:
-        model: a :class:`~gptheory.model.DiT` (sampled on the device its weights are on).
+        model: a :class:`~gptheory.denoiser.Denoiser` (DiT or UNet; sampled on the device its weights are on).
         precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (see :func:`gptheory.profiles.autocast_dtype`).
         score: use this ``score(x, t)`` instead of the model's (e.g. one that records something on the way;
             ``precision`` then does not apply).

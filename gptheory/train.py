@@ -1,4 +1,5 @@
-"""Training engine for :class:`gptheory.model.DiT` on a fixed set of Gaussian-process sequences.
+"""Training engine for a score network (:class:`gptheory.denoiser.Denoiser`: the DiT or a UNet) on a fixed set
+of Gaussian-process sequences.
 
 One step, with the training set ``x_0`` fixed (sample size ``n`` is what the theory is about):
 
@@ -7,7 +8,7 @@ One step, with the training set ``x_0`` fixed (sample size ``n`` is what the the
    signal-to-noise ratio, see :class:`TimeSampler`), ``eps ~ N(0, I)``,
    ``x_t = alpha_t x_0 + sigma_t eps``;
 3. loss ``mean ||F(x_t, t) - target||^2`` (averaged over ``N d``) between the raw network output and
-   what it estimates (:meth:`gptheory.model.DiT.target`): the noise ``eps`` for ``prediction="eps"``,
+   what it estimates (:meth:`gptheory.denoiser.Denoiser.target`): the noise ``eps`` for ``prediction="eps"``,
    ``v = alpha_t eps - sigma_t x_0`` for ``prediction="v"``; either way the zero-initialised model
    starts at a loss of about 1 on unit-variance data;
 4. AdamW with linear warm-up then cosine decay to ``min_lr_ratio * lr``, gradient-norm clipping,
@@ -40,6 +41,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
+from .denoiser import Denoiser, count_parameters, model_class
 from .gp import GaussianProcess
 from .model import DiT
 from .profiles import PRECISIONS, autocast_dtype
@@ -136,8 +138,8 @@ class TrainResult:
         evals: what ``on_step`` returned at each of ``at_steps``, as ``{"step": k, **returned}`` (see :func:`train`).
     """
 
-    model: DiT
-    ema: DiT
+    model: Denoiser
+    ema: Denoiser
     log: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     sequences_per_second: float = 0.0
@@ -147,11 +149,30 @@ class TrainResult:
     evals: list[dict] = field(default_factory=list)
 
 
-def build_model(seed: int = 0, **model_kwargs) -> DiT:
-    """A :class:`DiT` initialised from ``seed`` without touching the global RNG."""
+def build_model(seed: int = 0, arch: str = "dit", kernel_size: int = 3, levels: int = 2, **model_kwargs) -> Denoiser:
+    """A network initialised from ``seed`` without touching the global RNG (the fields of a ``ModelConfig``).
+
+    ``arch="dit"``: ``DiT(**model_kwargs)``. ``arch="unet"`` / ``"diffusers-unet"``: the
+    :class:`~gptheory.unet.UNet1D` / :class:`~gptheory.diffusers_unet.DiffusersUNet1D` with ``levels`` (and
+    ``kernel_size``) whose parameter count is closest to that of the DiT ``model_kwargs`` describe (within 10%, else
+    ``ValueError``), with the same ``N``, ``d``, ``prediction`` and ``schedule``.
+    """
+    if arch == "dit":
+        if (kernel_size, levels) != (3, 2):
+            raise ValueError(f"kernel_size and levels apply to the UNets, not arch='dit'; got {kernel_size}, {levels}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return DiT(**model_kwargs)
+    cls = model_class(arch)
+    if arch == "diffusers-unet" and kernel_size != 3:
+        raise ValueError(f"kernel_size applies to arch='unet' (diffusers' blocks have 5 taps), got {kernel_size}")
+    n_params = count_parameters(DiT, **model_kwargs)
+    same = {k: model_kwargs[k] for k in ("N", "d", "schedule") if k in model_kwargs}
+    same["prediction"] = model_kwargs.get("prediction", "eps")  # the DiT's default
+    shape = {"levels": levels} | ({"kernel_size": kernel_size} if arch == "unet" else {})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return DiT(**model_kwargs)
+        return cls.matched(n_params=n_params, **same, **shape)
 
 
 def training_set(gp: GaussianProcess, n: int, seed: int = 0) -> torch.Tensor:
@@ -215,7 +236,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
 class _Trainer:
     """The state of one training run; :func:`train` is the public entry point."""
 
-    def __init__(self, model: DiT, data: torch.Tensor, cfg: TrainConfig, schedule: Schedule, device: torch.device):
+    def __init__(self, model: Denoiser, data: torch.Tensor, cfg: TrainConfig, schedule: Schedule, device: torch.device):
         self.cfg, self.schedule, self.device = cfg, schedule, device
         self.model = model.to(device).train()
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -355,7 +376,7 @@ def _data_check(data: torch.Tensor) -> list:
 
 
 def train(
-    model: DiT,
+    model: Denoiser,
     data: torch.Tensor,
     cfg: TrainConfig | None = None,
     schedule: Schedule | None = None,
@@ -370,7 +391,8 @@ def train(
     """Train ``model`` (in place) to predict the noise on the fixed training set ``data: (n, N, d)``.
 
     Args:
-        model: a :class:`DiT` (its weights are the starting point; see :func:`build_model`).
+        model: a :class:`~gptheory.denoiser.Denoiser` (a DiT or a UNet; its weights are the starting point; see
+            :func:`build_model`).
         data: the training sequences ``(n, N, d)``; cast to float32 and checked once.
         cfg: a :class:`TrainConfig` (default settings if ``None``).
         schedule: forward schedule; default (and the only one accepted) the model's own.
@@ -396,8 +418,8 @@ def train(
     from .profiles import device as default_device
 
     cfg = TrainConfig() if cfg is None else cfg
-    if not isinstance(model, DiT):
-        raise ValueError(f"model must be a gptheory.DiT, got {type(model).__name__}")
+    if not isinstance(model, Denoiser):
+        raise ValueError(f"model must be a gptheory Denoiser (DiT, UNet1D, ...), got {type(model).__name__}")
     schedule = model.check_schedule(schedule)
     data = finite_tensor("data", data, (None, model.N, model.d)).to(torch.float32)
     real_in("t0", cfg.t0, 0.0, schedule.T, low_open=True, high_open=True)

@@ -61,8 +61,9 @@ class Probe(Record):
     """One trained network measured (see the module docstring).
 
     Numbers: ``generated`` / ``true`` (:class:`~gptheory.sample_complexity.SampleErrors` of the generated and of as
-    many true sequences), ``paper_relative_error``, the parameter count, the receptive field in frames (``N`` for a
-    DiT), roughness and phase share (generated and true), training and sampling seconds, final loss.
+    many true sequences), ``paper_relative_error``, the parameter count, the receptive field as the largest gap
+    ``|i - j|`` one evaluation of the network spans (:attr:`gptheory.unet.UNet1D.max_gap`; ``N - 1`` for the DiT and
+    for diffusers' UNet, whose GroupNorm couples every frame), roughness and phase share (generated and true), training and sampling seconds, final loss.
 
     Arrays (``D`` layers, ``K`` sampler times, ``E`` evaluation steps):
 
@@ -220,7 +221,7 @@ def run_point(
         true=true,
         paper_relative_error=gen.covariance / true.covariance,
         params=sum(p.numel() for p in net.parameters()),
-        receptive_field=int(getattr(net, "receptive_field", gp.N)),
+        receptive_field=int(getattr(net, "max_gap", gp.N - 1)),
         roughness=metrics.roughness(G_gen),
         roughness_true=metrics.roughness(G_true),
         phase_share=metrics.phase_share(G_gen, max(period, 2)),
@@ -381,6 +382,13 @@ SWEEPS = (
         base={p: c.replace(eval_points=EVAL_POINTS[p]) for p, c in BASE.items()},
         arch={p: ARCHS for p in ("smoke", "cpu", "gpu")},
         seed=_SEEDS3,
+    ),
+    _sweep(
+        "unet-receptive-field",
+        "Figure 11's filter-size question: one-level UNets with short (k=3) and long (k=7) convolutions",
+        base={p: c.replace(arch="unet", levels=1) for p, c in BASE.items()},
+        kernel_size={p: (3, 7) for p in ("smoke", "cpu", "gpu")},
+        seed=_SEEDS2,
     ),
     _sweep("sequence-length", "Figure 12 (left): the error against the sequence length N", N=N_GRID, seed=_SEEDS2),
     _sweep(

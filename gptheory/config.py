@@ -85,7 +85,10 @@ class ModelConfig:
             positive_int("pos_dim", self.pos_dim)
         real_in("mlp_ratio", self.mlp_ratio, 0.0, 64.0, low_open=True)
         for name, options in (
-            ("tokens", TOKENS), ("activation", ACTIVATIONS), ("prediction", PREDICTIONS), ("arch", ARCH_NAMES)
+            ("tokens", TOKENS),
+            ("activation", ACTIVATIONS),
+            ("prediction", PREDICTIONS),
+            ("arch", ARCH_NAMES),
         ):
             if getattr(self, name) not in options:
                 raise ValueError(f"{name} must be one of {', '.join(options)}, got {getattr(self, name)!r}")

@@ -29,8 +29,11 @@ from .validation import positive_int, real_in
 
 PREDICTIONS = ("eps", "v")
 # architecture name -> (module, class); imported on demand (the classes import this module)
-ARCHS = {"dit": ("gptheory.model", "DiT"), "unet": ("gptheory.unet", "UNet1D"),
-         "diffusers-unet": ("gptheory.diffusers_unet", "DiffusersUNet1D")}
+ARCHS = {
+    "dit": ("gptheory.model", "DiT"),
+    "unet": ("gptheory.unet", "UNet1D"),
+    "diffusers-unet": ("gptheory.diffusers_unet", "DiffusersUNet1D"),
+}
 
 
 class Denoiser(nn.Module):

@@ -195,6 +195,39 @@ def _check_bandwidth_slope(answer: Any) -> tuple[bool, str]:
     return False, f"your slope is {y:.4g}; fitting the target maps themselves gives {expected:.4f}"
 
 
+def _probed_max_gap(kernel_size: int, N: int = 128) -> int:
+    """The largest gap ``|i - j|`` over which output frame ``i`` of a one-level :class:`gptheory.unet.UNet1D` depends
+    on input frame ``j``, found with gradients (random non-zero weights; rows in the middle of a long sequence)."""
+    import torch
+
+    from .unet import UNet1D
+
+    m = UNet1D(N, 1, channels=8, levels=1, kernel_size=kernel_size).double()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    x = torch.randn(1, N, 1, dtype=torch.float64, requires_grad=True)
+    out = m(x, 0.5, raw=True)[0, :, 0]
+    gap = 0
+    for i in (N // 2, N // 2 + 1):  # both parities of the up-sampling
+        (grad,) = torch.autograd.grad(out[i], x, retain_graph=True)
+        gap = max(gap, max(abs(j - i) for j in grad[0, :, 0].nonzero().flatten().tolist()))
+    return gap
+
+
+def _check_unet_kernel(answer: Any) -> tuple[bool, str]:
+    k = int(answer)
+    if k != answer or k < 1 or k % 2 == 0:
+        return False, f"the kernel size must be an odd positive integer, got {answer!r}"
+    reach = _probed_max_gap(k)
+    if reach < 31:
+        return False, f"with kernel size {k} the network spans gaps up to {reach} only (a gradient probe); 31 needed"
+    if k > 1 and _probed_max_gap(k - 2) >= 31:
+        return False, f"kernel size {k} spans gaps up to {reach}, but {k - 2} already spans {_probed_max_gap(k - 2)}"
+    return True, f"kernel size {k} spans gaps up to {reach} (a gradient probe), {k - 2} only {_probed_max_gap(k - 2)}"
+
+
 CHECKS: dict[str, Check] = {
     c.label: c
     for c in [
@@ -251,6 +284,12 @@ CHECKS: dict[str, Check] = {
             "a number: the slope of log(fitted ell) on log(ell) for the target maps themselves",
             _check_bandwidth_slope,
             lambda: 1.0,
+        ),
+        Check(
+            "ex-architecture-1",
+            "an odd integer: the smallest kernel size of a one-level UNet1D that spans every gap of 32 frames",
+            _check_unet_kernel,
+            lambda: 5,
         ),
     ]
 }

@@ -83,7 +83,7 @@ def gap_errors(groups: dict[str, list[Probe]]):
         for k, (label, pts) in enumerate(groups.items()):
             a.semilogy(np.mean([getattr(p, gen) for p in pts], 0), ".-", color=f"C{k}", label=label)
             rf = pts[0].receptive_field
-            if rf < pts[0].Gamma.shape[0]:
+            if rf < pts[0].Gamma.shape[0] - 1:
                 a.axvline(rf, color=f"C{k}", ls=":", alpha=0.8)
         a.semilogy(np.mean([getattr(p, true) for pts in groups.values() for p in pts], 0), "k--", label="true samples")
         a.set_xlabel("gap h (frames)")

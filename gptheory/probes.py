@@ -17,9 +17,10 @@ Each grid point of the sweeps below trains one network (the DiT, or a UNet of th
   kept in its checkpoint.
 
 Sweeps (``python -m gptheory sweep NAME``): ``architecture`` (DiT against UNets, with training dynamics: Figures 11
-and 13), ``sequence-length`` and ``depth`` (Figure 12), ``attention-bandwidth`` and ``attention-white`` (is the
-attention pattern learned?). They share one base configuration per profile (:data:`BASE`, Figure 1's), so a point
-that two sweeps have in common is trained once.
+and 13), ``unet-receptive-field`` (the filter-size question of Figure 11), ``sequence-length`` and ``depth``
+(Figure 12), ``attention-depth``, ``attention-bandwidth`` and ``attention-white`` (is the attention pattern
+learned?). They share one base configuration per profile (:data:`BASE`, Figure 1's), so a point that two sweeps
+have in common is trained once.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from . import analysis, metrics
-from .config import ExperimentConfig
+from .config import ExperimentConfig, option_owners
 from .experiments import FIGURE1, prepare
 from .gp import GaussianProcess
 from .model import DiT
@@ -63,7 +64,8 @@ class Probe(Record):
     Numbers: ``generated`` / ``true`` (:class:`~gptheory.sample_complexity.SampleErrors` of the generated and of as
     many true sequences), ``paper_relative_error``, the parameter count, the receptive field as the largest gap
     ``|i - j|`` one evaluation of the network spans (:attr:`gptheory.unet.UNet1D.max_gap`; ``N - 1`` for the DiT and
-    for diffusers' UNet, whose GroupNorm couples every frame), roughness and phase share (generated and true), training and sampling seconds, final loss.
+    for diffusers' UNet, whose GroupNorm couples every frame), roughness and phase share (generated and true),
+    training and sampling seconds, final loss.
 
     Arrays (``D`` layers, ``K`` sampler times, ``E`` evaluation steps):
 
@@ -265,15 +267,13 @@ def columns(p: Probe) -> dict:
 
 # ---------------------------------------------------------------------------------------------- analysis
 def setting(p: Probe, name: str):
-    """A configuration value of a point by its flat field name (``"depth"``, ``"N"``, ``"arch"``, ``"seed"``)."""
-    if name in p.config:
-        return p.config[name]
-    for part in ("process", "model", "train", "sampler"):
-        if name in p.config.get(part, {}):
-            return p.config[part][name]
-    if name == "arch":
-        return "dit"  # omitted from the configuration at its default
-    raise KeyError(f"no setting {name!r} in the point's configuration")
+    """A configuration value of a point by its flat field name (``"depth"``, ``"N"``, ``"arch"``, ``"seed"``); fields
+    left out of the saved configuration at their defaults (:meth:`ExperimentConfig.to_dict`) read as those."""
+    owners = option_owners()
+    if name not in owners:
+        raise KeyError(f"no setting {name!r}; valid: {', '.join(sorted(owners))}")
+    config = ExperimentConfig.from_dict(p.config)
+    return getattr(getattr(config, owners[name]) if owners[name] else config, name)
 
 
 def group(points: list[Probe], axis: str) -> dict:
@@ -323,13 +323,21 @@ def smallest_sufficient(means: dict, tolerance: float = 0.1) -> object:
     return min(k for k, v in means.items() if v <= (1 + tolerance) * best)
 
 
+def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation of ``x`` and ``y`` (same length); ``nan`` when either is constant."""
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    return float(spearmanr(x, y).statistic)
+
+
 def denoising_trend(p: Probe) -> np.ndarray:
     """Per layer, Spearman's rank correlation of the kernel similarity with the progress of denoising (the sampler's
     times from ``T`` down to ``t0``), ``(D,)``: positive when similarity rises as the noise is removed."""
-    from scipy.stats import spearmanr
-
     progress = np.arange(len(p.times))  # times are stored from T down to t0
-    return np.array([spearmanr(progress, p.similarity[:, k]).statistic for k in range(p.similarity.shape[1])])
+    return np.array([rank_correlation(progress, p.similarity[:, k]) for k in range(p.similarity.shape[1])])
 
 
 def plot(points: list[Probe], axes_names: tuple[str, ...] = ("arch", "N", "depth", "ell")):
@@ -364,6 +372,7 @@ EVAL_POINTS = {"smoke": 3, "cpu": 8, "gpu": 10}
 ARCHS = ("dit", "unet", "diffusers-unet")
 N_GRID = {"smoke": (8, 16), "cpu": (8, 16, 32, 64), "gpu": (32, 64, 128, 256)}
 DEPTH_GRID = {"smoke": (1, 3), "cpu": (1, 2, 4, 8, 12), "gpu": (2, 4, 8, 12, 16)}
+PAPER_DEPTH = {"smoke": (3,), "cpu": (12,), "gpu": (12,)}  # the paper's 12 blocks (smoke: its largest depth)
 ELL_GRID = {"smoke": (1.0, 2.0), "cpu": (1.0, 2.0, 4.0, 8.0), "gpu": (2.0, 4.0, 8.0, 16.0)}
 
 
@@ -393,8 +402,14 @@ SWEEPS = (
     _sweep("sequence-length", "Figure 12 (left): the error against the sequence length N", N=N_GRID, seed=_SEEDS2),
     _sweep(
         "depth",
-        "Figure 12 (right) and Figure 5 at depth: the error against the number of blocks",
+        "Figure 12 (right): the error against the number of blocks",
         depth=DEPTH_GRID,
+        seed=_SEEDS2,
+    ),
+    _sweep(
+        "attention-depth",
+        "Figures 5 and 10 at the paper's depth: attention along denoising over three seeds",
+        depth=PAPER_DEPTH,
         seed=_SEEDS3,
     ),  # fmt: skip
     _sweep("attention-bandwidth", "does the fitted attention bandwidth follow ell?", ell=ELL_GRID, seed=_SEEDS2),
@@ -433,6 +448,7 @@ __all__ = [
     "group",
     "metric",
     "plot",
+    "rank_correlation",
     "run_point",
     "setting",
     "summary",

@@ -220,7 +220,9 @@ class UNet1D(Denoiser):
         n_params = positive_int("n_params", n_params)
         kwargs.pop("channels", None)
         width = closest_width(
-            lambda w: count_parameters(cls, N, d, channels=w, **kwargs), n_params, tolerance,
+            lambda w: count_parameters(cls, N, d, channels=w, **kwargs),
+            n_params,
+            tolerance,
             what=f"{cls.__name__}(N={N}, d={d}, {kwargs})",
         )
         return cls(N, d, channels=width, **kwargs)

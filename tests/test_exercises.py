@@ -17,6 +17,8 @@ WRONG = {
     "ex-truncation-2": 1 / math.log(2),  # the PSD boundary of the J = 2 band, not diagonal dominance
     "ex-dit-learns-3": lambda a, b: b / (a + b),  # the share of widths, not of squared weights
     "ex-sample-complexity-1": 3.76e-4,  # the threshold of the lemma-form bound, not of the exact KL
+    "ex-attention-learned-1": 0.0,  # a width fixed by the position code, not the perfect learner's slope
+    "ex-architecture-1": 3,  # the default kernel: its one-level network reaches only 21 frames
 }
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from gptheory import GaussianProcess
+from gptheory import GaussianProcess, metrics
 from gptheory.metrics import (
     covariance_errors,
     flat_covariance,
@@ -92,3 +94,133 @@ def test_bad_input():
         pair_covariance(torch.full((3, 2, 2), float("nan")))
     with pytest.raises(ValueError, match="same shape"):
         paper_relative_error(torch.zeros(3, 2, 1), torch.zeros(4, 2, 1), torch.eye(2), torch.eye(1))
+
+
+# ------------------------------------------------------------------------------ errors by gap, stationarity
+def _toeplitz(col: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+    """``T_ij = col[i - j]`` below the diagonal and ``row[j - i]`` above it (``row[0]`` is ignored)."""
+    N = col.shape[0]
+    i, j = torch.meshgrid(torch.arange(N), torch.arange(N), indexing="ij")
+    return torch.where(i >= j, col[(i - j).clamp(min=0)], row[(j - i).clamp(min=0)])
+
+
+def _periodic(N: int, period: int, gen: torch.Generator) -> torch.Tensor:
+    """``Q_ij = f(i mod period, j - i)`` with random ``f``: a pattern that repeats with ``period`` along every
+    diagonal and differs between diagonals."""
+    f = torch.randn(period, 2 * N - 1, generator=gen, dtype=torch.float64)
+    i, j = torch.meshgrid(torch.arange(N), torch.arange(N), indexing="ij")
+    return f[i % period, j - i + N - 1]
+
+
+def test_gap_errors_see_a_perturbation_only_at_its_gap():
+    gp = GaussianProcess(9, 2, nu=1.5, ell=3.0, seed=0)
+    h0, v = 3, torch.linspace(-0.2, 0.4, 9 - 3, dtype=torch.float64)
+    delta = torch.diag_embed(v, offset=h0)
+    expected = torch.zeros(9, dtype=torch.float64)
+    expected[h0] = v.pow(2).mean().sqrt()  # the RMS over the N - h0 pairs at that gap
+    torch.testing.assert_close(metrics.gap_errors(gp.Gamma + delta, gp.Gamma), expected, rtol=1e-12, atol=1e-15)
+    # a symmetric perturbation (both i - j = +-h0) has the same error by gap: the estimate is read once per pair
+    torch.testing.assert_close(metrics.gap_errors(gp.Gamma + delta + delta.T, gp.Gamma), expected, rtol=1e-12,
+                               atol=1e-15)  # fmt: skip
+    # absolute, in the units of Gamma: scaling both scales the errors
+    torch.testing.assert_close(metrics.gap_errors(2.5 * (gp.Gamma + delta), 2.5 * gp.Gamma), 2.5 * expected)
+    assert metrics.gap_errors(gp.Gamma, gp.Gamma).abs().max() == 0
+
+
+def test_block_gap_errors_are_per_frame_spatial_errors_at_gap_zero_and_scale_free():
+    gen = torch.Generator().manual_seed(5)
+    N, d = 6, 3
+    gp = GaussianProcess(N, d, nu=2.0, ell=2.0, seed=1)
+    C = gp.covariance().reshape(N, d, N, d).permute(0, 2, 1, 3).clone()  # exact (N, N, d, d) blocks
+    assert metrics.block_gap_errors(C, gp.Gamma, gp.Sigma).abs().max() < 1e-12
+    # every frame's block off by a random symmetric matrix of its own norm e_i
+    e = torch.tensor([0.1, 0.3, 0.0, 0.2, 0.5, 0.1], dtype=torch.float64)
+    for i in range(N):
+        A = torch.randn(d, d, generator=gen, dtype=torch.float64)
+        A = A + A.T
+        C[i, i] += e[i] * A / torch.linalg.norm(A)
+    block = metrics.block_gap_errors(C, gp.Gamma, gp.Sigma)
+    norm = torch.linalg.norm(gp.Sigma)
+    assert float(block[0]) == pytest.approx(float(e.pow(2).mean().sqrt() / norm), rel=1e-12)
+    assert block[1:].abs().max() < 1e-12  # nothing changed off the diagonal blocks
+    # the spatial error is the mean of the same per-frame ratios (Gamma_ii = 1): at most their RMS ...
+    spatial = metrics.errors_of_covariance(C, gp.Gamma, gp.Sigma)["spatial"]
+    assert spatial == pytest.approx(float(e.mean() / norm), rel=1e-12) and spatial < float(block[0])
+    # ... and equal to it when every frame is off by the same amount
+    same = gp.covariance().reshape(N, d, N, d).permute(0, 2, 1, 3).clone()
+    same[torch.arange(N), torch.arange(N)] += 0.3 * torch.eye(d, dtype=torch.float64) / d**0.5
+    assert float(metrics.block_gap_errors(same, gp.Gamma, gp.Sigma)[0]) == pytest.approx(
+        metrics.errors_of_covariance(same, gp.Gamma, gp.Sigma)["spatial"], rel=1e-12)  # fmt: skip
+    # relative to ||Sigma||: a change of the units of x (C and Sigma scaled together) changes nothing
+    torch.testing.assert_close(metrics.block_gap_errors(7.0 * C, gp.Gamma, 7.0 * gp.Sigma), block)
+    # a cross-frame block at gap 2 off by D: the error at gap 2 is ||D|| / sqrt(N - 2) / ||Sigma||, on both sides
+    D = 0.05 * torch.ones(d, d, dtype=torch.float64)
+    cross = gp.covariance().reshape(N, d, N, d).permute(0, 2, 1, 3).clone()
+    cross[1, 3] += D
+    out = metrics.block_gap_errors(cross, gp.Gamma, gp.Sigma)
+    assert float(out[2]) == pytest.approx(float(torch.linalg.norm(D) / (N - 2) ** 0.5 / norm), rel=1e-12)
+    assert torch.cat([out[:2], out[3:]]).abs().max() < 1e-12
+
+
+def test_a_toeplitz_matrix_is_stationary():
+    gen = torch.Generator().manual_seed(2)
+    col, row = torch.randn(2, 11, generator=gen, dtype=torch.float64)
+    T = _toeplitz(col, row)  # not symmetric: every diagonal is checked on its own
+    assert metrics.toeplitz_residual(T).abs().max() < 1e-14
+    assert metrics.roughness(T) < 1e-14
+    assert math.isnan(metrics.phase_share(T, 2))  # nothing to explain: nan, not a 0/0 share
+    assert math.isnan(metrics.phase_share(GaussianProcess(12, 1, nu=2.0, ell=3.0).Gamma, 4))
+
+
+def test_roughness_of_one_displaced_entry():
+    # T + c at (0, 0): the main diagonal's residual is c (1 - 1/N) at the entry and -c/N at the N - 1 others, so
+    # its squares sum to c^2 (N - 1) / N and the RMS over the N^2 entries is c sqrt((N - 1) / N^3)
+    N, c = 7, 0.3
+    A = _toeplitz(torch.linspace(1, 0, N, dtype=torch.float64), torch.linspace(1, 0.5, N, dtype=torch.float64))
+    A[0, 0] += c
+    R = metrics.toeplitz_residual(A)
+    assert float(R[0, 0]) == pytest.approx(c * (1 - 1 / N), rel=1e-12)
+    assert metrics.roughness(A) == pytest.approx(c * math.sqrt((N - 1) / N**3), rel=1e-12)
+    # the residual is linear and blind to any Toeplitz part: roughness is homogeneous of degree one
+    assert metrics.roughness(3 * A + _toeplitz(*torch.ones(2, N, dtype=torch.float64))) == pytest.approx(
+        3 * metrics.roughness(A), rel=1e-12)  # fmt: skip
+
+
+@pytest.mark.parametrize("period", [2, 4])
+def test_a_pattern_repeating_with_the_period_has_phase_share_one(period):
+    gen = torch.Generator().manual_seed(period)
+    N = 20
+    T = _toeplitz(*torch.randn(2, N, generator=gen, dtype=torch.float64))
+    A = T + 0.1 * _periodic(N, period, gen)
+    assert metrics.roughness(A) > 0.01
+    assert metrics.phase_share(A, period) == pytest.approx(1.0, abs=1e-12)
+    assert metrics.phase_share(10 * A, period) == pytest.approx(1.0, abs=1e-12)  # a share: no units
+    # a period-2 pattern also repeats with period 4
+    if period == 2:
+        assert metrics.phase_share(A, 4) == pytest.approx(1.0, abs=1e-12)
+    # phases mod 3 cut across an alternating pattern: each class of m entries alternates, so its mean is at most
+    # 1/m of the amplitude and it explains at most 1/m of its m squares, a share of at most about 3/L on a
+    # diagonal of length L >= 6
+    if period == 2:
+        alt = T + 0.1 * _toeplitz(torch.ones(N, dtype=torch.float64), torch.ones(N, dtype=torch.float64)) * (
+            (-1.0) ** torch.arange(N, dtype=torch.float64))[:, None]  # fmt: skip
+        assert metrics.phase_share(alt, 2) == pytest.approx(1.0, abs=1e-12)
+        assert metrics.phase_share(alt, 3) < 0.25
+
+
+def test_phase_share_of_noise_is_the_share_of_its_degrees_of_freedom():
+    # residual noise on a diagonal of length L has L - 1 degrees of freedom, of which the period's phase means take
+    # period - 1: pooled over the diagonals used (L >= 2 period) the share is about sum(period - 1) / sum(L - 1)
+    N, period, draws = 16, 2, 200
+    gen = torch.Generator().manual_seed(0)
+    lengths = [N - abs(h) for h in range(-(N - 1), N) if N - abs(h) >= 2 * period]
+    expected = len(lengths) * (period - 1) / sum(L - 1 for L in lengths)
+    shares = np.array(
+        [metrics.phase_share(torch.randn(N, N, generator=gen, dtype=torch.float64), period) for _ in range(draws)]
+    )
+    # between-group over total sums of squares, pooled: its mean is the ratio of the expectations up to O(1 / dof);
+    # 200 seeded draws, within 4 standard errors
+    assert shares.mean() == pytest.approx(expected, abs=4 * shares.std() / draws**0.5)
+    assert 0.5 * expected < shares.mean() < 1.5 * expected
+    # too short for the period: no diagonal qualifies, so no share
+    assert math.isnan(metrics.phase_share(torch.randn(3, 3, generator=gen, dtype=torch.float64), 2))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import shutil
+import types
 
 import pytest
 import torch
@@ -233,3 +235,104 @@ def test_generate_is_seeded_and_independent_of_the_batch_size(data):
         other = generate(r.ema, 7, DDPMSchedule(), steps=4, batch_size=batch_size, seed=1, progress=False)
         torch.testing.assert_close(other, x, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(x, generate(r.ema, 7, DDPMSchedule(), steps=4, seed=2, progress=False))
+
+
+# ------------------------------------------------------------------------- measurements during training
+AT = [12, 2, 5, 5, 9]  # unsorted, with a repeat: measured once each, in order, the last at the final step
+
+
+class Recorder:
+    """An ``on_step`` that keeps a copy of the network it was given, runs it, and returns a tag and a number."""
+
+    def __init__(self, tag: str):
+        self.tag, self.calls, self.nets, self.states = tag, [], [], {}
+
+    def __call__(self, step: int, net: torch.nn.Module) -> dict:
+        self.calls.append(step)
+        self.nets.append(net)
+        self.states[step] = {k: v.clone() for k, v in net.state_dict().items()}
+        assert not net.training  # handed over in eval mode
+        net.train()  # a careless caller: train() must put it back
+        torch.randn(3)  # and draws from the global RNG, which the training must not depend on
+        x = torch.ones(2, N, d)
+        with torch.no_grad():
+            out = net(x, torch.full((2,), 0.5))
+        return {"tag": self.tag, "mean": float(out.mean())}
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_on_step_runs_at_the_requested_steps_with_the_ema_and_leaves_training_alone(data):
+    plain = train(build_model(0, **MODEL), data, cfg(), progress=False, device="cpu")
+    rec = Recorder("a")
+    res = train(build_model(0, **MODEL), data, cfg(), progress=False, device="cpu", on_step=rec, at_steps=AT)
+    assert rec.calls == [2, 5, 9, 12]
+    assert all(net is res.ema for net in rec.nets) and not res.ema.training
+    assert [e["step"] for e in res.evals] == [2, 5, 9, 12] and {e["tag"] for e in res.evals} == {"a"}
+    # what it saw at the last step is the EMA that is returned, and the measurements did not change the training
+    assert all(torch.equal(v, res.ema.state_dict()[k]) for k, v in rec.states[12].items())
+    assert states_equal(res.model, plain.model) and states_equal(res.ema, plain.ema)
+    assert [e["loss"] for e in res.log] == [e["loss"] for e in plain.log]
+    # at an earlier step it saw that step's EMA: the EMA of a run stopped there
+    early = train(build_model(0, **MODEL), data, cfg(), stop_at=5, progress=False, device="cpu")
+    assert all(torch.equal(v, early.ema.state_dict()[k]) for k, v in rec.states[5].items())
+    assert not all(torch.equal(v, rec.states[12][k]) for k, v in rec.states[5].items())
+    assert train(build_model(0, **MODEL), data, cfg(steps=3), progress=False, device="cpu").evals == []
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_measurements_survive_an_interruption_and_are_not_repeated(data, tmp_path):
+    straight = train(build_model(0, **MODEL), data, cfg(), progress=False, device="cpu", on_step=Recorder("x"),
+                     at_steps=AT)  # fmt: skip
+    ckpt = tmp_path / "run.pt"
+    first = Recorder("first")
+    part = train(build_model(0, **MODEL), data, cfg(), checkpoint=ckpt, stop_at=5, progress=False, device="cpu",
+                 on_step=first, at_steps=AT)  # fmt: skip
+    assert first.calls == [2, 5] and [e["step"] for e in part.evals] == [2, 5]  # the stop step is measured too
+    assert [e["step"] for e in load_checkpoint(ckpt)["evals"]] == [2, 5]
+    second = Recorder("second")
+    resumed = train(build_model(7, **MODEL), data, cfg(), checkpoint=ckpt, progress=False, device="cpu",
+                    on_step=second, at_steps=AT)  # fmt: skip
+    assert second.calls == [9, 12]  # nothing measured before the interruption is measured again
+    assert [(e["step"], e["tag"]) for e in resumed.evals] == [(2, "first"), (5, "first"), (9, "second"),
+                                                               (12, "second")]  # fmt: skip
+    # the same numbers as the uninterrupted run, and the same final weights
+    assert [e["mean"] for e in resumed.evals] == [e["mean"] for e in straight.evals]
+    assert states_equal(resumed.model, straight.model) and states_equal(resumed.ema, straight.ema)
+    # a finished checkpoint reloaded: nothing runs, the measurements come back
+    again = Recorder("again")
+    done = train(build_model(7, **MODEL), data, cfg(), checkpoint=ckpt, progress=False, device="cpu",
+                 on_step=again, at_steps=AT)  # fmt: skip
+    assert again.calls == [] and done.evals == resumed.evals
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_time_spent_measuring_is_not_training_time(data, monkeypatch):
+    # a clock that advances one millisecond per reading, and a thousand seconds during each measurement
+    clock = [0.0]
+
+    def perf_counter() -> float:
+        clock[0] += 1e-3
+        return clock[0]
+
+    def slow(step: int, net: torch.nn.Module) -> dict:
+        clock[0] += 1000.0
+        return {}
+
+    train_module = importlib.import_module("gptheory.train")  # the package re-exports the function train
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=perf_counter))
+    res = train(build_model(0, **MODEL), data, cfg(), progress=False, device="cpu", on_step=slow, at_steps=AT)
+    assert clock[0] > 4000  # the four measurements did take their (fake) time
+    assert 0 < res.seconds < 1 and all(e["seconds"] < 1 for e in res.log)
+    assert res.sequences_per_second > 12 * 16  # 12 steps of 16 sequences in under a (fake) second
+
+
+def test_bad_measurement_steps_name_the_parameter(data):
+    model = build_model(0, **MODEL)
+    with pytest.raises(ValueError, match=r"at_steps must be a positive integer \(>= 1\), got 0"):
+        train(model, data, cfg(), progress=False, on_step=Recorder("x"), at_steps=[0, 3])
+    with pytest.raises(ValueError, match=r"at_steps must lie in \[1, steps=12\], got 13"):
+        train(model, data, cfg(), progress=False, on_step=Recorder("x"), at_steps=[3, 13])
+    with pytest.raises(ValueError, match="at_steps needs an on_step function"):
+        train(model, data, cfg(), progress=False, at_steps=[3])
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), build_model(0, **MODEL).parameters(),
+                                                 strict=True))  # fmt: skip  # nothing trained before the errors

@@ -9,6 +9,7 @@ import pytest
 
 from gptheory.config import ExperimentConfig, ProcessConfig, add_options, option_owners, options_from
 from gptheory.experiments import FIGURE1, settings
+from gptheory.results import config_key
 from gptheory.train import TrainConfig
 
 
@@ -64,3 +65,15 @@ def test_command_line_options_come_from_the_fields():
         "nu": [0.5, 1.0],
         "seed": [0, 1],
     }
+
+
+def test_eval_points_is_left_out_at_its_default_so_older_cache_keys_stay_valid():
+    base = settings("smoke")
+    assert base.sampler.eval_points == 0 and "eval_points" not in base.to_dict()["sampler"]
+    assert ExperimentConfig.from_dict(base.to_dict()).sampler.eval_points == 0  # filled back in
+    dyn = settings("smoke", eval_points=5)
+    assert dyn.to_dict()["sampler"]["eval_points"] == 5 and ExperimentConfig.from_dict(dyn.to_dict()) == dyn
+    assert config_key(dyn.to_dict()) != config_key(base.to_dict())
+    assert option_owners()["eval_points"] == "sampler"
+    with pytest.raises(ValueError, match=r"eval_points must be a non-negative integer \(>= 0\), got -1"):
+        settings("smoke", eval_points=-1)

@@ -50,9 +50,12 @@ WHITE_ELL = 0.05  # a bandwidth so small that Gamma = I: exp(-(1 / 0.05)^2) = ex
 
 
 def eval_steps(steps: int, points: int) -> list[int]:
-    """``points`` log-spaced training steps from ``steps / 100`` (at least 1) to ``steps``, distinct and sorted."""
+    """``points`` log-spaced training steps from ``steps / 100`` (at least 1) to ``steps``, distinct and sorted (one
+    point: the last step)."""
     if points <= 0:
         return []
+    if points == 1:  # np.geomspace(a, b, 1) is [a]: the final network would go unmeasured
+        return [steps]
     grid = np.geomspace(max(steps / 100, 1.0), steps, points)
     return sorted({int(round(s)) for s in grid})
 

@@ -220,7 +220,8 @@ def provenance_summary(runs: Iterable[SweepResult]) -> str:
     share a point count it once), how many were trained in this call, their devices, commits, dates and summed
     wall time."""
     runs = list(runs)
-    every = list({(r.path or id(r)): r for run in runs for r in run.records()}.values())
+    # one training per configuration: the same point read from two sweep folders has two paths but one key
+    every = list({_identity(r): r for run in runs for r in run.records()}.values())
     trained_now = sum(run.computed for run in runs)
     prov = [r.provenance for r in every if r.provenance is not None]
     devices = ", ".join(sorted({p.device for p in prov}))
@@ -231,6 +232,12 @@ def provenance_summary(runs: Iterable[SweepResult]) -> str:
         f"**Provenance.** {len(every)} distinct trainings, {trained_now} of them trained in this build and the rest "
         f"loaded: device {devices}; commit {commits}; dates {dates}; summed wall time {wall / 60:.1f} min."
     )
+
+
+def _identity(record: Record) -> object:
+    """What makes two records the same training: their configuration and package version (the shipped key)."""
+    p = record.provenance
+    return id(record) if p is None else config_key(p.config, p.version)
 
 
 def run_sweep(

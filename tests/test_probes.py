@@ -1,0 +1,286 @@
+"""Tests for gptheory.probes: the analysis helpers on constructed inputs, one measured point of each architecture, and
+every sweep of Appendix D.2 and the attention question run end to end in the smoke profile (with tiny overrides)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from gptheory import metrics, probes, results
+from gptheory.config import ExperimentConfig
+from gptheory.experiments import prepare
+from gptheory.provenance import Provenance
+from gptheory.results import config_key
+from gptheory.sweep import get, provenance_summary, run_sweep
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# about a second a point: the smoke process and network, 20 steps, 64 sequences, 4 sampler steps
+TINY = {"steps": 20, "n_gen": 64, "sample_steps": 4, "n_train": 128}
+SEED0 = {"seed": [0]}
+
+
+# ------------------------------------------------------------------------------------------- helpers
+@pytest.mark.parametrize("steps, points", [(20, 3), (2500, 8), (6000, 10), (300, 3), (5, 8), (1, 3), (100, 1)])
+def test_eval_steps_are_log_spaced_distinct_and_end_at_the_last_step(steps, points):
+    at = probes.eval_steps(steps, points)
+    assert at == sorted(set(at)) and 1 <= len(at) <= points
+    assert 1 <= at[0] and at[-1] == steps  # the final network is always measured
+    if points >= 2 and steps >= 100 * points:  # no rounding collisions: every point is used, spaced by a constant ratio
+        assert len(at) == points and at[0] == round(steps / 100)
+        ratios = np.diff(np.log(at))
+        np.testing.assert_allclose(ratios, np.log(100) / (points - 1), atol=np.log(1 + 1 / at[0]))
+
+
+def test_eval_steps_without_points_is_empty():
+    assert probes.eval_steps(2500, 0) == [] and probes.eval_steps(10, -1) == []
+
+
+def test_learned_step_is_where_the_error_stays_near_its_final_value():
+    steps = np.array([1, 2, 4, 8, 16])
+    assert probes.learned_step(steps, np.array([8.0, 4.0, 2.0, 1.5, 1.0])) == 4  # 2.0 <= 2 x 1.0 from step 4 on
+    assert probes.learned_step(steps, np.array([8.0, 4.0, 2.0, 1.5, 1.0]), factor=1.6) == 8
+    # non-monotone: a dip under the bar that does not last does not count; the last excursion above it does
+    assert probes.learned_step(steps, np.array([10.0, 1.0, 5.0, 1.5, 1.0])) == 8
+    assert probes.learned_step(steps, np.array([1.0, 1.2, 0.9, 1.1, 1.0])) == 1  # learned before the first look
+    assert probes.learned_step(steps, np.array([9.0, 9.0, 9.0, 9.0, 1.0])) == 16  # only at the end
+    # scale-free: the same step in any units
+    assert probes.learned_step(steps, 1e-3 * np.array([10.0, 1.0, 5.0, 1.5, 1.0])) == 8
+
+
+def test_smallest_sufficient_takes_the_smallest_key_near_the_best():
+    assert probes.smallest_sufficient({8: 0.50, 1: 1.00, 4: 0.52, 2: 0.60}) == 4  # 0.52 <= 1.1 x 0.50; 0.60 is not
+    assert probes.smallest_sufficient({8: 0.50, 1: 1.00, 4: 0.52, 2: 0.60}, tolerance=0.25) == 2
+    assert probes.smallest_sufficient({1: 0.3, 2: 0.5}) == 1  # the best itself, when it is the smallest
+
+
+def test_denoising_trend_is_the_rank_correlation_with_denoising_progress():
+    times = np.linspace(1.0, 0.01, 5)  # stored from T down to t0
+    sim = np.array([[0.1, 0.9, 0.1], [0.2, 0.8, 0.5], [0.3, 0.7, 0.3], [0.4, 0.6, 0.9], [0.5, 0.5, 0.7]])
+    trend = probes.denoising_trend(types.SimpleNamespace(times=times, similarity=sim))
+    # layer 0 rises as noise is removed, layer 1 falls, layer 2 has ranks 1 3 2 5 4: rho = 1 - 6 * 4 / (5 * 24)
+    np.testing.assert_allclose(trend, [1.0, -1.0, 0.8], rtol=1e-12)
+
+
+def test_setting_reads_any_field_including_those_left_out_at_their_defaults():
+    cfg = probes.BASE["smoke"].replace(depth=2, N=8, seed=3)
+    p = types.SimpleNamespace(config=cfg.to_dict())
+    assert probes.setting(p, "depth") == 2 and probes.setting(p, "N") == 8 and probes.setting(p, "seed") == 3
+    assert probes.setting(p, "steps") == cfg.train.steps and probes.setting(p, "n_gen") == cfg.sampler.n_gen
+    # fields added later are absent from the stored configuration at their defaults, yet are settings like any other
+    assert "arch" not in p.config["model"] and probes.setting(p, "arch") == "dit"
+    unet = types.SimpleNamespace(config=cfg.replace(arch="unet", kernel_size=3, levels=1).to_dict())
+    assert probes.setting(unet, "arch") == "unet" and probes.setting(unet, "levels") == 1
+    assert probes.setting(unet, "kernel_size") == 3 and probes.setting(p, "eval_points") == 0
+    with pytest.raises(KeyError, match="no setting 'width'"):
+        probes.setting(p, "width")
+
+
+# ------------------------------------------------------------------------------------------ one point
+def _check_common(p: probes.Probe, cfg: ExperimentConfig) -> None:
+    """What every measured point satisfies, whatever the network."""
+    N, d = cfg.process.N, cfg.process.d
+    for part in (p.generated, p.true):
+        assert all(math.isfinite(v) and v > 0 for v in part.__dict__.values()), part
+    assert p.paper_relative_error == pytest.approx(p.generated.covariance / p.true.covariance, rel=1e-12)
+    assert p.steps == cfg.train.steps and p.loss_steps[-1] == cfg.train.steps and np.isfinite(p.loss).all()
+    assert p.Gamma.shape == p.Gamma_hat.shape == p.Gamma_hat_true.shape == (N, N) and p.Sigma.shape == (d, d)
+    # the stored estimates and the stored errors are the same measurement
+    assert metrics.relative_error(torch.from_numpy(p.Gamma_hat_true), torch.from_numpy(p.Gamma)) == pytest.approx(
+        p.true.temporal, rel=1e-12)  # fmt: skip
+    assert metrics.relative_error(torch.from_numpy(p.Gamma_hat), torch.from_numpy(p.Gamma)) == pytest.approx(
+        p.generated.temporal, rel=1e-12)  # fmt: skip
+    for est, gaps in ((p.Gamma_hat, p.gap_error), (p.Gamma_hat_true, p.gap_error_true)):
+        np.testing.assert_allclose(gaps, metrics.gap_errors(torch.from_numpy(est), torch.from_numpy(p.Gamma)),
+                                   rtol=1e-12)  # fmt: skip
+        assert metrics.roughness(torch.from_numpy(est)) in (pytest.approx(p.roughness), pytest.approx(p.roughness_true))
+    for arr in (p.block_error, p.block_error_true):
+        assert arr.shape == (N,) and np.isfinite(arr).all()
+    assert p.pair_gaps[0] == 0 and p.pair_gaps[-1] == N - 1 and (np.diff(p.pair_gaps) > 0).all()
+    assert p.pair_blocks.shape == p.pair_blocks_true.shape == (len(p.pair_gaps), d, d)
+    assert 0 < p.params and p.train_seconds > 0 and p.generate_seconds > 0
+
+
+def _check_dit(p: probes.Probe, cfg: ExperimentConfig) -> None:
+    N, D, R = cfg.process.N, cfg.model.depth, cfg.sampler.record
+    K = len(p.times)
+    assert K >= 2 and (np.diff(p.times) < 0).all() and p.times[-1] == pytest.approx(cfg.train.t0)
+    assert p.similarity.shape == (K, D) and p.similarity_init.shape == (2, D)
+    assert np.isfinite(p.similarity).all() and (np.abs(p.similarity) <= 1 + 1e-9).all()  # correlations
+    assert p.fitted_ell.shape == p.diagonal_mass.shape == (D,)
+    assert p.attention.shape == (min(R, K), D, N, N) and p.record_times.shape == (min(R, K),)
+    np.testing.assert_allclose(p.attention.sum(-1), 1.0, rtol=1e-5)  # softmax rows, averaged: still rows
+    np.testing.assert_allclose(p.diagonal_mass, np.diagonal(p.attention[-1], axis1=-2, axis2=-1).mean(-1), rtol=1e-6)
+    assert p.record_times[0] == p.times[0] and p.record_times[-1] == p.times[-1]  # from T down to t0
+    assert p.receptive_field == N - 1  # attention sees every frame
+
+
+def _check_no_attention(p: probes.Probe) -> None:
+    for name in ("times", "similarity", "similarity_init", "fitted_ell", "diagonal_mass", "record_times", "attention"):
+        assert getattr(p, name).size == 0, name
+
+
+def _check_dynamics(p: probes.Probe, cfg: ExperimentConfig) -> None:
+    N, at = cfg.process.N, probes.eval_steps(cfg.train.steps, cfg.sampler.eval_points)
+    E = len(at)
+    if not E:
+        for name in ("eval_steps", "eval_temporal", "eval_spatial", "eval_covariance", "eval_gap_error", "eval_true",
+                     "eval_gap_error_true"):  # fmt: skip
+            assert getattr(p, name).size == 0, name
+        return
+    assert p.eval_steps.tolist() == at
+    assert p.eval_temporal.shape == p.eval_spatial.shape == p.eval_covariance.shape == (E,)
+    assert p.eval_gap_error.shape == (E, N) and p.eval_true.shape == (3,) and p.eval_gap_error_true.shape == (N,)
+    for arr in (p.eval_temporal, p.eval_spatial, p.eval_covariance, p.eval_gap_error, p.eval_true):
+        assert np.isfinite(arr).all() and (arr >= 0).all()
+
+
+def _same(a: probes.Probe, b: probes.Probe, skip: tuple[str, ...] = ()) -> None:
+    """Every field but ``skip`` equal (arrays with their shapes; nan equal to nan)."""
+    for name in a.__dataclass_fields__:
+        if name in ("provenance", "path", "loaded", *skip):
+            continue
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(x, np.ndarray):
+            assert x.shape == y.shape and np.array_equal(x, y, equal_nan=True), name
+        elif isinstance(x, float) and math.isnan(x):
+            assert math.isnan(y), name
+        else:
+            assert x == y, name
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(results, "SHIPPED", tmp_path / "shipped")
+
+
+@pytest.mark.usefixtures("private_cache")
+def test_a_dit_point_measures_its_attention_and_round_trips(tmp_path):
+    cfg = probes.BASE["smoke"].replace(N=8, depth=2, record=3, **TINY)  # N != 16, depth != 3: shapes follow
+    p = probes.run_point(cfg, progress=False)
+    _check_common(p, cfg)
+    _check_dit(p, cfg)
+    _check_dynamics(p, cfg)  # eval_points = 0: no training dynamics
+    cols = probes.columns(p)
+    assert cols["similarity_t0_best"] == p.similarity[-1].max() and cols["receptive_field"] == 7
+    p.provenance = Provenance.now(cfg.to_dict(), 1.0, "smoke", "cpu")
+    back = results.read(results.write(p, tmp_path, "k"), probes.Probe)
+    _same(p, back)
+    assert probes.setting(back, "depth") == 2 and probes.setting(back, "arch") == "dit"
+
+
+@pytest.mark.usefixtures("private_cache")
+def test_a_unet_point_has_no_attention_its_receptive_field_and_training_dynamics(tmp_path):
+    cfg = probes.BASE["smoke"].replace(N=8, arch="unet", levels=1, eval_points=3, **TINY)
+    p = probes.run_point(cfg, progress=False)
+    _check_common(p, cfg)
+    _check_no_attention(p)
+    _check_dynamics(p, cfg)
+    assert p.receptive_field == prepare(cfg)[2].max_gap
+    assert "similarity_t0_best" not in probes.columns(p)
+    # the measurement is deterministic under the seed: the same point again gives the same record
+    _same(p, probes.run_point(cfg, progress=False), skip=("train_seconds", "generate_seconds"))
+    p.provenance = Provenance.now(cfg.to_dict(), 1.0, "smoke", "cpu")
+    back = results.read(results.write(p, tmp_path, "k"), probes.Probe)
+    _same(p, back)
+    assert probes.setting(back, "arch") == "unet" and probes.setting(back, "eval_points") == 3
+
+
+# ------------------------------------------------------------------------------------ every sweep, smoke
+SWEEP_NAMES = [s.name for s in probes.SWEEPS]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory, one_thread):
+    """Every probe sweep run once into its own folder, then once more without folders (how a chapter asks for
+    them), all in a private cache and with no shipped results."""
+    root = tmp_path_factory.mktemp("probe-sweeps")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GPTHEORY_CACHE", str(root / "cache"))
+        mp.setattr(results, "SHIPPED", root / "shipped")
+        runs = {n: run_sweep(n, "smoke", out=root / n, axes=SEED0, progress=False, **TINY) for n in SWEEP_NAMES}
+        again = {n: run_sweep(n, "smoke", out=None, axes=SEED0, progress=False, **TINY) for n in SWEEP_NAMES}
+    return runs, again
+
+
+def test_the_issue_sweeps_are_all_registered():
+    assert set(SWEEP_NAMES) == {"architecture", "unet-receptive-field", "sequence-length", "depth",
+                                "attention-bandwidth", "attention-white"}  # fmt: skip
+    assert all(get(n).record is probes.Probe for n in SWEEP_NAMES)
+
+
+@pytest.mark.parametrize("name", SWEEP_NAMES)
+def test_each_sweep_runs_in_the_smoke_profile(swept, name):
+    run = swept[0][name]
+    sweep = get(name)
+    axes = sweep.axes("smoke", **SEED0)
+    own = {k: v for k, v in sweep.grid["smoke"].items() if k != "seed"}
+    assert own and all(axes[k] == v for k, v in own.items())  # the sweep's own axis values, untouched
+    n_points = math.prod(len(v) for v in axes.values())
+    assert len(run.points) == n_points
+    with open(run.out / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == n_points
+    metrics_cols = ("generated.temporal", "true.temporal", "generated.covariance", "paper_relative_error", "params",
+                    "receptive_field", "roughness", "phase_share", "train_seconds", "device", "commit")  # fmt: skip
+    for col in (*axes, *metrics_cols):
+        assert col in rows[0], col
+    assert json.loads((run.out / "sweep.json").read_text())["sweep"] == name
+    assert (run.out / "summary.png").stat().st_size > 0
+    assert len(list((run.out / "points").glob("probe-*.json"))) == n_points
+    assert not list((run.out / "points").glob("*.pt"))  # finished points leave no checkpoint behind
+    for (coords, rec), row in zip(run.points, rows, strict=True):
+        cfg = ExperimentConfig.from_dict(rec.config)
+        for k, v in coords.items():
+            assert probes.setting(rec, k) == v and str(row[k]) == str(v), (k, v)
+        assert {k: probes.setting(rec, k) for k in TINY} == TINY and rec.provenance.profile == "smoke"
+        assert float(row["generated.temporal"]) == pytest.approx(rec.generated.temporal, rel=1e-12)
+        _check_common(rec, cfg)
+        _check_dynamics(rec, cfg)
+        if cfg.model.arch == "dit":
+            _check_dit(rec, cfg)
+        else:
+            _check_no_attention(rec)
+            built = prepare(cfg)[2]
+            assert rec.receptive_field == getattr(built, "max_gap", cfg.process.N - 1)
+
+
+def test_what_each_sweep_varies_shows_in_its_points(swept):
+    runs = swept[0]
+    by = {n: {tuple(c.items()): r for c, r in runs[n].points} for n in SWEEP_NAMES}
+    arch = {probes.setting(r, "arch"): r for r in by["architecture"].values()}
+    assert set(arch) == set(probes.ARCHS)
+    assert all(abs(r.params / arch["dit"].params - 1) <= 0.1 for r in arch.values())  # matched sizes
+    assert all(r.eval_steps.tolist() == probes.eval_steps(20, probes.EVAL_POINTS["smoke"]) for r in arch.values())
+    rf = {probes.setting(r, "kernel_size"): r.receptive_field for r in by["unet-receptive-field"].values()}
+    assert rf[3] < rf[7]  # longer filters see further
+    for r in by["sequence-length"].values():
+        assert r.Gamma.shape == (probes.setting(r, "N"),) * 2
+    for r in by["depth"].values():
+        assert r.similarity.shape[1] == probes.setting(r, "depth")
+    for r in by["attention-bandwidth"].values():
+        ell, nu = probes.setting(r, "ell"), probes.setting(r, "nu")
+        assert r.Gamma[0, 1] == pytest.approx(math.exp(-((1 / ell) ** nu)), rel=1e-12)
+    (white,) = by["attention-white"].values()
+    np.testing.assert_allclose(white.Gamma, np.eye(white.Gamma.shape[0]), rtol=0, atol=1e-170)  # exp(-400): I
+
+
+def test_provenance_counts_a_point_shared_by_sweeps_once(swept):
+    runs, again = swept
+    every = [r for run in runs.values() for r in run.records()]
+    distinct = {config_key(r.config) for r in every}
+    assert len(distinct) < len(every)  # the base network is a point of several sweeps
+    assert sum(run.computed for run in runs.values()) == len(distinct)  # ... and was trained once
+    text = provenance_summary(runs.values())
+    assert f"{len(distinct)} distinct trainings, {len(distinct)} of them trained in this build" in text
+    assert "device cpu" in text
+    # asked again without folders (as a chapter does), every point comes from the cache
+    assert all(run.computed == 0 for run in again.values())
+    assert f"{len(distinct)} distinct trainings, 0 of them trained in this build" in provenance_summary(again.values())

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 
+from gptheory import probes
 from gptheory.config import ExperimentConfig
-from gptheory.results import config_key, shipped
+from gptheory.results import Record, config_key, shipped
 from gptheory.sample_complexity import NAME, SWEEPS, Point, run_point
 
 # Re-running a point on the same kind of machine with the thread count recorded in its provenance repeats the
@@ -24,18 +26,44 @@ def _points() -> list[Point]:
     return shipped(NAME, Point)
 
 
+def _grid_keys(sweeps) -> set[str]:
+    """The keys of every point of the cpu grid of ``sweeps`` (the profile results ship for)."""
+    return {config_key(c.to_dict()) for s in sweeps for _, c in s.points("cpu")}
+
+
+def _check_provenance(p: Record, name: str) -> None:
+    prov = p.provenance
+    assert prov.profile == "cpu" and prov.commit != "unknown" and prov.wall_seconds > 0 and prov.date
+    assert p.path.name == f"{name}-{config_key(prov.config, prov.version)}.json"
+    assert p.steps == prov.config["train"]["steps"]
+
+
+def _rerun(point, p: Record) -> Record:
+    """``point(config)`` from scratch for the configuration of ``p``, with the torch thread count its provenance
+    records (the same summation order, see REL_TOL)."""
+    threads = int(re.search(r"(\d+) threads", p.provenance.device).group(1))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return point(ExperimentConfig.from_dict(p.provenance.config), progress=False)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_every_shipped_point_belongs_to_a_sweep_and_carries_its_provenance():
     pts = _points()
-    grid_keys = set()
-    for s in SWEEPS:
-        grid_keys |= {config_key(c.to_dict()) for _, c in s.points("cpu")}
+    grid_keys = _grid_keys(SWEEPS)
     assert len(pts) >= len(grid_keys) > 0  # the whole cpu grid of both sweeps ships
     for p in pts:
-        prov = p.provenance
-        assert prov.profile == "cpu" and prov.commit != "unknown" and prov.wall_seconds > 0 and prov.date
-        assert p.path.name == f"{NAME}-{config_key(prov.config, prov.version)}.json"
-        assert p.steps == prov.config["train"]["steps"]
+        _check_provenance(p, NAME)
     assert grid_keys <= {config_key(p.provenance.config) for p in pts}
+
+
+def test_every_shipped_probe_point_belongs_to_a_probe_sweep_and_carries_its_provenance():
+    grid_keys = _grid_keys(probes.SWEEPS)
+    for p in shipped(probes.NAME, probes.Probe):
+        _check_provenance(p, probes.NAME)
+        assert config_key(p.provenance.config) in grid_keys, p.path.name  # no orphan: a sweep regenerates it
 
 
 @pytest.mark.slow
@@ -43,13 +71,7 @@ def test_one_shipped_point_reruns_from_scratch(monkeypatch, tmp_path):
     monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path))
     # the cheapest point: the smallest training set (training time does not depend on n; sampling and metrics barely)
     p = min(_points(), key=lambda q: (q.config["n_train"], q.provenance.wall_seconds))
-    threads = int(re.search(r"(\d+) threads", p.provenance.device).group(1))
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        again = run_point(ExperimentConfig.from_dict(p.provenance.config), progress=False)
-    finally:
-        torch.set_num_threads(before)
+    again = _rerun(run_point, p)
     # the data, the yardstick fitted to it and the fresh true samples involve no training: they repeat to rounding
     for part in ("train", "yardstick", "yardstick_exact", "truth"):
         for k, v in getattr(p, part).__dict__.items():
@@ -58,3 +80,31 @@ def test_one_shipped_point_reruns_from_scratch(monkeypatch, tmp_path):
     for k, v in p.dit.__dict__.items():
         assert getattr(again.dit, k) == pytest.approx(v, rel=REL_TOL), ("dit", k)
     assert again.paper_relative_error == pytest.approx(p.paper_relative_error, rel=REL_TOL)
+
+
+@pytest.mark.slow
+def test_one_shipped_probe_point_reruns_from_scratch(monkeypatch, tmp_path):
+    pts = shipped(probes.NAME, probes.Probe)
+    if not pts:
+        pytest.skip("no probe point ships yet (python -m gptheory sweep NAME --profile cpu --ship)")
+    monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path))
+
+    def cost(q: probes.Probe) -> tuple:  # training and sampling both scale with N x depth x steps
+        return (probes.setting(q, "N") * probes.setting(q, "depth") * q.steps, q.provenance.wall_seconds)
+
+    p = min(pts, key=cost)
+    again = _rerun(probes.run_point, p)
+    # no training in these: the process, the true sequences and what is measured on them repeat to rounding
+    for k, v in p.true.__dict__.items():
+        assert getattr(again.true, k) == pytest.approx(v, rel=1e-9), ("true", k)
+    for name in ("Gamma", "Sigma", "Gamma_hat_true", "gap_error_true", "block_error_true", "pair_blocks_true",
+                 "eval_true", "eval_gap_error_true"):  # fmt: skip
+        np.testing.assert_allclose(getattr(again, name), getattr(p, name), rtol=1e-9, atol=1e-12, err_msg=name)
+    assert again.roughness_true == pytest.approx(p.roughness_true, rel=1e-9)
+    # the untrained network's attention: float32 arithmetic but no training to amplify its rounding
+    np.testing.assert_allclose(again.similarity_init, p.similarity_init, rtol=1e-5, atol=1e-6)
+    # the trained network's samples: within the tolerance argued for the sample-complexity point above
+    for k, v in p.generated.__dict__.items():
+        assert getattr(again.generated, k) == pytest.approx(v, rel=REL_TOL), ("generated", k)
+    assert again.paper_relative_error == pytest.approx(p.paper_relative_error, rel=REL_TOL)
+    assert again.params == p.params and again.receptive_field == p.receptive_field and again.steps == p.steps

@@ -425,7 +425,7 @@ def train(
     real_in("t0", cfg.t0, 0.0, schedule.T, low_open=True, high_open=True)
     stop = cfg.steps if stop_at is None else min(positive_int("stop_at", stop_at), cfg.steps)
     dev = torch.device(device) if device is not None else default_device()
-    at = sorted({positive_int("at_steps", int(k)) for k in at_steps})
+    at = sorted({positive_int("at_steps", k) for k in at_steps})  # no int(): 2.5 is an error, not step 2
     if at and at[-1] > cfg.steps:
         raise ValueError(f"at_steps must lie in [1, steps={cfg.steps}], got {at[-1]}")
     if at and on_step is None:

@@ -7,6 +7,7 @@ import math
 import shutil
 import types
 
+import numpy as np
 import pytest
 import torch
 
@@ -264,7 +265,8 @@ class Recorder:
 def test_on_step_runs_at_the_requested_steps_with_the_ema_and_leaves_training_alone(data):
     plain = train(build_model(0, **MODEL), data, cfg(), progress=False, device="cpu")
     rec = Recorder("a")
-    res = train(build_model(0, **MODEL), data, cfg(), progress=False, device="cpu", on_step=rec, at_steps=AT)
+    at = [np.int64(k) for k in AT]  # as numpy gives them (probes.eval_steps of a config)
+    res = train(build_model(0, **MODEL), data, cfg(), progress=False, device="cpu", on_step=rec, at_steps=at)
     assert rec.calls == [2, 5, 9, 12]
     assert all(net is res.ema for net in rec.nets) and not res.ema.training
     assert [e["step"] for e in res.evals] == [2, 5, 9, 12] and {e["tag"] for e in res.evals} == {"a"}
@@ -330,6 +332,8 @@ def test_bad_measurement_steps_name_the_parameter(data):
     model = build_model(0, **MODEL)
     with pytest.raises(ValueError, match=r"at_steps must be a positive integer \(>= 1\), got 0"):
         train(model, data, cfg(), progress=False, on_step=Recorder("x"), at_steps=[0, 3])
+    with pytest.raises(ValueError, match=r"at_steps must be a positive integer \(>= 1\), got 2.5"):
+        train(model, data, cfg(), progress=False, on_step=Recorder("x"), at_steps=[2.5])  # not silently step 2
     with pytest.raises(ValueError, match=r"at_steps must lie in \[1, steps=12\], got 13"):
         train(model, data, cfg(), progress=False, on_step=Recorder("x"), at_steps=[3, 13])
     with pytest.raises(ValueError, match="at_steps needs an on_step function"):

@@ -52,6 +52,10 @@ def test_learned_step_is_where_the_error_stays_near_its_final_value():
     assert probes.learned_step(steps, np.array([9.0, 9.0, 9.0, 9.0, 1.0])) == 16  # only at the end
     # scale-free: the same step in any units
     assert probes.learned_step(steps, 1e-3 * np.array([10.0, 1.0, 5.0, 1.5, 1.0])) == 8
+    # by gap: one learned step per column of the (E, N) error curves
+    curves = np.array([[1.0, 8.0, 9.0], [1.0, 4.0, 9.0], [1.0, 1.5, 9.0], [1.0, 1.2, 5.0], [1.0, 1.0, 1.0]])
+    p = types.SimpleNamespace(eval_steps=steps, eval_gap_error=curves)
+    np.testing.assert_array_equal(probes.gap_learned_steps(p), [1, 4, 16])
 
 
 def test_smallest_sufficient_takes_the_smallest_key_near_the_best():

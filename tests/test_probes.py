@@ -215,7 +215,7 @@ def swept(tmp_path_factory, one_thread):
 
 
 def test_the_issue_sweeps_are_all_registered():
-    assert set(SWEEP_NAMES) == {"architecture", "unet-receptive-field", "sequence-length", "depth",
+    assert set(SWEEP_NAMES) == {"architecture", "unet-receptive-field", "sequence-length", "depth", "attention-depth",
                                 "attention-bandwidth", "attention-white"}  # fmt: skip
     assert all(get(n).record is probes.Probe for n in SWEEP_NAMES)
 
@@ -267,7 +267,7 @@ def test_what_each_sweep_varies_shows_in_its_points(swept):
     assert rf[3] < rf[7]  # longer filters see further
     for r in by["sequence-length"].values():
         assert r.Gamma.shape == (probes.setting(r, "N"),) * 2
-    for r in by["depth"].values():
+    for r in [*by["depth"].values(), *by["attention-depth"].values()]:
         assert r.similarity.shape[1] == probes.setting(r, "depth")
     for r in by["attention-bandwidth"].values():
         ell, nu = probes.setting(r, "ell"), probes.setting(r, "nu")

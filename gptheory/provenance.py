@@ -131,16 +131,22 @@ class Provenance:
 
     @classmethod
     def now(
-        cls, config: dict, wall_seconds: float, profile: str | None = None, device="cpu", code: str | None = None
+        cls,
+        config: dict,
+        wall_seconds: float,
+        profile: str | None = None,
+        device="cpu",
+        code: str | None = None,
+        commit: str | None = None,
     ) -> Provenance:
         """Provenance of a record computed just now on ``device`` by code with hash ``code`` (default: the
-        experiments' :func:`code_hash`)."""
+        experiments' :func:`code_hash`) at ``commit`` (default: the checkout's now, :func:`git_commit`)."""
         import torch
 
         return cls(
             device=device_name(device),
             date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            commit=git_commit(),
+            commit=git_commit() if commit is None else commit,
             version=__version__,
             code=code_hash() if code is None else code,
             torch=torch.__version__,

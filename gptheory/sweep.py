@@ -40,7 +40,7 @@ from .atomic import atomic_write
 from .config import ExperimentConfig, option_owners
 from .profiles import PROFILES, by_profile
 from .profiles import device as default_device
-from .provenance import Provenance, code_hash
+from .provenance import Provenance, code_hash, git_commit
 from .results import Record, config_key
 from .validation import positive_int
 
@@ -110,8 +110,13 @@ def get(name: str) -> Sweep:
 
 
 # ------------------------------------------------------------------------------------------- one point
-def _point_task(name: str, body: dict, profile: str, checkpoint: str | None, threads: int | None) -> Record:
-    """Run one grid point in whatever process the executor chose; returns the record with its provenance."""
+def _point_task(
+    name: str, body: dict, profile: str, checkpoint: str | None, code: str, commit: str, threads: int | None
+) -> Record:
+    """Run one grid point in whatever process the executor chose; returns the record with its provenance.
+
+    ``code`` and ``commit`` are those of the sweep's start (:func:`run_sweep`), the code the workers imported: read
+    from disk at the end of a long point, they could name later code than the one that computed it."""
     import torch
 
     if threads is not None:
@@ -120,8 +125,7 @@ def _point_task(name: str, body: dict, profile: str, checkpoint: str | None, thr
     config = ExperimentConfig.from_dict(body)
     start = time.perf_counter()
     record = sweep.point(config, checkpoint=checkpoint, progress=False)
-    code = code_hash(sweep.point.__module__)
-    record.provenance = Provenance.now(body, time.perf_counter() - start, profile, default_device(), code)
+    record.provenance = Provenance.now(body, time.perf_counter() - start, profile, default_device(), code, commit)
     return record
 
 
@@ -291,7 +295,7 @@ def run_sweep(
         }
         _check_out(out, manifest)
 
-    code = code_hash(sweep.point.__module__)
+    code, commit = code_hash(sweep.point.__module__), git_commit()  # the code this sweep's points are computed by
     done: dict[int, Record] = {}
     todo: list[int] = []
     for i, (_, cfg) in enumerate(points):
@@ -316,7 +320,7 @@ def run_sweep(
     bar = tqdm(total=len(points), initial=len(done), desc=f"sweep {name}", unit="point", disable=not progress)
     try:
         if todo:
-            _execute(sweep, profile, points, todo, folder, workers, executor, slurm or {}, finish, bar)
+            _execute(sweep, profile, points, todo, folder, workers, executor, slurm or {}, finish, bar, code, commit)
     except KeyboardInterrupt:
         bar.close()
         _write_table(sweep, points, done, out)
@@ -329,6 +333,14 @@ def run_sweep(
     _write_table(sweep, points, done, out)
     finished = [(points[i][0], done[i]) for i in sorted(done)]
     if ship:
+        now = code_hash(sweep.point.__module__)
+        if todo and now != code:
+            raise RuntimeError(
+                f"the code of {sweep.point.__module__} (or a module it imports) changed while sweep {name} ran "
+                f"(source hash {code[:12]} at the start, {now[:12]} now): the {len(todo)} points computed in this run "
+                f"are kept{f' in {out}' if out else ' in the local cache'} but not shipped. Recompute them with the "
+                "current code (remove them from points/ and run again) before shipping"
+            )
         for _, rec in finished:
             results.ship(rec)
     if out is not None and sweep.plot is not None and finished:
@@ -371,11 +383,11 @@ def _write_table(sweep: Sweep, points, done: dict[int, Record], out: Path | None
         fh.write(text.encode())
 
 
-def _execute(sweep, profile, points, todo, folder, workers, executor, slurm, finish, bar) -> None:
+def _execute(sweep, profile, points, todo, folder, workers, executor, slurm, finish, bar, code, commit) -> None:
     def task(i: int) -> tuple:
         body = points[i][1].to_dict()
         ckpt = None if folder is None else str(_checkpoint(sweep, folder, config_key(body)))
-        return sweep.name, body, profile, ckpt
+        return sweep.name, body, profile, ckpt, code, commit
 
     def report(i: int, rec: Record) -> None:
         finish(i, rec)

@@ -147,3 +147,20 @@ def test_sweep_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*args[:-2], "--seeds", "-1"])
     assert "seed must be a non-negative integer" in capsys.readouterr().err
+
+
+def test_ship_refuses_points_computed_by_code_that_changed_while_the_sweep_ran(tmp_path, monkeypatch):
+    hashes = iter(["code-at-start", "code-edited-meanwhile"])
+    monkeypatch.setattr(sweep, "code_hash", lambda module: next(hashes))
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="changed while sweep sample-complexity-nu ran"):
+        run_sweep("sample-complexity-nu", "smoke", out, axes=AXES, progress=False, ship=True, **TINY)
+    assert not list((tmp_path / "shipped").glob("*.json"))  # nothing shipped
+    kept = [results.read(p, Point) for p in (out / "points").glob("*.json")]
+    assert len(kept) == 2 and {p.provenance.code for p in kept} == {"code-at-start"}  # the code that computed them
+
+
+def test_provenance_names_the_code_and_commit_of_the_sweeps_start(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "git_commit", lambda: "commit-at-start")
+    res = run_sweep("sample-complexity-nu", "smoke", tmp_path / "out", axes=AXES, progress=False, **TINY)
+    assert {r.provenance.commit for r in res.records()} == {"commit-at-start"}

@@ -11,12 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from .analysis import gap_profile, kernel_attention
-from .probes import Probe, group, metric, setting
+from .probe_analysis import group, setting
+from .probes import Probe
+from .sample_complexity import value as metric
 
 
 def _lag(M: np.ndarray) -> np.ndarray:
-    """Mean of ``M: (N, N)`` along each diagonal ``h >= 0``, ``(N,)``."""
-    return np.array([np.diagonal(M, offset=h).mean() for h in range(M.shape[0])])
+    """Mean of ``M: (N, N)`` along each diagonal ``h >= 0``, ``(N,)`` (:func:`gptheory.analysis.gap_profile`)."""
+    return gap_profile(_tensor(M))[M.shape[0] - 1 :].numpy()
 
 
 def kernels(models: dict[str, Probe]):
@@ -182,10 +184,9 @@ def attention_rows(points: list[Probe], layer: int | None = None):
 
     fig, ax = plt.subplots(figsize=(7.5, 4.0), constrained_layout=True)
     for k, p in enumerate(points):
-        N = p.Gamma.shape[0]
         best = int(np.argmax(p.similarity[-1])) if layer is None else layer
-        prof = gap_profile(_tensor(p.attention[-1, best]))[N - 1 :].numpy()
-        ker = gap_profile(kernel_attention(_tensor(p.Gamma)))[N - 1 :].numpy()
+        prof = _lag(p.attention[-1, best])
+        ker = _lag(kernel_attention(_tensor(p.Gamma)).numpy())
         ell = setting(p, "ell")
         ax.plot(prof, "o-", color=f"C{k}", ms=3, label=f"$\\ell$={ell:g} (layer {best + 1})")
         ax.plot(ker, "--", color=f"C{k}", alpha=0.7)

@@ -117,7 +117,8 @@ def gap_errors(Gamma_hat: torch.Tensor, Gamma: torch.Tensor) -> torch.Tensor:
 
 
 def block_gap_errors(C: torch.Tensor, Gamma: torch.Tensor, Sigma: torch.Tensor) -> torch.Tensor:
-    """Error of the cross-frame covariances ``C_ij: (d, d)`` at each gap ``h = |i - j|``: ``(N,)``, entry ``h`` is
+    """Error of the cross-frame covariances ``C: (N, N, d, d)`` (:func:`pair_covariance`) against ``Gamma: (N, N)``
+    and ``Sigma: (d, d)`` at each gap ``h = |i - j|``: ``(N,)``, entry ``h`` is
     ``sqrt(mean_i ||C_{i,i+h} - Gamma_{i,i+h} Sigma||_F^2) / ||Sigma||_F`` (so ``h = 0`` is the spatial error of
     the frames themselves and a large ``h`` asks whether weak cross-frame correlations are right)."""
     Gamma, Sigma = Gamma.to(DTYPE), Sigma.to(DTYPE)

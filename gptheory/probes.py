@@ -25,7 +25,6 @@ have in common is trained once.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 
 from . import analysis, metrics
-from .config import ExperimentConfig, option_owners
+from .config import ExperimentConfig
 from .experiments import FIGURE1, prepare
 from .gp import GaussianProcess
 from .model import DiT
@@ -268,85 +267,14 @@ def columns(p: Probe) -> dict:
     return out
 
 
-# ---------------------------------------------------------------------------------------------- analysis
-def setting(p: Probe, name: str):
-    """A configuration value of a point by its flat field name (``"depth"``, ``"N"``, ``"arch"``, ``"seed"``); fields
-    left out of the saved configuration at their defaults (:meth:`ExperimentConfig.to_dict`) read as those."""
-    owners = option_owners()
-    if name not in owners:
-        raise KeyError(f"no setting {name!r}; valid: {', '.join(sorted(owners))}")
-    config = ExperimentConfig.from_dict(p.config)
-    return getattr(getattr(config, owners[name]) if owners[name] else config, name)
-
-
-def group(points: list[Probe], axis: str) -> dict:
-    """The points grouped by one setting, in sorted order of its value: ``{value: [points]}``."""
-    out: dict = {}
-    for p in points:
-        out.setdefault(setting(p, axis), []).append(p)
-    return dict(sorted(out.items()))
-
-
-def metric(p: Probe, name: str) -> float:
-    """A scalar of a point by dotted name: ``"generated.temporal"``, ``"paper_relative_error"``."""
-    obj = p
-    for part in name.split("."):
-        obj = getattr(obj, part)
-    return float(obj)
-
-
-def summary(points: list[Probe], axis: str, name: str) -> dict:
-    """``{value of axis: (mean, standard deviation over seeds, number of seeds)}`` of metric ``name``."""
-    out = {}
-    for v, pts in group(points, axis).items():
-        x = np.array([metric(p, name) for p in pts])
-        out[v] = (float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else math.nan, len(x))
-    return out
-
-
-def learned_step(steps: np.ndarray, err: np.ndarray, factor: float = 2.0) -> float:
-    """The first of ``steps: (E,)`` from which the error ``err: (E,)`` stays within ``factor`` times its final value
-    (a scale-free "learned by" step; the last step at the latest)."""
-    final = float(err[-1])
-    ok = err <= factor * final
-    bad = np.nonzero(~ok)[0]
-    return float(steps[0] if bad.size == 0 else steps[min(bad[-1] + 1, len(steps) - 1)])
-
-
-def gap_learned_steps(p: Probe, factor: float = 2.0) -> np.ndarray:
-    """:func:`learned_step` of the temporal-kernel error at each gap ``h``, ``(N,)`` (needs training dynamics)."""
-    return np.array(
-        [learned_step(p.eval_steps, p.eval_gap_error[:, h], factor) for h in range(p.eval_gap_error.shape[1])]
-    )
-
-
-def smallest_sufficient(means: dict, tolerance: float = 0.1) -> object:
-    """The smallest key of ``means: {value: mean error}`` whose error is within ``1 + tolerance`` of the best."""
-    best = min(means.values())
-    return min(k for k, v in means.items() if v <= (1 + tolerance) * best)
-
-
-def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rank correlation of ``x`` and ``y`` (same length); ``nan`` when either is constant."""
-    from scipy.stats import spearmanr
-
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan
-    return float(spearmanr(x, y).statistic)
-
-
-def denoising_trend(p: Probe) -> np.ndarray:
-    """Per layer, Spearman's rank correlation of the kernel similarity with the progress of denoising (the sampler's
-    times from ``T`` down to ``t0``), ``(D,)``: positive when similarity rises as the noise is removed."""
-    progress = np.arange(len(p.times))  # times are stored from T down to t0
-    return np.array([rank_correlation(progress, p.similarity[:, k]) for k in range(p.similarity.shape[1])])
-
-
+# ---------------------------------------------------------------------------------------------- summary
 def plot(points: list[Probe], axes_names: tuple[str, ...] = ("arch", "N", "depth", "ell")):
     """The sweep's summary figure: the generated and true temporal and covariance errors against whichever of
     ``axes_names`` varies among ``points`` (seeds drawn as dots, the mean as a line). Returns the ``Figure``."""
     import matplotlib.pyplot as plt
+
+    from .probe_analysis import group  # reading the points is the job of probe_analysis, which imports this module
+    from .sample_complexity import value as metric
 
     axis = next((a for a in axes_names if len(group(points, a)) > 1), "seed")
     grouped = group(points, axis)
@@ -443,17 +371,8 @@ __all__ = [
     "SWEEPS",
     "WHITE_ELL",
     "columns",
-    "denoising_trend",
     "eval_steps",
-    "gap_learned_steps",
-    "learned_step",
-    "smallest_sufficient",
-    "group",
-    "metric",
     "plot",
-    "rank_correlation",
     "run_point",
-    "setting",
-    "summary",
     "sweeps",
 ]

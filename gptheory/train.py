@@ -385,7 +385,7 @@ def train(
     stop_at: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
-    on_step: Callable[[int, DiT], dict] | None = None,
+    on_step: Callable[[int, Denoiser], dict] | None = None,
     at_steps: Iterable[int] = (),
 ) -> TrainResult:
     """Train ``model`` (in place) to predict the noise on the fixed training set ``data: (n, N, d)``.

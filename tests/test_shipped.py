@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from gptheory import probe_analysis as pa
 from gptheory import probes
 from gptheory.config import ExperimentConfig
 from gptheory.results import Record, config_key, shipped
@@ -90,7 +91,7 @@ def test_one_shipped_probe_point_reruns_from_scratch(monkeypatch, tmp_path):
     monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path))
 
     def cost(q: probes.Probe) -> tuple:  # training and sampling both scale with N x depth x steps
-        return (probes.setting(q, "N") * probes.setting(q, "depth") * q.steps, q.provenance.wall_seconds)
+        return (pa.setting(q, "N") * pa.setting(q, "depth") * q.steps, q.provenance.wall_seconds)
 
     p = min(pts, key=cost)
     again = _rerun(probes.run_point, p)

@@ -61,7 +61,7 @@ class ModelConfig:
     """The network: the DiT's size and layout (:class:`gptheory.model.DiT` arguments other than ``N`` and ``d``) and
     the architecture ``arch``. For ``arch="unet"`` (:class:`gptheory.unet.UNet1D`) or ``"diffusers-unet"``
     (:class:`gptheory.diffusers_unet.DiffusersUNet1D`) the DiT fields describe the DiT whose parameter count the UNet
-    matches (:func:`gptheory.train.build_model`), and ``levels`` (and for ``"unet"`` ``kernel_size``) shape it.
+    matches (:func:`gptheory.denoiser.build_model`), and ``levels`` (and for ``"unet"`` ``kernel_size``) shape it.
     """
 
     hidden: int = field(default=64, metadata=_help("token width"))

@@ -199,4 +199,30 @@ def from_config(config: dict) -> Denoiser:
     return model_class(kwargs.pop("arch", "dit"))(**kwargs)
 
 
-__all__ = ["ARCHS", "Denoiser", "PREDICTIONS", "count_parameters", "from_config", "model_class"]
+def build_model(seed: int = 0, arch: str = "dit", kernel_size: int = 3, levels: int = 2, **model_kwargs) -> Denoiser:
+    """A network initialised from ``seed`` without touching the global RNG (the fields of a ``ModelConfig``).
+
+    ``arch="dit"``: ``DiT(**model_kwargs)``. ``arch="unet"`` / ``"diffusers-unet"``: the
+    :class:`~gptheory.unet.UNet1D` / :class:`~gptheory.diffusers_unet.DiffusersUNet1D` with ``levels`` (and
+    ``kernel_size``) whose parameter count is closest to that of the DiT ``model_kwargs`` describe (within 10%, else
+    ``ValueError``), with the same ``N``, ``d``, ``prediction`` and ``schedule``.
+    """
+    if arch == "dit":
+        if (kernel_size, levels) != (3, 2):
+            raise ValueError(f"kernel_size and levels apply to the UNets, not arch='dit'; got {kernel_size}, {levels}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return model_class("dit")(**model_kwargs)
+    cls = model_class(arch)
+    if arch == "diffusers-unet" and kernel_size != 3:
+        raise ValueError(f"kernel_size applies to arch='unet' (diffusers' blocks have 5 taps), got {kernel_size}")
+    n_params = count_parameters(model_class("dit"), **model_kwargs)
+    same = {k: model_kwargs[k] for k in ("N", "d", "schedule") if k in model_kwargs}
+    same["prediction"] = model_kwargs.get("prediction", "eps")  # the DiT's default
+    shape = {"levels": levels} | ({"kernel_size": kernel_size} if arch == "unet" else {})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls.matched(n_params=n_params, **same, **shape)
+
+
+__all__ = ["ARCHS", "Denoiser", "PREDICTIONS", "build_model", "count_parameters", "from_config", "model_class"]

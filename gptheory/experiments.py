@@ -44,13 +44,14 @@ import torch
 
 from . import analysis, metrics
 from .config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
+from .denoiser import build_model
 from .gp import DTYPE, GaussianProcess
 from .profiles import by_profile
 from .profiles import device as default_device
 from .profiles import profile as active_profile
 from .results import Record, cached, ship
 from .sweep import Sweep
-from .train import TrainConfig, TrainResult, build_model, train, training_set
+from .train import TrainConfig, TrainResult, train, training_set
 
 NAME = "dit_learns"  # the name results are saved under
 

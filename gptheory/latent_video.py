@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .denoiser import build_model
 from .latent_stats import gaussian_fit, nearest_distance, relative_error, temporal_correlation
 from .profiles import by_profile
 from .profiles import device as default_device
@@ -38,7 +39,7 @@ from .provenance import device_name, matmul_gflops
 from .results import Result, cached, ship
 from .samplers import generate
 from .tracking import physics, track
-from .train import TrainConfig, build_model, train
+from .train import TrainConfig, train
 from .vae import VAE, VAEConfig, latent_levels, train_vae
 from .validation import nonneg_int, positive_int
 from .video import bouncing_ball, check_geometry

@@ -41,9 +41,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
-from .denoiser import Denoiser, count_parameters, model_class
+from .denoiser import Denoiser
 from .gp import GaussianProcess
-from .model import DiT
 from .profiles import PRECISIONS, autocast_dtype
 from .schedules import Schedule
 from .validation import finite_tensor, nonneg_int, positive_int, real_in
@@ -147,32 +146,6 @@ class TrainResult:
     device: str = "cpu"
     config: TrainConfig | None = None
     evals: list[dict] = field(default_factory=list)
-
-
-def build_model(seed: int = 0, arch: str = "dit", kernel_size: int = 3, levels: int = 2, **model_kwargs) -> Denoiser:
-    """A network initialised from ``seed`` without touching the global RNG (the fields of a ``ModelConfig``).
-
-    ``arch="dit"``: ``DiT(**model_kwargs)``. ``arch="unet"`` / ``"diffusers-unet"``: the
-    :class:`~gptheory.unet.UNet1D` / :class:`~gptheory.diffusers_unet.DiffusersUNet1D` with ``levels`` (and
-    ``kernel_size``) whose parameter count is closest to that of the DiT ``model_kwargs`` describe (within 10%, else
-    ``ValueError``), with the same ``N``, ``d``, ``prediction`` and ``schedule``.
-    """
-    if arch == "dit":
-        if (kernel_size, levels) != (3, 2):
-            raise ValueError(f"kernel_size and levels apply to the UNets, not arch='dit'; got {kernel_size}, {levels}")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return DiT(**model_kwargs)
-    cls = model_class(arch)
-    if arch == "diffusers-unet" and kernel_size != 3:
-        raise ValueError(f"kernel_size applies to arch='unet' (diffusers' blocks have 5 taps), got {kernel_size}")
-    n_params = count_parameters(DiT, **model_kwargs)
-    same = {k: model_kwargs[k] for k in ("N", "d", "schedule") if k in model_kwargs}
-    same["prediction"] = model_kwargs.get("prediction", "eps")  # the DiT's default
-    shape = {"levels": levels} | ({"kernel_size": kernel_size} if arch == "unet" else {})
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return cls.matched(n_params=n_params, **same, **shape)
 
 
 def training_set(gp: GaussianProcess, n: int, seed: int = 0) -> torch.Tensor:
@@ -481,7 +454,6 @@ __all__ = [
     "TrainResult",
     "TimeSampler",
     "TrainingDiverged",
-    "build_model",
     "lr_at",
     "train",
     "training_set",

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from gptheory.checkpoint import load_checkpoint, load_model
+from gptheory.denoiser import build_model
 from gptheory.gp import GaussianProcess
 from gptheory.samplers import generate
 from gptheory.schedules import DDPMSchedule, OUSchedule
@@ -19,7 +20,6 @@ from gptheory.train import (
     TimeSampler,
     TrainConfig,
     TrainingDiverged,
-    build_model,
     lr_at,
     train,
     training_set,

@@ -7,12 +7,12 @@ import torch
 
 from gptheory.checkpoint import load_model
 from gptheory.config import ExperimentConfig, ModelConfig
-from gptheory.denoiser import Denoiser, count_parameters, from_config
+from gptheory.denoiser import Denoiser, build_model, count_parameters, from_config
 from gptheory.gp import GaussianProcess
 from gptheory.model import DiT
 from gptheory.samplers import generate
 from gptheory.schedules import OUSchedule
-from gptheory.train import TrainConfig, build_model, train, training_set
+from gptheory.train import TrainConfig, train, training_set
 from gptheory.unet import UNet1D
 
 CPU_DIT = {"N": 32, "d": 4, "hidden": 64, "depth": 4, "heads": 4, "mlp_ratio": 4.0, "tokens": "concat"}

@@ -11,22 +11,18 @@ A :class:`Sweep` names a base configuration per profile, a grid of flat override
 * ``out/results.csv`` is the tidy table, one row per finished point (grid coordinates, seed, every scalar
   metric, training seconds, device, commit), rewritten after every point; ``out/sweep.json`` says which sweep
   and which base configuration the folder belongs to, so a folder is never mixed between two;
-* executors: ``"local"`` runs ``workers`` processes with ``cores // workers`` torch threads each (no
-  oversubscription); ``"slurm"`` submits one job array through ``submitit`` (``"submitit-local"``: the same
-  path on this machine, through submitit's local executor, to test it without a cluster).
+* where the points run (``local`` worker processes, ``slurm`` or ``submitit-local``) is the job of
+  :mod:`gptheory.executors`.
 
 Sweeps are registered by the experiment modules (their ``SWEEPS`` tuple); :func:`registry` collects them.
-(About 400 lines: the grid, the folder's bookkeeping and the three executors are one job, running a grid.)
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import csv
 import io
 import itertools
 import json
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -35,16 +31,14 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import results
+from . import executors, results
 from .atomic import atomic_write
 from .config import ExperimentConfig, option_owners
+from .executors import EXECUTORS
 from .profiles import PROFILES, by_profile
-from .profiles import device as default_device
-from .provenance import Provenance, code_hash, git_commit
+from .provenance import code_hash, git_commit
 from .results import Record, config_key
 from .validation import positive_int
-
-EXECUTORS = ("local", "slurm", "submitit-local")
 
 
 @dataclass(frozen=True)
@@ -107,32 +101,6 @@ def get(name: str) -> Sweep:
     if name not in sweeps:
         raise ValueError(f"sweep must be one of {', '.join(sorted(sweeps))}, got {name!r}")
     return sweeps[name]
-
-
-# ------------------------------------------------------------------------------------------- one point
-def _point_task(
-    name: str, body: dict, profile: str, checkpoint: str | None, code: str, commit: str, threads: int | None
-) -> Record:
-    """Run one grid point in whatever process the executor chose; returns the record with its provenance.
-
-    ``code`` and ``commit`` are those of the sweep's start (:func:`run_sweep`), the code the workers imported: read
-    from disk at the end of a long point, they could name later code than the one that computed it."""
-    import torch
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    sweep = get(name)
-    config = ExperimentConfig.from_dict(body)
-    start = time.perf_counter()
-    record = sweep.point(config, checkpoint=checkpoint, progress=False)
-    record.provenance = Provenance.now(body, time.perf_counter() - start, profile, default_device(), code, commit)
-    return record
-
-
-def _worker_init(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------------------------- the folder
@@ -320,7 +288,19 @@ def run_sweep(
     bar = tqdm(total=len(points), initial=len(done), desc=f"sweep {name}", unit="point", disable=not progress)
     try:
         if todo:
-            _execute(sweep, profile, points, todo, folder, workers, executor, slurm or {}, finish, bar, code, commit)
+            tasks = {}
+            for i in todo:
+                body = points[i][1].to_dict()
+                ckpt = None if folder is None else str(_checkpoint(sweep, folder, config_key(body)))
+                tasks[i] = (name, body, profile, ckpt, code, commit)
+
+            def report(i: int, rec: Record) -> None:
+                finish(i, rec)
+                bar.update(1)
+                bar.set_postfix_str(f"last {points[i][0]}, {rec.provenance.wall_seconds:.0f} s")
+
+            root = (out if out is not None else results.cache_dir()) / "submitit"
+            executors.execute(tasks, workers, executor, slurm or {}, root, report)
     except KeyboardInterrupt:
         bar.close()
         _write_table(sweep, points, done, out)
@@ -381,57 +361,6 @@ def _write_table(sweep: Sweep, points, done: dict[int, Record], out: Path | None
     text = table(sweep, [(points[i][0], done[i]) for i in sorted(done)])
     with atomic_write(out / "results.csv") as fh:
         fh.write(text.encode())
-
-
-def _execute(sweep, profile, points, todo, folder, workers, executor, slurm, finish, bar, code, commit) -> None:
-    def task(i: int) -> tuple:
-        body = points[i][1].to_dict()
-        ckpt = None if folder is None else str(_checkpoint(sweep, folder, config_key(body)))
-        return sweep.name, body, profile, ckpt, code, commit
-
-    def report(i: int, rec: Record) -> None:
-        finish(i, rec)
-        bar.update(1)
-        bar.set_postfix_str(f"last {points[i][0]}, {rec.provenance.wall_seconds:.0f} s")
-
-    cores = os.cpu_count() or 1
-    threads = max(1, cores // workers)
-    if executor == "local" and workers == 1:
-        for i in todo:
-            report(i, _point_task(*task(i), threads=None))
-        return
-    if executor == "local":
-        ctx = multiprocessing.get_context("spawn")
-        pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
-        try:
-            futures = {pool.submit(_point_task, *task(i), None): i for i in todo}
-            for fut in cf.as_completed(futures):
-                report(futures[fut], fut.result())
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
-        return
-    import submitit
-
-    root = (folder.parent if folder is not None else results.cache_dir()) / "submitit"
-    ex = submitit.AutoExecutor(folder=root, cluster="local" if executor == "submitit-local" else "slurm")
-    params = {"timeout_min": 120, "cpus_per_task": threads, "slurm_array_parallelism": workers}
-    if executor == "submitit-local":
-        params = {"timeout_min": 120}
-    ex.update_parameters(**{**params, **slurm})
-    args = [task(i) for i in todo]
-    jobs = ex.map_array(_point_task, *zip(*args, strict=True), [threads] * len(args))
-    pending = dict(zip(jobs, todo, strict=True))
-    try:
-        while pending:
-            for job in [j for j in pending if j.done()]:
-                report(pending.pop(job), job.result())
-            time.sleep(0.5)
-    except BaseException:
-        for job in pending:
-            job.cancel(check=False)
-        raise
 
 
 def describe() -> str:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from gptheory import results, sweep
+from gptheory import executors, results, sweep
 from gptheory.__main__ import main
 from gptheory.sample_complexity import Point
 from gptheory.sweep import registry, run_sweep
@@ -60,7 +60,7 @@ def test_a_sweep_writes_a_tidy_table_and_a_second_run_does_no_work(tmp_path):
 
 def test_an_interrupted_sweep_keeps_finished_points(tmp_path, monkeypatch):
     out = tmp_path / "sweep"
-    real = sweep._point_task
+    real = executors._point_task
     calls = []
 
     def stop_at_second(*args, **kw):
@@ -69,12 +69,12 @@ def test_an_interrupted_sweep_keeps_finished_points(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(sweep, "_point_task", stop_at_second)
+    monkeypatch.setattr(executors, "_point_task", stop_at_second)
     with pytest.raises(KeyboardInterrupt, match="1 of 2 points are finished and kept"):
         run_sweep("sample-complexity-nu", "smoke", out, axes=AXES, progress=False, **TINY)
     assert len(_rows(out / "results.csv")) == 1
     assert not [p for p in out.rglob("*.tmp")]  # nothing half-written
-    monkeypatch.setattr(sweep, "_point_task", real)
+    monkeypatch.setattr(executors, "_point_task", real)
     resumed = run_sweep("sample-complexity-nu", "smoke", out, axes=AXES, progress=False, **TINY)
     assert resumed.computed == 1 and len(_rows(out / "results.csv")) == 2
 

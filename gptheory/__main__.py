@@ -132,7 +132,8 @@ def cmd_sweep(a: argparse.Namespace) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .sweep import EXECUTORS, describe
+    from .executors import EXECUTORS
+    from .sweep import describe
 
     p = argparse.ArgumentParser(prog="python -m gptheory", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)

@@ -215,6 +215,18 @@ def condition_number(
     return float(kappa[0])
 
 
+def convex_band(gp: GaussianProcess, t: float, schedule: Schedule, J: int) -> int | None:
+    """The smallest band ``J' >= J`` for which the truncated objective is convex at ``t`` (finite
+    :func:`condition_number`); ``None`` (no truncation) when no band short of the whole kernel is. A band that meets a
+    tail tolerance (:func:`truncation_length`) can still leave ``Gamma_bar`` indefinite enough that
+    ``alpha_t^2 Gamma_bar (x) Sigma + sigma_t^2 I`` is not positive definite at small ``t``."""
+    J = positive_int("J", J)
+    for band in range(J, gp.N):
+        if math.isfinite(condition_number(gp, t, schedule, band)):
+            return band
+    return None
+
+
 def predicted_steps(kappa: float, tol: float) -> int:
     """Lemma 1's step count: the smallest ``k`` with ``(1 - 1/kappa)^k <= tol`` (about ``kappa log(1/tol)``)."""
     kappa = real_in("kappa", kappa, 1.0, math.inf, high_open=True)

@@ -15,6 +15,7 @@ from gptheory.unroll import (
     band_matvec,
     banded,
     condition_number,
+    convex_band,
     gd_iterates,
     gd_score,
     is_diagonally_dominant,
@@ -248,3 +249,12 @@ def test_bad_input(gp):
     with pytest.raises(ValueError, match="square"):
         banded(torch.zeros(3, 4), 2)
     assert torch.equal(gd_score(gp, x, 1.0, OU, 0), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("J", [2, 6, 10])
+def test_convex_band_is_the_smallest_band_from_J_that_keeps_the_objective_convex(J):
+    gp, sched, t0 = GaussianProcess(32, 4, nu=2.0, ell=4.0, seed=0), DDPMSchedule(), 0.01
+    band = convex_band(gp, t0, sched, J)
+    assert band is not None and band >= J
+    assert math.isfinite(condition_number(gp, t0, sched, band))
+    assert all(not math.isfinite(condition_number(gp, t0, sched, j)) for j in range(J, band))

@@ -15,7 +15,7 @@ the conversion with its name, so a new chapter cannot slip raw MyST into a noteb
 Every notebook starts with the install cell built from ``INSTALL_SPEC`` (the one place that says where
 gptheory is installed from; the environment variable ``GPTHEORY_PIP_SOURCE`` overrides it, e.g. with a
 wheel of the checkout in the tests). The student notebooks are the same chapters with every solution
-removed and an answer cell after each exercise; where ``gptheory.exercises`` has a check for the
+removed and an answer cell after each exercise; where ``gptheory.book.exercises`` has a check for the
 exercise, the answer cell calls it. Notebooks are written without outputs and with stable metadata, so a
 diff means the sources changed.
 """
@@ -246,7 +246,7 @@ def plain_markdown(text: str, doc: str, numbers: dict[str, int]) -> str:
 
 
 def _answer_cell(label: str) -> str:
-    from gptheory.exercises import CHECKS
+    from gptheory.book.exercises import CHECKS
 
     if label not in CHECKS:
         return f"\n```{{code-cell}} ipython3\n{ANSWER}\n```\n"

@@ -24,10 +24,8 @@ the most used names are re-exported here. One sentence per module:
 from .construct import build_gd_transformer, size_report
 from .denoiser import Denoiser
 from .diffusers_unet import DiffusersUNet1D
-from .experiments import learn_process
+from .dit import DiT
 from .gp import GaussianProcess, kernel, kernel_matrix, random_spatial_covariance
-from .latent_video import learn_video
-from .model import DiT
 from .profiles import by_profile, device, profile
 from .samplers import generate, prior, sample
 from .schedules import DDPMSchedule, OUSchedule, Schedule
@@ -35,7 +33,6 @@ from .train import TrainConfig, train
 from .unet import UNet1D
 from .unroll import banded, condition_number, gd_score, truncation_length
 from .version import __version__ as __version__
-from .video import bouncing_ball
 
 __all__ = [
     "DDPMSchedule",
@@ -48,7 +45,6 @@ __all__ = [
     "TrainConfig",
     "UNet1D",
     "banded",
-    "bouncing_ball",
     "build_gd_transformer",
     "by_profile",
     "condition_number",
@@ -57,8 +53,6 @@ __all__ = [
     "generate",
     "kernel",
     "kernel_matrix",
-    "learn_process",
-    "learn_video",
     "prior",
     "profile",
     "random_spatial_covariance",

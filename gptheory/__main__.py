@@ -2,7 +2,7 @@
 
 * ``train`` trains a DiT on Gaussian-process sequences and writes a checkpoint and the training log; running it
   again with the same ``--out`` resumes an interrupted run.
-* ``reproduce figure1`` calls :func:`gptheory.experiments.learn_process` -- the saved result of exactly this
+* ``reproduce figure1`` calls :func:`gptheory.experiments.dit_learns.learn_process` -- the saved result of exactly this
   configuration when there is one, else train (resuming from the checkpoint in ``--out``), generate and
   measure -- and writes ``figure1.png``, ``metrics.json`` and ``log.json``.
 * ``sweep NAME`` runs a grid of trainings (:mod:`gptheory.sweep`) and writes ``results.csv`` and ``summary.png``;
@@ -39,7 +39,7 @@ def _device(p: argparse.ArgumentParser) -> None:
 def cmd_train(a: argparse.Namespace) -> dict:
     import torch
 
-    from .experiments import prepare, settings
+    from .experiments.dit_learns import prepare, settings
     from .profiles import device as default_device
     from .train import train
 
@@ -67,7 +67,7 @@ def cmd_train(a: argparse.Namespace) -> dict:
 def cmd_reproduce(a: argparse.Namespace) -> dict:
     import matplotlib.pyplot as plt
 
-    from .experiments import learn_process, plot_figure1
+    from .experiments.dit_learns import learn_process, plot_figure1
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,15 +102,16 @@ def cmd_reproduce(a: argparse.Namespace) -> dict:
 
 
 def cmd_sweep(a: argparse.Namespace) -> dict:
-    from .sweep import get, run_sweep
+    from .experiments import sweep as find_sweep
+    from .sweep import run_sweep
 
-    sweep = get(a.sweep)
+    sweep = find_sweep(a.sweep)
     given = {k: v if isinstance(v, list) else [v] for k, v in options_from(a).items()}
     grid_names = set(sweep.grid["cpu"]) | set(sweep.grid["smoke"]) | set(sweep.grid["gpu"])
     axes = {k: v for k, v in given.items() if k in grid_names or len(v) > 1}
     base = {k: v[0] for k, v in given.items() if k not in axes}
     res = run_sweep(
-        a.sweep,
+        sweep,
         a.profile,
         a.out,
         axes=axes,
@@ -133,7 +134,7 @@ def cmd_sweep(a: argparse.Namespace) -> dict:
 
 def _parser() -> argparse.ArgumentParser:
     from .executors import EXECUTORS
-    from .sweep import describe
+    from .experiments import describe
 
     p = argparse.ArgumentParser(prog="python -m gptheory", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -157,9 +158,9 @@ def _parser() -> argparse.ArgumentParser:
     _runtime(ps)
     ps.add_argument("--workers", type=int, default=1, help="processes (local) or parallel array tasks (slurm)")
     ps.add_argument("--executor", choices=EXECUTORS, default="local", help="where points run")
-    ps.add_argument("--ship", action="store_true", help="also write the records into gptheory/results/")
+    ps.add_argument("--ship", action="store_true", help="also write the records into gptheory/shipped/")
     add_options(ps, many=tuple(option_owners()), aliases={"seed": ("--seeds",)})
-    from .latent_video import add_parser as add_video_parser
+    from .bouncing_ball.experiment import add_parser as add_video_parser
 
     add_video_parser(sub)
     return p
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if a.command == "video":
-            from .latent_video import main as video_main
+            from .bouncing_ball.experiment import main as video_main
 
             return video_main(a)
         if a.threads is not None:

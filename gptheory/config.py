@@ -23,7 +23,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 
 from .denoiser import ARCHS, PREDICTIONS
-from .model import ACTIVATIONS, TOKENS
+from .dit import ACTIVATIONS, TOKENS
 from .profiles import PRECISIONS
 from .train import T_SAMPLINGS, TrainConfig
 from .validation import nonneg_int, positive_int, real_in
@@ -58,7 +58,7 @@ class ProcessConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network: the DiT's size and layout (:class:`gptheory.model.DiT` arguments other than ``N`` and ``d``) and
+    """The network: the DiT's size and layout (:class:`gptheory.dit.DiT` arguments other than ``N`` and ``d``) and
     the architecture ``arch``. For ``arch="unet"`` (:class:`gptheory.unet.UNet1D`) or ``"diffusers-unet"``
     (:class:`gptheory.diffusers_unet.DiffusersUNet1D`) the DiT fields describe the DiT whose parameter count the UNet
     matches (:func:`gptheory.denoiser.build_model`), and ``levels`` (and for ``"unet"`` ``kernel_size``) shape it.

@@ -30,7 +30,7 @@ from .validation import positive_int, real_in
 PREDICTIONS = ("eps", "v")
 # architecture name -> (module, class); imported on demand (the classes import this module)
 ARCHS = {
-    "dit": ("gptheory.model", "DiT"),
+    "dit": ("gptheory.dit", "DiT"),
     "unet": ("gptheory.unet", "UNet1D"),
     "diffusers-unet": ("gptheory.diffusers_unet", "DiffusersUNet1D"),
 }

@@ -16,7 +16,7 @@ value-guided RL pipeline), is attention-free and conditions every block on the d
 
 **Time.** diffusers' schedulers count ``1000`` discrete training steps, and ``Timesteps`` is built for that range
 (periods up to ``10000``). Our ``t in [0, T]`` is passed as the continuous timestep ``1000 t / T`` (not rounded),
-the same scale the DiT's :class:`~gptheory.model.TimestepEmbedder` uses.
+the same scale the DiT's :class:`~gptheory.dit.TimestepEmbedder` uses.
 
 **No clipping or rescaling.** Clipping of ``x_0`` estimates to ``[-1, 1]`` (``clip_sample``) lives in diffusers'
 schedulers and pipelines, which are not used: the package's own samplers (:mod:`gptheory.samplers`) drive this

@@ -28,23 +28,26 @@ EXECUTORS = ("local", "slurm", "submitit-local")
 
 
 def _point_task(
-    name: str, body: dict, profile: str, checkpoint: str | None, code: str, commit: str, threads: int | None
+    point: Callable[..., Record],
+    body: dict,
+    profile: str,
+    checkpoint: str | None,
+    code: str,
+    commit: str,
+    threads: int | None,
 ) -> Record:
-    """Run one grid point of sweep ``name`` in whatever process the executor chose; returns the record with its
-    provenance.
+    """Run one grid point (``point``, a sweep's module-level point function, pickled by reference) in whatever
+    process the executor chose; returns the record with its provenance.
 
     ``code`` and ``commit`` are those of the sweep's start (:func:`gptheory.sweep.run_sweep`), the code the workers
     imported: read from disk at the end of a long point, they could name later code than the one that computed it."""
     import torch
 
-    from .sweep import get  # the registry imports the experiment modules, which import the sweep engine
-
     if threads is not None:
         torch.set_num_threads(threads)
-    sweep = get(name)
     config = ExperimentConfig.from_dict(body)
     start = time.perf_counter()
-    record = sweep.point(config, checkpoint=checkpoint, progress=False)
+    record = point(config, checkpoint=checkpoint, progress=False)
     record.provenance = Provenance.now(body, time.perf_counter() - start, profile, default_device(), code, commit)
     return record
 
@@ -66,7 +69,7 @@ def execute(
     """Run every task and ``report(i, record)`` each as it finishes.
 
     Args:
-        tasks: point index -> the arguments of one point ``(sweep name, configuration dict, profile, checkpoint path
+        tasks: point index -> the arguments of one point ``(point function, configuration dict, profile, checkpoint path
             or None, code hash, commit)``.
         workers: processes (``local``) or simultaneous array tasks (``slurm``).
         executor: one of :data:`EXECUTORS` (checked by the caller).

@@ -242,7 +242,7 @@ def ode_sampler_kl(
         start: ``"exact"`` starts from the true ``p_T`` (pure discretisation error) or
             ``"standard"`` from ``N(0, I)`` (adds the error of the prior).
     """
-    from .samplers import sample  # local import: samplers do not depend on metrics
+    from .samplers import sample
 
     if start not in ("exact", "standard"):
         raise ValueError(f"start must be 'exact' or 'standard', got {start!r}")

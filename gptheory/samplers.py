@@ -148,7 +148,7 @@ def generate(
             ``precision`` then does not apply).
         on_chunk: called with each chunk's finished samples ``(chunk, N, d)`` (on the model's device) once its
             backward process has reached ``t0`` and before the next chunk starts: the place to close per-chunk
-            records, see :func:`gptheory.analysis.generate_with_attention`.
+            records, see :func:`gptheory.attention.generate_with_attention`.
     """
     schedule = model.check_schedule(schedule)
     n, batch_size = positive_int("n", n), positive_int("batch_size", batch_size)

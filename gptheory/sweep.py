@@ -14,7 +14,9 @@ A :class:`Sweep` names a base configuration per profile, a grid of flat override
 * where the points run (``local`` worker processes, ``slurm`` or ``submitit-local``) is the job of
   :mod:`gptheory.executors`.
 
-Sweeps are registered by the experiment modules (their ``SWEEPS`` tuple); :func:`registry` collects them.
+The experiment modules define the sweeps (their ``SWEEPS`` tuple); :mod:`gptheory.experiments` collects them by name.
+This module imports no experiment: a :class:`Sweep` carries its point function, an importable module-level function
+that worker processes and cluster jobs receive by reference.
 """
 
 from __future__ import annotations
@@ -86,21 +88,6 @@ class Sweep:
             coords = dict(zip(names, values, strict=True))
             out.append((coords, base.replace(**coords)))
         return out
-
-
-def registry() -> dict[str, Sweep]:
-    """Every sweep the package defines, by name."""
-    from . import experiments, probes, sample_complexity
-
-    return {s.name: s for s in (*experiments.SWEEPS, *sample_complexity.SWEEPS, *probes.SWEEPS)}
-
-
-def get(name: str) -> Sweep:
-    """The sweep called ``name``; a clear error listing the valid names otherwise."""
-    sweeps = registry()
-    if name not in sweeps:
-        raise ValueError(f"sweep must be one of {', '.join(sorted(sweeps))}, got {name!r}")
-    return sweeps[name]
 
 
 # --------------------------------------------------------------------------------------------- the folder
@@ -213,7 +200,7 @@ def _identity(record: Record) -> object:
 
 
 def run_sweep(
-    name: str,
+    sweep: Sweep,
     profile: str | None = None,
     out: str | os.PathLike | None = None,
     axes: dict[str, Iterable] | None = None,
@@ -227,7 +214,7 @@ def run_sweep(
     """Run every unfinished point of sweep ``name``.
 
     Args:
-        name: a registered sweep (:func:`registry`).
+        sweep: the sweep (:func:`gptheory.experiments.sweep` finds one by name).
         profile: ``smoke``, ``cpu`` or ``gpu`` (default: the active profile).
         out: the sweep's folder (``points/``, ``results.csv``, ``summary.png``, ``sweep.json``); ``None`` keeps
             records in the local cache only (what a chapter does).
@@ -242,7 +229,7 @@ def run_sweep(
     from .profiles import profile as active_profile
 
     start = time.perf_counter()
-    sweep = get(name)
+    name = sweep.name
     profile = active_profile() if profile is None else profile
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
@@ -292,7 +279,7 @@ def run_sweep(
             for i in todo:
                 body = points[i][1].to_dict()
                 ckpt = None if folder is None else str(_checkpoint(sweep, folder, config_key(body)))
-                tasks[i] = (name, body, profile, ckpt, code, commit)
+                tasks[i] = (sweep.point, body, profile, ckpt, code, commit)
 
             def report(i: int, rec: Record) -> None:
                 finish(i, rec)
@@ -363,25 +350,11 @@ def _write_table(sweep: Sweep, points, done: dict[int, Record], out: Path | None
         fh.write(text.encode())
 
 
-def describe() -> str:
-    """Every sweep with its grid per profile, for ``--help``."""
-    lines = []
-    for s in registry().values():
-        lines.append(f"{s.name}: {s.description}")
-        for p in PROFILES:
-            axes = ", ".join(f"{k}={list(v)}" for k, v in s.grid[p].items())
-            lines.append(f"    {p}: {axes}")
-    return "\n".join(lines)
-
-
 __all__ = [
     "EXECUTORS",
     "Sweep",
     "SweepResult",
-    "describe",
-    "get",
     "provenance_summary",
-    "registry",
     "run_sweep",
     "table",
 ]

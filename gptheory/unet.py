@@ -13,7 +13,7 @@
 Every convolution except the down-sampling one has ``kernel_size`` taps (odd, zero padding keeps the length).
 
 **Time conditioning, as in the DiT.** The diffusion time goes through the DiT's own
-:class:`~gptheory.model.TimestepEmbedder` (``1000 t / T``, 256 sinusoids, ``Linear -> SiLU -> Linear`` to width
+:class:`~gptheory.dit.TimestepEmbedder` (``1000 t / T``, 256 sinusoids, ``Linear -> SiLU -> Linear`` to width
 ``channels``) and a SiLU; each residual block maps it with its own linear layer to a scale and a shift of its
 second norm (``h -> norm(h) (1 + scale) + shift``, Dhariwal and Nichol's scale-shift norm, the convolutional form of
 adaLN). As in adaLN-Zero these linear layers start at zero, and so do each block's second convolution and the
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .denoiser import Denoiser, count_parameters
-from .model import TimestepEmbedder
+from .dit import TimestepEmbedder
 from .schedules import Schedule
 from .validation import nonneg_int, positive_int
 

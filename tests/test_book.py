@@ -144,7 +144,7 @@ def test_colab_notebooks_match_their_chapters(capsys):
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)
 def test_student_notebook_has_every_exercise_and_no_solution(md):
-    from gptheory.exercises import CHECKS
+    from gptheory.book.exercises import CHECKS
 
     nb = json.loads((ROOT / "book" / "colab" / "student" / f"{md.stem}.ipynb").read_text())
     text = "".join("".join(cell["source"]) for cell in nb["cells"])
@@ -156,7 +156,7 @@ def test_student_notebook_has_every_exercise_and_no_solution(md):
 
 
 def test_every_check_belongs_to_an_exercise_of_the_book():
-    from gptheory.exercises import CHECKS
+    from gptheory.book.exercises import CHECKS
 
     labels = {m for md in CHAPTERS for m in re.findall(r":label: (\S+)", md.read_text())}
     assert set(CHECKS) <= labels, f"checks for exercises that do not exist: {set(CHECKS) - labels}"
@@ -189,8 +189,15 @@ def _load_site_extension():
 
 @pytest.mark.parametrize(
     ("text", "tex"),
-    [("9.55e+03", r"9.55 \times 10^{3}"), ("1.07e+09", r"1.07 \times 10^{9}"), ("1e-06", "10^{-6}"),
-     ("-3.2e+05", r"-3.2 \times 10^{5}"), ("0.5", None), ("64", None), ("layer 3", None)],
+    [
+        ("9.55e+03", r"9.55 \times 10^{3}"),
+        ("1.07e+09", r"1.07 \times 10^{9}"),
+        ("1e-06", "10^{-6}"),
+        ("-3.2e+05", r"-3.2 \times 10^{5}"),
+        ("0.5", None),
+        ("64", None),
+        ("layer 3", None),
+    ],
 )
 def test_glued_numbers_in_exponent_form_become_math(text, tex):
     assert _load_site_extension().number_as_tex(text) == tex

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from gptheory.exercises import CHECKS, check, verdict
+from gptheory.book.exercises import CHECKS, check, verdict
 
 WRONG = {
     "ex-gp-ar1": lambda rho: -rho,  # forgot the 1 / (1 - rho^2)

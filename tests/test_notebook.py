@@ -1,10 +1,10 @@
-"""gptheory.notebook: glue shows nothing under a cell in the book and prints outside it; readable tables."""
+"""gptheory.book.notebook: glue shows nothing under a cell in the book and prints outside it; readable tables."""
 
 from __future__ import annotations
 
 import sys
 
-from gptheory.notebook import glue, html_table
+from gptheory.book.notebook import glue, html_table
 
 
 def test_glue_returns_nothing_so_no_stray_number_appears_under_a_cell():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gptheory import by_profile, profile
-from gptheory.notebook import _plain, explore, widgets_enabled
+from gptheory.book.notebook import _plain, explore, widgets_enabled
 
 
 def test_profile_from_environment(monkeypatch):

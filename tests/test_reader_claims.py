@@ -32,4 +32,3 @@ def test_softmax_construction_needs_one_more_block_per_step_than_relu():
         soft = size_report(build_gd_transformer(gp, 0.5, sched, steps, attention="softmax"))["blocks"]
         assert soft - relu == steps
     assert size_report(build_gd_transformer(gp, 0.5, sched, 5))["blocks"] == 19
-

@@ -88,13 +88,11 @@ def test_provenance_records_the_device_used():
 
 
 def test_the_experiments_hash_covers_every_module_they_import():
-    deps = dependencies("gptheory.experiments")
+    deps = dependencies("gptheory.experiments.dit_learns")
     # construct (the hand-built attention) and unroll (its operator bounds) produce saved numbers too
-    assert {"gptheory.construct", "gptheory.unroll", "gptheory.model", "gptheory.train", "gptheory.metrics"} <= set(
-        deps
-    )
+    assert {"gptheory.construct", "gptheory.unroll", "gptheory.dit", "gptheory.train", "gptheory.metrics"} <= set(deps)
     assert "gptheory.bench" not in deps and "gptheory" not in deps
-    assert "gptheory.experiments" in dependencies("gptheory.sample_complexity")
+    assert "gptheory.experiments.dit_learns" in dependencies("gptheory.experiments.sample_complexity")
 
 
 def test_code_hash_changes_when_any_dependency_changes(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for gptheory.sample_complexity: the yardstick fit, Lemma 12 against dense formulas, metrics, slopes."""
+"""Tests for gptheory.experiments.sample_complexity: yardstick fit, Lemma 12, metrics, slopes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from gptheory import GaussianProcess, metrics
-from gptheory import sample_complexity as sc
 from gptheory.early_stopping import early_stopping_gap
+from gptheory.experiments import sample_complexity as sc
 from gptheory.provenance import Provenance
 from gptheory.schedules import DDPMSchedule, OUSchedule
 

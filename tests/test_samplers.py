@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from gptheory import GaussianProcess, OUSchedule, prior, sample
+from gptheory.book.plots import loglog_fit
 from gptheory.metrics import covariance_errors, ode_sampler_kl
-from gptheory.plots import loglog_fit
 from gptheory.samplers import time_grid
 
 OU = OUSchedule()

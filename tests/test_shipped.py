@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from gptheory import probe_analysis as pa
-from gptheory import probes
 from gptheory.config import ExperimentConfig
+from gptheory.experiments import probe as probes
+from gptheory.experiments import probe_analysis as pa
+from gptheory.experiments.sample_complexity import NAME, SWEEPS, Point, run_point
 from gptheory.results import Record, config_key, shipped
-from gptheory.sample_complexity import NAME, SWEEPS, Point, run_point
 
 # Re-running a point on the same kind of machine with the thread count recorded in its provenance repeats the
 # arithmetic exactly, so the numbers agree to rounding. On another CPU (other SIMD kernels in MKL) the rounding of

@@ -9,8 +9,12 @@ import pytest
 
 from gptheory import executors, results, sweep
 from gptheory.__main__ import main
-from gptheory.sample_complexity import Point
-from gptheory.sweep import registry, run_sweep
+from gptheory.experiments import SWEEPS
+from gptheory.experiments import sweep as find_sweep
+from gptheory.experiments.sample_complexity import Point
+from gptheory.sweep import run_sweep
+
+SC_NU, SC_ELL = find_sweep("sample-complexity-nu"), find_sweep("sample-complexity-ell")
 
 # two seconds a point: the smoke process with a handful of steps and samples
 TINY = {"steps": 4, "n_gen": 30, "sample_steps": 2}
@@ -29,19 +33,19 @@ def _rows(path):
 
 
 def test_registry_names_every_sweep_and_its_grid():
-    names = set(registry())
+    names = set(SWEEPS)
     assert {"figure1", "sample-complexity-nu", "sample-complexity-ell"} <= names
-    for s in registry().values():
+    for s in SWEEPS.values():
         assert set(s.grid) == {"smoke", "cpu", "gpu"} and set(s.base) == {"smoke", "cpu", "gpu"}
-    cpu = registry()["sample-complexity-nu"].grid["cpu"]
+    cpu = SWEEPS["sample-complexity-nu"].grid["cpu"]
     n = cpu["n_train"]  # the floor: 4 sizes over 16x, 3 kernels, 2 seeds
     assert len(n) >= 4 and max(n) / min(n) >= 16 and len(cpu["nu"]) >= 3 and len(cpu["seed"]) >= 2
-    assert len(registry()["sample-complexity-ell"].grid["cpu"]["ell"]) >= 3
+    assert len(SWEEPS["sample-complexity-ell"].grid["cpu"]["ell"]) >= 3
 
 
 def test_a_sweep_writes_a_tidy_table_and_a_second_run_does_no_work(tmp_path):
     out = tmp_path / "sweep"
-    first = run_sweep("sample-complexity-nu", "smoke", out, axes=AXES, progress=False, **TINY)
+    first = run_sweep(SC_NU, "smoke", out, axes=AXES, progress=False, **TINY)
     assert first.computed == 2 and len(first.points) == 2
     rows = _rows(out / "results.csv")
     assert [float(r["nu"]) for r in rows] == [1.0, 2.0] and {r["seed"] for r in rows} == {"0"}
@@ -51,10 +55,10 @@ def test_a_sweep_writes_a_tidy_table_and_a_second_run_does_no_work(tmp_path):
     assert (out / "summary.png").stat().st_size > 0
     p = first.points[0][1]
     assert isinstance(p, Point) and p.paper_relative_error == pytest.approx(p.dit.covariance / p.train.covariance)
-    again = run_sweep("sample-complexity-nu", "smoke", out, axes=AXES, progress=False, **TINY)
+    again = run_sweep(SC_NU, "smoke", out, axes=AXES, progress=False, **TINY)
     assert again.computed == 0 and [r.dit for r in again.records()] == [r.dit for r in first.records()]
     # a larger grid reuses the finished points
-    more = run_sweep("sample-complexity-nu", "smoke", out, axes={**AXES, "seed": [0, 1]}, progress=False, **TINY)
+    more = run_sweep(SC_NU, "smoke", out, axes={**AXES, "seed": [0, 1]}, progress=False, **TINY)
     assert more.computed == 2 and len(_rows(out / "results.csv")) == 4
 
 
@@ -71,19 +75,19 @@ def test_an_interrupted_sweep_keeps_finished_points(tmp_path, monkeypatch):
 
     monkeypatch.setattr(executors, "_point_task", stop_at_second)
     with pytest.raises(KeyboardInterrupt, match="1 of 2 points are finished and kept"):
-        run_sweep("sample-complexity-nu", "smoke", out, axes=AXES, progress=False, **TINY)
+        run_sweep(SC_NU, "smoke", out, axes=AXES, progress=False, **TINY)
     assert len(_rows(out / "results.csv")) == 1
     assert not [p for p in out.rglob("*.tmp")]  # nothing half-written
     monkeypatch.setattr(executors, "_point_task", real)
-    resumed = run_sweep("sample-complexity-nu", "smoke", out, axes=AXES, progress=False, **TINY)
+    resumed = run_sweep(SC_NU, "smoke", out, axes=AXES, progress=False, **TINY)
     assert resumed.computed == 1 and len(_rows(out / "results.csv")) == 2
 
 
 def test_workers_and_the_submitit_path_give_the_same_points(tmp_path):
-    serial = run_sweep("sample-complexity-nu", "smoke", tmp_path / "a", axes=AXES, progress=False, **TINY)
+    serial = run_sweep(SC_NU, "smoke", tmp_path / "a", axes=AXES, progress=False, **TINY)
     for p in results.cache_dir().glob("*.json"):  # empty the cache, so the pool computes the points again
         p.unlink()
-    pool = run_sweep("sample-complexity-nu", "smoke", tmp_path / "b", axes=AXES, workers=2, progress=False, **TINY)
+    pool = run_sweep(SC_NU, "smoke", tmp_path / "b", axes=AXES, workers=2, progress=False, **TINY)
     assert pool.computed == 2
     for (c1, r1), (c2, r2) in zip(serial.points, pool.points, strict=True):
         assert c1 == c2 and r1.dit.temporal == pytest.approx(r2.dit.temporal, rel=1e-4)
@@ -91,31 +95,27 @@ def test_workers_and_the_submitit_path_give_the_same_points(tmp_path):
     pytest.importorskip("submitit")
     for p in results.cache_dir().glob("*.json"):
         p.unlink()
-    sub = run_sweep(
-        "sample-complexity-nu", "smoke", tmp_path / "c", axes=AXES, executor="submitit-local", progress=False, **TINY
-    )
+    sub = run_sweep(SC_NU, "smoke", tmp_path / "c", axes=AXES, executor="submitit-local", progress=False, **TINY)
     assert sub.computed == 2 and len(_rows(tmp_path / "c" / "results.csv")) == 2
     assert sub.points[1][1].dit.temporal == pytest.approx(serial.points[1][1].dit.temporal, rel=1e-4)
 
 
 def test_bad_input_fails_before_any_work_and_names_the_parameter(tmp_path):
     with pytest.raises(ValueError, match="sweep must be one of .*sample-complexity-nu"):
-        run_sweep("sample-complexity", "smoke", tmp_path / "x")
+        find_sweep("sample-complexity")
     with pytest.raises(ValueError, match=r"nu must be a real number in \(0, 2\], got 3"):
-        run_sweep("sample-complexity-nu", "smoke", tmp_path / "bad", axes={"nu": [1.0, 3.0]}, progress=False)
+        run_sweep(SC_NU, "smoke", tmp_path / "bad", axes={"nu": [1.0, 3.0]}, progress=False)
     assert not (tmp_path / "bad").exists()  # nothing written for a grid that cannot run
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(ValueError, match="--out must be a folder this process can write"):
-        run_sweep("sample-complexity-nu", "smoke", blocker / "sub", axes=AXES, progress=False, **TINY)
+        run_sweep(SC_NU, "smoke", blocker / "sub", axes=AXES, progress=False, **TINY)
     out = tmp_path / "used"
-    run_sweep("sample-complexity-nu", "smoke", out, axes={**AXES, "nu": [1.0]}, progress=False, **TINY)
+    run_sweep(SC_NU, "smoke", out, axes={**AXES, "nu": [1.0]}, progress=False, **TINY)
     with pytest.raises(ValueError, match="holds results of sweep 'sample-complexity-nu', not 'sample-complexity-ell'"):
-        run_sweep("sample-complexity-ell", "smoke", out, progress=False, **TINY)
+        run_sweep(SC_ELL, "smoke", out, progress=False, **TINY)
     with pytest.raises(ValueError, match=r"another configuration .*train.steps: 4 -> 5"):
-        run_sweep(
-            "sample-complexity-nu", "smoke", out, axes={**AXES, "nu": [1.0]}, progress=False, **{**TINY, "steps": 5}
-        )
+        run_sweep(SC_NU, "smoke", out, axes={**AXES, "nu": [1.0]}, progress=False, **{**TINY, "steps": 5})
     assert len(_rows(out / "results.csv")) == 1  # the finished point is untouched
 
 
@@ -154,7 +154,7 @@ def test_ship_refuses_points_computed_by_code_that_changed_while_the_sweep_ran(t
     monkeypatch.setattr(sweep, "code_hash", lambda module: next(hashes))
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="changed while sweep sample-complexity-nu ran"):
-        run_sweep("sample-complexity-nu", "smoke", out, axes=AXES, progress=False, ship=True, **TINY)
+        run_sweep(SC_NU, "smoke", out, axes=AXES, progress=False, ship=True, **TINY)
     assert not list((tmp_path / "shipped").glob("*.json"))  # nothing shipped
     kept = [results.read(p, Point) for p in (out / "points").glob("*.json")]
     assert len(kept) == 2 and {p.provenance.code for p in kept} == {"code-at-start"}  # the code that computed them
@@ -162,5 +162,5 @@ def test_ship_refuses_points_computed_by_code_that_changed_while_the_sweep_ran(t
 
 def test_provenance_names_the_code_and_commit_of_the_sweeps_start(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "git_commit", lambda: "commit-at-start")
-    res = run_sweep("sample-complexity-nu", "smoke", tmp_path / "out", axes=AXES, progress=False, **TINY)
+    res = run_sweep(SC_NU, "smoke", tmp_path / "out", axes=AXES, progress=False, **TINY)
     assert {r.provenance.commit for r in res.records()} == {"commit-at-start"}

@@ -8,8 +8,8 @@ import torch
 from gptheory.checkpoint import load_model
 from gptheory.config import ExperimentConfig, ModelConfig
 from gptheory.denoiser import Denoiser, build_model, count_parameters, from_config
+from gptheory.dit import DiT
 from gptheory.gp import GaussianProcess
-from gptheory.model import DiT
 from gptheory.samplers import generate
 from gptheory.schedules import OUSchedule
 from gptheory.train import TrainConfig, train, training_set
@@ -149,8 +149,16 @@ def test_build_model_dispatches_on_arch_and_matches_the_dit_it_describes():
 def test_model_config_checks_the_new_fields_and_old_cache_keys_stay_valid():
     body = ExperimentConfig().to_dict()
     # the keys every shipped result's cache key was made from, before arch, kernel_size and levels existed
-    assert set(body["model"]) == {"hidden", "depth", "heads", "tokens", "pos_dim", "mlp_ratio", "activation",
-                                  "prediction"}
+    assert set(body["model"]) == {
+        "hidden",
+        "depth",
+        "heads",
+        "tokens",
+        "pos_dim",
+        "mlp_ratio",
+        "activation",
+        "prediction",
+    }
     assert ExperimentConfig.from_dict(body) == ExperimentConfig()
     unet = ExperimentConfig(model=ModelConfig(arch="unet", kernel_size=5))
     assert unet.to_dict()["model"]["arch"] == "unet" and unet.to_dict()["model"]["kernel_size"] == 5
@@ -171,8 +179,9 @@ def heldout_loss(model: Denoiser, gp: GaussianProcess) -> float:
     x0 = gp.sample(2048, generator=g).to(torch.float32)
     eps, t = torch.randn(x0.shape, generator=g), 0.05 + 0.9 * torch.rand(2048, generator=g)
     with torch.no_grad():
-        return torch.nn.functional.mse_loss(model(model.schedule.add_noise(x0, t, eps), t, raw=True),
-                                            model.target(x0, eps, t)).item()
+        return torch.nn.functional.mse_loss(
+            model(model.schedule.add_noise(x0, t, eps), t, raw=True), model.target(x0, eps, t)
+        ).item()
 
 
 def test_unet_trains_with_the_dit_engine_samples_and_reloads(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gptheory.vae import VAE, VAEConfig, latent_levels, train_vae, vae_batch
+from gptheory.bouncing_ball.vae import VAE, VAEConfig, latent_levels, train_vae, vae_batch
 
 
 @pytest.mark.parametrize("size,latent_size,channels", [(32, 4, 1), (16, 2, 3), (32, 1, 8), (64, 8, 2)])

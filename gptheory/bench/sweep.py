@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 
 from .. import results
+from ..experiments import sweep as find_sweep
 from ..provenance import device_name, matmul_gflops
-from ..sweep import get, run_sweep
+from ..sweep import run_sweep
 
 
 def run(name: str, profile: str, points: int, workers: int, steps: int | None) -> dict:
-    sweep = get(name)
+    sweep = find_sweep(name)
     axes = sweep.axes(profile)
     grid = sweep.points(profile, axes)[:points]
     coords = [c for c, _ in grid]
@@ -40,7 +41,7 @@ def run(name: str, profile: str, points: int, workers: int, steps: int | None) -
         for mode, kw in (("workers", {"workers": workers}), ("serial", {"workers": 1})):
             os.environ["GPTHEORY_CACHE"] = os.path.join(tmp, f"cache-{mode}")
             start = time.perf_counter()
-            res = run_sweep(name, profile, os.path.join(tmp, mode), axes=chosen, progress=False, **kw, **over)
+            res = run_sweep(sweep, profile, os.path.join(tmp, mode), axes=chosen, progress=False, **kw, **over)
             times[mode] = time.perf_counter() - start
             out[f"{mode}_points_computed"] = res.computed
     out["matmul_gflops_fp32_after"] = matmul_gflops(n=2048)

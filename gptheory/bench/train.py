@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..model import DiT
+from ..dit import DiT
 from ..provenance import device_name
 from ..schedules import DDPMSchedule
 from ..train import make_optimizer

@@ -29,7 +29,7 @@ def frame_embedding(N: int, n_freq: int = 4, omega: float | None = None) -> torc
     ``omega = pi / (N - 1)`` keeps every ``omega_f (N - 1) <= pi``, where the cosines decrease: then ``<e_i, e_j>``
     strictly decreases with ``|i - j|`` and every gap is resolved. Larger ``omega`` wraps around and can make two
     gaps indistinguishable (see :func:`resolution`). (DiT's embedding of positions and diffusion times is
-    :func:`gptheory.model.sinusoidal_embedding`.)
+    :func:`gptheory.dit.sinusoidal_embedding`.)
     """
     N = positive_int("N", N)
     n_freq = positive_int("n_freq", n_freq)
@@ -44,7 +44,7 @@ def frame_embedding(N: int, n_freq: int = 4, omega: float | None = None) -> torc
 def gap_inner_products(E: torch.Tensor) -> torch.Tensor:
     """``psi(g) = <e_0, e_g>`` for ``g = 0..N-1``: what an attention score sees of the gap. ``E: (N, width)``.
 
-    (Not :func:`gptheory.analysis.gap_profile`, which averages a trained attention map along its diagonals.)
+    (Not :func:`gptheory.attention.gap_profile`, which averages a trained attention map along its diagonals.)
     """
     E = finite_tensor("E", E, (None, None)).to(DTYPE)
     return E @ E[0]

@@ -1,6 +1,6 @@
 """Theorem 2 and Figure 4(a): how the error of a trained DiT falls with the number ``n`` of training sequences.
 
-Each grid point trains a DiT on ``n`` sequences of one process (:mod:`gptheory.experiments`' ``prepare``),
+Each grid point trains a DiT on ``n`` sequences of one process (:mod:`gptheory.experiments.dit_learns`' ``prepare``),
 generates ``n_gen`` sequences and measures them with the estimators below, next to two references on the
 same footing:
 
@@ -31,16 +31,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import metrics
-from .config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
-from .experiments import prepare
-from .gp import DTYPE, GaussianProcess, psd_sqrt
-from .profiles import device as default_device
-from .results import Record
-from .samplers import generate
-from .sweep import Sweep
-from .train import TrainConfig, train
-from .unroll import condition_number, truncation_length
+from .. import metrics
+from ..config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
+from ..gp import DTYPE, GaussianProcess, psd_sqrt
+from ..profiles import device as default_device
+from ..results import Record
+from ..samplers import generate
+from ..sweep import Sweep, run_sweep
+from ..train import TrainConfig, train
+from ..unroll import condition_number, truncation_length
+from .dit_learns import prepare
 
 NAME = "sample_complexity"
 BAND_TOL = 1e-2  # the tolerance of the band J reported with each point (unroll.truncation_length)
@@ -294,9 +294,7 @@ def plot(points: list[Point], metric: str = "dit.temporal"):
 def sweeps(profile: str | None = None, progress: bool = True) -> dict:
     """Both Figure 4(a) sweeps of ``profile`` as :class:`gptheory.sweep.SweepResult` by name: shipped or cached
     points are loaded, missing ones trained (and cached)."""
-    from .sweep import run_sweep
-
-    return {s.name: run_sweep(s.name, profile, out=None, progress=progress) for s in SWEEPS}
+    return {s.name: run_sweep(s, profile, out=None, progress=progress) for s in SWEEPS}
 
 
 # ------------------------------------------------------------------------------------------------- sweeps

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .atomic import atomic_write
-from .validation import nonneg_int, positive_int, real_in
-from .video import render
+from ..atomic import atomic_write
+from ..validation import nonneg_int, positive_int, real_in
+from .videos import render
 
 VAE_CHECKPOINT_VERSION = 1
 

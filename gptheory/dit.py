@@ -26,7 +26,7 @@ What the network itself outputs is chosen by ``prediction``:
   (:meth:`~gptheory.denoiser.Denoiser.target`) equals ``|eps_hat - eps|^2 / alpha_t^2``. Near ``T`` the exact
   noise is almost ``sigma_t x_t`` and the sampler's drift multiplies any error in it by the large ``beta_t``;
   with ``"v"`` that term is built in rather than rebuilt through the layers, and the network's error reaches
-  ``eps_hat`` scaled by ``alpha_t``, which vanishes there (see :func:`gptheory.analysis.eigen_response`).
+  ``eps_hat`` scaled by ``alpha_t``, which vanishes there (see :func:`gptheory.attention.eigen_response`).
 
 Two attention paths give the same output: the fast one calls
 ``torch.nn.functional.scaled_dot_product_attention``; the analysis one

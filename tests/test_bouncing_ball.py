@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from gptheory.__main__ import main as cli
-from gptheory.latent_stats import gaussian_fit, nearest_distance, relative_error, temporal_correlation
-from gptheory.latent_video import (
+from gptheory.bouncing_ball.experiment import (
     FORMAT,
     NAME,
     VideoConfig,
@@ -19,9 +18,10 @@ from gptheory.latent_video import (
     run,
     settings,
 )
+from gptheory.bouncing_ball.stats import gaussian_fit, nearest_distance, relative_error, temporal_correlation
+from gptheory.bouncing_ball.tracking import physics
+from gptheory.bouncing_ball.videos import bouncing_ball
 from gptheory.results import shipped
-from gptheory.tracking import physics
-from gptheory.video import bouncing_ball
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ learns the process", ``python -m gptheory reproduce figure1`` and the ``figure1`
 
 * :func:`settings` gives a profile's configuration with flat overrides applied (``settings("cpu", ell=2.0)``).
 * :func:`run` draws the training set, trains the DiT, samples from its EMA weights while recording every
-  layer's attention (:func:`gptheory.analysis.generate_with_attention`), and measures: the Figure 1 errors of
+  layer's attention (:func:`gptheory.attention.generate_with_attention`), and measures: the Figure 1 errors of
   the generated sequences (with the same estimators on as many true sequences as the yardstick), and the
-  weight and attention analyses of :mod:`gptheory.analysis`. It returns a typed :class:`Figure1` record.
+  weight and attention analyses of :mod:`gptheory.attention`. It returns a typed :class:`Figure1` record.
 * :func:`learn_process` returns the saved record of exactly this configuration when there is one (shipped
   results, then the local cache, whose key also covers the source code) and calls :func:`run` only when
   there is none.
@@ -17,12 +17,12 @@ Why the ``cpu`` profile looks as it does (fp32 on a 2-core AMD EPYC, torch's def
 nu=2, ell=4``, temporal-kernel error of 2000 generated sequences; ``python -m gptheory reproduce figure1 --profile
 cpu --seed S``):
 
-* The network outputs ``v`` (``prediction="v"``, see :mod:`gptheory.model`). With DiT's noise output the
+* The network outputs ``v`` (``prediction="v"``, see :mod:`gptheory.dit`). With DiT's noise output the
   generated sequences came out 3-7 % too wide (variance ratio 1.031-1.065 at 3500 steps), which alone is most of a
   0.10 error budget: seeds 0, 1, 2 gave 0.081, 0.127, 0.088. Fitting the network's linear response in the
-  process's eigen-directions (:func:`gptheory.analysis.eigen_response`, seed 1) showed where: at ``t > 0.6``,
+  process's eigen-directions (:func:`gptheory.attention.eigen_response`, seed 1) showed where: at ``t > 0.6``,
   where ``eps*`` is almost ``sigma_t x_t``, it passed up to 4 % too little of the leading directions through,
-  and the sampler's rate ``beta_t`` (12-20 there) turns that into width (:func:`~gptheory.analysis.variance_drift`
+  and the sampler's rate ``beta_t`` (12-20 there) turns that into width (:func:`~gptheory.attention.variance_drift`
   predicts a variance ratio of 1.037 from it). The ``v`` output has ``sigma_t x_t`` built in: variance ratio
   0.97-1.00, and 2500 steps give 0.064-0.077 on seeds 0-4 (101-134 s of training); for ``nu=1, ell=2`` 0.091
   against 0.153 with the noise output.
@@ -42,16 +42,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import analysis, metrics
-from .config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
-from .denoiser import build_model
-from .gp import DTYPE, GaussianProcess
-from .profiles import by_profile
-from .profiles import device as default_device
-from .profiles import profile as active_profile
-from .results import Record, cached, ship
-from .sweep import Sweep
-from .train import TrainConfig, TrainResult, train, training_set
+from .. import attention, metrics
+from ..config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
+from ..denoiser import build_model
+from ..gp import DTYPE, GaussianProcess
+from ..profiles import by_profile
+from ..profiles import device as default_device
+from ..profiles import profile as active_profile
+from ..results import Record, cached, ship
+from ..sweep import Sweep
+from ..train import TrainConfig, TrainResult, train, training_set
 
 NAME = "dit_learns"  # the name results are saved under
 
@@ -205,13 +205,13 @@ def run(
     dev = torch.device(device) if device is not None else default_device()
     gp, data, model, cfg = prepare(config, checkpointed=checkpoint is not None)
     sampler, seed = config.sampler, config.seed
-    init = {"qk": analysis.block_shares(analysis.qk_blocks(model)), "v": analysis.value_shares(model)}
+    init = {"qk": attention.block_shares(attention.qk_blocks(model)), "v": attention.value_shares(model)}
     schedule = model.schedule
     res: TrainResult = train(model, data, cfg, schedule, checkpoint=checkpoint, device=dev, progress=progress)
     net = res.ema
 
     start = time.perf_counter()
-    x_gen, times, maps = analysis.generate_with_attention(
+    x_gen, times, maps = attention.generate_with_attention(
         net, sampler.n_gen, schedule, steps=sampler.sample_steps, t0=cfg.t0, method="heun", seed=seed + 10
     )
     generate_seconds = time.perf_counter() - start
@@ -220,16 +220,16 @@ def run(
     C_gen, C_true = metrics.pair_covariance(x_gen), metrics.pair_covariance(x_true)
     err_gen = CovErrors(**metrics.errors_of_covariance(C_gen, gp.Gamma, gp.Sigma))
     err_true = CovErrors(**metrics.errors_of_covariance(C_true, gp.Gamma, gp.Sigma))
-    sim_all = analysis.similarity(maps.double(), gp.Gamma)  # (K, depth)
+    sim_all = attention.similarity(maps.double(), gp.Gamma)  # (K, depth)
     ndev = next(net.parameters()).device
-    head_maps = analysis.attention_maps(net, x_gen.to(ndev), cfg.t0, heads=True)
+    head_maps = attention.attention_maps(net, x_gen.to(ndev), cfg.t0, heads=True)
     final = maps[-1].double()  # (depth, N, N) at t0
-    built = analysis.construction_attention(gp)
-    keep = analysis.pick_times(times, sampler.record)
-    blocks = analysis.qk_blocks(net)
-    shares = analysis.block_shares(blocks)
-    vshares = analysis.value_shares(net)
-    lshares = analysis.logit_shares(net, x_gen[: min(256, sampler.n_gen)].to(ndev), cfg.t0)
+    built = attention.construction_attention(gp)
+    keep = attention.pick_times(times, sampler.record)
+    blocks = attention.qk_blocks(net)
+    shares = attention.block_shares(blocks)
+    vshares = attention.value_shares(net)
+    lshares = attention.logit_shares(net, x_gen[: min(256, sampler.n_gen)].to(ndev), cfg.t0)
     batch = min(cfg.batch_size, config.n_train)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -237,8 +237,8 @@ def run(
             return net(x.to(ndev, torch.float32), t.to(ndev, torch.float32), check=False).to("cpu", DTYPE)
 
     eig_times = torch.logspace(math.log10(cfg.t0), math.log10(schedule.T), 40, dtype=DTYPE)
-    delta = analysis.eigen_response(eps_fn, gp, schedule, eig_times, n=min(2048, sampler.n_gen), seed=seed + 30)
-    drift = analysis.variance_drift(delta, eig_times, gp, schedule)
+    delta = attention.eigen_response(eps_fn, gp, schedule, eig_times, n=min(2048, sampler.n_gen), seed=seed + 30)
+    drift = attention.variance_drift(delta, eig_times, gp, schedule)
     spectrum = gp.spectrum
 
     return Figure1(
@@ -249,7 +249,7 @@ def run(
         # metrics.paper_relative_error(x_gen, x_true, ...), without forming both covariances again
         paper_relative_error=err_gen.covariance / err_true.covariance,
         variance_ratio=float(x_gen.double().var(0).mean() / x_true.double().var(0).mean()),
-        # the variance ratio the network's linear response predicts (analysis.variance_drift), eigenvalue-weighted
+        # the variance ratio the network's linear response predicts (attention.variance_drift), eigenvalue-weighted
         variance_ratio_predicted=float((spectrum * drift.exp()).sum() / spectrum.sum()),
         train_seconds=res.seconds,
         train_sequences_per_second=res.steps * batch / max(res.seconds, 1e-9),
@@ -264,10 +264,10 @@ def run(
         value_data_share_init=init["v"].tolist(),
         similarity_final=sim_all[-1].tolist(),
         similarity_first=sim_all[0].tolist(),
-        similarity_identity=float(analysis.similarity(torch.eye(gp.N, dtype=DTYPE), gp.Gamma)),
-        similarity_construction=float(analysis.similarity(built, gp.Gamma)),
-        similarity_best_head=analysis.similarity(head_maps.double(), gp.Gamma).amax(-1).tolist(),
-        fitted_ell=[analysis.fitted_bandwidth(final[layer], gp.nu) for layer in range(final.shape[0])],
+        similarity_identity=float(attention.similarity(torch.eye(gp.N, dtype=DTYPE), gp.Gamma)),
+        similarity_construction=float(attention.similarity(built, gp.Gamma)),
+        similarity_best_head=attention.similarity(head_maps.double(), gp.Gamma).amax(-1).tolist(),
+        fitted_ell=[attention.fitted_bandwidth(final[layer], gp.nu) for layer in range(final.shape[0])],
         Gamma=gp.Gamma.numpy(),
         Sigma=gp.Sigma.numpy(),
         Gamma_hat_generated=metrics.temporal_kernel(C_gen, gp.Sigma).numpy(),
@@ -279,14 +279,14 @@ def run(
         record_times=times[keep].numpy(),
         attention=maps[keep].numpy(),
         head_attention=head_maps.numpy(),
-        gap_profile=analysis.gap_profile(final).numpy(),
+        gap_profile=attention.gap_profile(final).numpy(),
         construction_attention=built.numpy(),
         loss_steps=np.array([e["step"] for e in res.log]),
         loss=np.array([e["loss"] for e in res.log]),
         eigen_times=eig_times.numpy(),
         eigen_delta=delta.numpy(),  # (K, N, d): shortfall of the noise prediction per eigen-direction
         spectrum=spectrum.numpy(),  # (N, d): eigenvalues lambda_i m_j of Gamma (x) Sigma
-        qk={b: torch.stack([layer[b] for layer in blocks]).cpu().numpy() for b in analysis.BLOCKS},
+        qk={b: torch.stack([layer[b] for layer in blocks]).cpu().numpy() for b in attention.BLOCKS},
     )
 
 
@@ -317,7 +317,7 @@ def learn_process(
 
 
 def regenerate_gpu_results(directory: str | Path | None = None) -> Figure1:
-    """Run the ``gpu`` profile afresh and ship its record into the package's ``results/`` folder (or
+    """Run the ``gpu`` profile afresh and ship its record into the package's ``shipped/`` folder (or
     ``directory``). Needs CUDA: on the CPU it would take hours."""
     if not torch.cuda.is_available():
         raise RuntimeError("regenerate_gpu_results needs a CUDA device; on the CPU use learn_process('cpu')")
@@ -345,7 +345,7 @@ def plot_figure1(result: Figure1):
     fig.colorbar(im, ax=ax[:2], shrink=0.8)
 
     def by_lag(M: np.ndarray) -> np.ndarray:  # the kernel as a function of the lag h >= 0
-        return analysis.gap_profile(torch.as_tensor(M, dtype=DTYPE))[N - 1 :].numpy()
+        return attention.gap_profile(torch.as_tensor(M, dtype=DTYPE))[N - 1 :].numpy()
 
     n_gen = result.config.get("sampler", {}).get("n_gen", "as many")
     ax[2].plot(by_lag(G), "k-", label="true $\\gamma(h)$")

@@ -1,4 +1,4 @@
-"""Tests for gptheory.model: shapes, the analysis path against the fast path, the q/k/v split, input checks."""
+"""Tests for gptheory.dit: shapes, the analysis path against the fast path, the q/k/v split, input checks."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from gptheory.dit import DiT, LayerNorm, sinusoidal_embedding
 from gptheory.gp import GaussianProcess
-from gptheory.model import DiT, LayerNorm, sinusoidal_embedding
 from gptheory.samplers import prior, sample
 from gptheory.schedules import DDPMSchedule, OUSchedule
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .validation import nonneg_int, positive_int, real_in
+from ..validation import nonneg_int, positive_int, real_in
 
 
 @dataclass

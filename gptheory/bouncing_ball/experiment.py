@@ -5,14 +5,14 @@ one entry point (:func:`learn_video`), shared by the chapter "A bouncing ball" a
 ``python -m gptheory video --profile smoke|cpu|gpu --out DIR`` (:func:`add_parser`, :func:`main`). (Over 400 lines
 because the command line lives here with the driver it runs, so the shared ``__main__`` only registers it.)
 
-1. a VAE (:mod:`gptheory.vae`) learns single frames and is frozen;
-2. ``n_train`` seeded videos (:mod:`gptheory.video`) are encoded frame by frame into latent sequences
-   ``(n_train, frames, latent_dim)``, standardised per coordinate, and the package's :class:`~gptheory.model.DiT`
+1. a VAE (:mod:`gptheory.bouncing_ball.vae`) learns single frames and is frozen;
+2. ``n_train`` seeded videos (:mod:`gptheory.bouncing_ball.videos`) are encoded frame by frame into latent sequences
+   ``(n_train, frames, latent_dim)``, standardised per coordinate, and the package's :class:`~gptheory.dit.DiT`
    learns them with the package's training engine (:func:`gptheory.train.train`): one frame is one token;
 3. the DiT samples ``n_eval`` latent sequences (probability-flow ODE, Heun), the VAE decodes them to videos;
    as a control, so does a Gaussian with the latents' full covariance (:func:`gaussian_fit`);
 4. the same measurements run on held-out true videos, their VAE reconstructions and the generated videos:
-   the physics of :mod:`gptheory.tracking`, and the temporal correlation of the latents (Figure 6).
+   the physics of :mod:`gptheory.bouncing_ball.tracking`, and the temporal correlation of the latents (Figure 6).
 
 Frames are stored and measured as 8-bit intensities (what a video file holds), so the shipped generated videos
 re-measure to exactly the shipped numbers. Results hold numbers and small arrays with provenance, never weights.
@@ -30,19 +30,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .denoiser import build_model
-from .latent_stats import gaussian_fit, nearest_distance, relative_error, temporal_correlation
-from .profiles import by_profile
-from .profiles import device as default_device
-from .profiles import profile as active_profile
-from .provenance import device_name, matmul_gflops
-from .results import Result, cached, ship
-from .samplers import generate
+from ..denoiser import build_model
+from ..profiles import by_profile
+from ..profiles import device as default_device
+from ..profiles import profile as active_profile
+from ..provenance import device_name, matmul_gflops
+from ..results import Result, cached, ship
+from ..samplers import generate
+from ..train import TrainConfig, train
+from ..validation import nonneg_int, positive_int
+from .stats import gaussian_fit, nearest_distance, relative_error, temporal_correlation
 from .tracking import physics, track
-from .train import TrainConfig, train
 from .vae import VAE, VAEConfig, latent_levels, train_vae
-from .validation import nonneg_int, positive_int
-from .video import bouncing_ball, check_geometry
+from .videos import bouncing_ball, check_geometry
 
 NAME = "bouncing_ball"  # the name results are saved under
 # the layout of a saved result (bumped when run() measures or stores something new, so an old file is not read)
@@ -189,7 +189,7 @@ def run(
 
     ``workdir`` holds the two training checkpoints (``vae.pt``, ``dit.pt``): an interrupted run resumes, a
     finished one is reloaded. Returns ``(numbers, arrays)``; numbers: ``physics`` for ``exact`` trajectories and
-    ``true``, ``reconstructed``, ``generated`` and ``gaussian`` frames (:func:`gptheory.tracking.physics`; the last
+    ``true``, ``reconstructed``, ``generated`` and ``gaussian`` frames (:func:`~.tracking.physics`; the last
     decoded from :func:`gaussian_fit` of the training latents), the VAE's errors,
     the Figure 6 correlation errors, timings and the matrix-product rate. Arrays: the correlation matrices, the
     generated videos (uint8) and latents, a few true and reconstructed videos, tracks, loss curves.
@@ -309,7 +309,7 @@ def _nan_stat(fn, x: np.ndarray) -> float:
 
 
 def physics_of_positions(positions: np.ndarray, size: int, radius: float, speed: float) -> dict:
-    """:func:`gptheory.tracking.motion_metrics` of exact trajectories (every error zero up to rounding)."""
+    """:func:`~.tracking.motion_metrics` of exact trajectories (every error zero up to rounding)."""
     from .tracking import motion_metrics
 
     return motion_metrics(positions, size, radius, speed)
@@ -354,7 +354,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--profile", choices=("smoke", "cpu", "gpu"), default=None, help="sizes (default: active)")
     p.add_argument("--out", required=True, help="output folder (also holds the resumable checkpoints)")
     p.add_argument("--refresh", action="store_true", help="recompute even when a saved result matches")
-    p.add_argument("--ship", action="store_true", help="also write the result into gptheory/results/")
+    p.add_argument("--ship", action="store_true", help="also write the result into gptheory/shipped/")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -373,7 +373,7 @@ def main(a: argparse.Namespace) -> dict:
     ``metrics.json`` into ``--out``; returns the metrics."""
     import matplotlib.pyplot as plt
 
-    from .video_figures import frame_strip, plot_figure6, save_gif
+    from .figures import frame_strip, plot_figure6, save_gif
 
     if a.threads is not None:
         torch.set_num_threads(positive_int("threads", a.threads))

@@ -3,7 +3,7 @@
 Each grid point of the sweeps below trains one network (the DiT, or a UNet of the same size: ``arch``), generates
 ``n_gen`` sequences and measures them next to as many true sequences (the estimators' floor):
 
-* the errors of :func:`gptheory.sample_complexity.sample_errors` (whitened temporal kernel, spatial, full
+* the errors of :func:`gptheory.experiments.sample_complexity.sample_errors` (whitened temporal kernel, spatial, full
   covariance, W2) and the paper's normalised error ``err(generated) / err(true)`` of the full covariance;
 * the errors by gap ``h = |i - j|``: of the temporal kernel (:func:`gptheory.metrics.gap_errors`) and of the
   cross-frame covariances ``C_ij`` (:func:`gptheory.metrics.block_gap_errors`), the quantities Figure 11 plots;
@@ -11,7 +11,7 @@ Each grid point of the sweeps below trains one network (the DiT, or a UNet of th
   kernel) and the :func:`~gptheory.metrics.phase_share` of that residual explained by the position modulo the
   down-sampling period ``2^levels``;
 * for a DiT, its attention: the similarity to the kernel of every layer at every time the sampler visits, at
-  initialisation, the fitted bandwidth and the diagonal mass at ``t0`` (:mod:`gptheory.analysis`);
+  initialisation, the fitted bandwidth and the diagonal mass at ``t0`` (:mod:`gptheory.attention`);
 * with ``eval_points > 0`` (the training dynamics of Figure 13), the same errors from ``min(n_gen, 500)`` sequences
   generated at ``eval_points`` log-spaced training steps (:func:`eval_steps`), measured inside the training loop and
   kept in its checkpoint.
@@ -31,17 +31,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import analysis, metrics
-from .config import ExperimentConfig
-from .experiments import FIGURE1, prepare
-from .gp import GaussianProcess
-from .model import DiT
-from .profiles import device as default_device
-from .results import Record
+from .. import attention, metrics
+from ..config import ExperimentConfig
+from ..dit import DiT
+from ..gp import GaussianProcess
+from ..profiles import device as default_device
+from ..results import Record
+from ..samplers import generate
+from ..sweep import Sweep, run_sweep
+from ..train import train
+from .dit_learns import FIGURE1, prepare
 from .sample_complexity import SampleErrors, sample_errors
-from .samplers import generate
-from .sweep import Sweep
-from .train import train
 
 NAME = "probe"
 N_EVAL = 500  # sequences generated at each training-dynamics step (at most n_gen)
@@ -63,7 +63,7 @@ def eval_steps(steps: int, points: int) -> list[int]:
 class Probe(Record):
     """One trained network measured (see the module docstring).
 
-    Numbers: ``generated`` / ``true`` (:class:`~gptheory.sample_complexity.SampleErrors` of the generated and of as
+    Numbers: ``generated`` / ``true`` (:class:`~.sample_complexity.SampleErrors` of the generated and of as
     many true sequences), ``paper_relative_error``, the parameter count, the receptive field as the largest gap
     ``|i - j|`` one evaluation of the network spans (:attr:`gptheory.unet.UNet1D.max_gap`; ``N - 1`` for the DiT and
     for diffusers' UNet, whose GroupNorm couples every frame), roughness and phase share (generated and true),
@@ -146,7 +146,7 @@ def _init_maps(model: DiT, data: torch.Tensor, t0: float, seed: int) -> torch.Te
     for t in (t0, model.T):
         tt = torch.full((x0.shape[0],), float(t))
         xt = model.schedule.add_noise(x0, tt, torch.randn(x0.shape, generator=g))
-        rows.append(analysis.attention_maps(model, xt, tt))
+        rows.append(attention.attention_maps(model, xt, tt))
     return torch.stack(rows)
 
 
@@ -179,7 +179,7 @@ def run_point(
 
     start = time.perf_counter()
     if is_dit:
-        x_gen, times, maps = analysis.generate_with_attention(
+        x_gen, times, maps = attention.generate_with_attention(
             net, s.n_gen, steps=s.sample_steps, t0=cfg.t0, method="heun", seed=seed + 10
         )
     else:
@@ -196,12 +196,12 @@ def run_point(
     dit: dict = {}
     if is_dit:
         final = maps[-1].double()  # (depth, N, N) at t0
-        keep = analysis.pick_times(times, s.record)
+        keep = attention.pick_times(times, s.record)
         dit = {
             "times": times.numpy(),
-            "similarity": analysis.similarity(maps.double(), gp.Gamma).numpy(),
-            "similarity_init": analysis.similarity(init_maps.double(), gp.Gamma).numpy(),
-            "fitted_ell": np.array([analysis.fitted_bandwidth(final[k], gp.nu) for k in range(final.shape[0])]),
+            "similarity": attention.similarity(maps.double(), gp.Gamma).numpy(),
+            "similarity_init": attention.similarity(init_maps.double(), gp.Gamma).numpy(),
+            "fitted_ell": np.array([attention.fitted_bandwidth(final[k], gp.nu) for k in range(final.shape[0])]),
             "diagonal_mass": torch.diagonal(final, dim1=-2, dim2=-1).mean(-1).numpy(),
             "record_times": times[keep].numpy(),
             "attention": maps[keep].numpy(),
@@ -273,7 +273,7 @@ def plot(points: list[Probe], axes_names: tuple[str, ...] = ("arch", "N", "depth
     ``axes_names`` varies among ``points`` (seeds drawn as dots, the mean as a line). Returns the ``Figure``."""
     import matplotlib.pyplot as plt
 
-    from .probe_analysis import group  # reading the points is the job of probe_analysis, which imports this module
+    from .probe_analysis import group
     from .sample_complexity import value as metric
 
     axis = next((a for a in axes_names if len(group(points, a)) > 1), "seed")
@@ -356,10 +356,8 @@ SWEEPS = (
 def sweeps(names: tuple[str, ...] | None = None, profile: str | None = None, progress: bool = True) -> dict:
     """The sweeps ``names`` (default all of :data:`SWEEPS`) of ``profile`` as :class:`gptheory.sweep.SweepResult` by
     name: shipped or cached points are loaded, missing ones trained (and cached)."""
-    from .sweep import run_sweep
-
-    names = tuple(s.name for s in SWEEPS) if names is None else names
-    return {n: run_sweep(n, profile, out=None, progress=progress) for n in names}
+    chosen = [s for s in SWEEPS if names is None or s.name in names]
+    return {s.name: run_sweep(s, profile, out=None, progress=progress) for s in chosen}
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Tests for gptheory.analysis against independent references (NumPy/SciPy, dense formulas, the model's own path)."""
+"""Tests for gptheory.attention against independent references (NumPy/SciPy, dense formulas, the model's own path)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from gptheory import GaussianProcess, kernel_matrix
-from gptheory.analysis import (
+from gptheory.attention import (
     BLOCKS,
     attention_maps,
     block_shares,
@@ -29,7 +29,7 @@ from gptheory.analysis import (
     value_shares,
     variance_drift,
 )
-from gptheory.model import DiT
+from gptheory.dit import DiT
 from gptheory.samplers import generate, prior, sample
 from gptheory.schedules import DDPMSchedule, OUSchedule
 from gptheory.unroll import banded

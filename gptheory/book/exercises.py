@@ -1,6 +1,6 @@
 """Checks a student runs on an answer to one of the book's exercises.
 
-    from gptheory.exercises import check
+    from gptheory.book.exercises import check
     check("ex-gp-ar1", lambda rho: ...)   # prints whether the answer is right, and why
 
 Each check compares the answer with an independent computation (a numerical inverse, a spectral sum, a
@@ -25,7 +25,7 @@ import numpy as np
 from scipy.special import gamma as gamma_fn
 from scipy.special import gammaincc
 
-from .gp import kernel_matrix
+from ..gp import kernel_matrix
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Check:
 
     def answer_cell(self) -> str:
         """The code a student notebook puts in the exercise's answer cell."""
-        return f"answer = None  # {self.asks}\n\nfrom gptheory.exercises import check\n\ncheck({self.label!r}, answer)"
+        return f"answer = None  # {self.asks}\n\nfrom gptheory.book.exercises import check\n\ncheck({self.label!r}, answer)"
 
 
 def _function(answer: Any, what: str) -> Callable:
@@ -151,9 +151,9 @@ def _check_time_share(answer: Any) -> tuple[bool, str]:
 def _check_early_stop_t0(answer: Any) -> tuple[bool, str]:
     import torch
 
-    from .gp import GaussianProcess
-    from .metrics import gaussian_kl
-    from .schedules import DDPMSchedule
+    from ..gp import GaussianProcess
+    from ..metrics import gaussian_kl
+    from ..schedules import DDPMSchedule
 
     t = float(answer)
     gp, sched = GaussianProcess(16, 4, nu=1.0, ell=4.0, seed=0), DDPMSchedule()
@@ -177,7 +177,7 @@ def _check_bandwidth_slope(answer: Any) -> tuple[bool, str]:
     import torch
     from scipy.optimize import minimize_scalar
 
-    from .analysis import kernel_attention
+    from ..attention import kernel_attention
 
     ells = np.array([1.0, 2.0, 4.0, 8.0])
     fits = []
@@ -200,7 +200,7 @@ def _probed_max_gap(kernel_size: int, N: int = 128) -> int:
     on input frame ``j``, found with gradients (random non-zero weights; rows in the middle of a long sequence)."""
     import torch
 
-    from .unet import UNet1D
+    from ..unet import UNet1D
 
     m = UNet1D(N, 1, channels=8, levels=1, kernel_size=kernel_size).double()
     g = torch.Generator().manual_seed(0)
@@ -299,9 +299,9 @@ def _reference_early_stop_t0() -> float:
     """The threshold from the chapter's eigenbasis formula (:func:`gptheory.early_stopping.early_stopping_gap`)."""
     import torch
 
-    from .early_stopping import early_stopping_gap
-    from .gp import GaussianProcess
-    from .schedules import DDPMSchedule
+    from ..early_stopping import early_stopping_gap
+    from ..gp import GaussianProcess
+    from ..schedules import DDPMSchedule
 
     gp, sched = GaussianProcess(16, 4, nu=1.0, ell=4.0, seed=0), DDPMSchedule()
     lo, hi = 1e-8, 1.0

@@ -1,7 +1,7 @@
-"""Reading the probe sweeps (:mod:`gptheory.probes`): grouping points by a setting, means over seeds, and the
+"""Reading the probe sweeps (:mod:`gptheory.experiments.probe`): grouping points by a setting, means over seeds, and the
 numbers behind the chapters' verdicts (when was something learned, how many blocks suffice, which way a trend goes).
 
-Every function takes loaded :class:`~gptheory.probes.Probe` records or plain arrays; nothing here trains.
+Every function takes loaded :class:`~gptheory.experiments.probe.Probe` records or plain arrays; nothing here trains.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-from .config import ExperimentConfig, option_owners
-from .probes import Probe
+from ..config import ExperimentConfig, option_owners
+from .probe import Probe
 from .sample_complexity import value
 
 
@@ -34,7 +34,7 @@ def group(points: list[Probe], axis: str) -> dict:
 
 
 def mean(points: list[Probe], name: str) -> float:
-    """The mean over ``points`` of the metric ``name`` (dotted, :func:`gptheory.sample_complexity.value`)."""
+    """The mean over ``points`` of the metric ``name`` (dotted, :func:`~.sample_complexity.value`)."""
     return float(np.mean([value(p, name) for p in points]))
 
 

@@ -1,7 +1,7 @@
-"""Figures of the probe sweeps (:mod:`gptheory.probes`): Figures 11, 12 and 13 of Appendix D.2 and the attention
+"""Figures of the probe sweeps (:mod:`.probe`): Figures 11, 12 and 13 of Appendix D.2 and the attention
 panels of the chapter "Is the attention pattern learned?".
 
-Every function takes loaded :class:`~gptheory.probes.Probe` records (grouped by a label where several networks are
+Every function takes loaded :class:`~.probe.Probe` records (grouped by a label where several networks are
 compared) and returns a matplotlib ``Figure``; the chapters show it. Means are over seeds, and each seed is drawn
 where the panel has room for it.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .analysis import gap_profile, kernel_attention
+from ..attention import gap_profile, kernel_attention
+from .probe import Probe
 from .probe_analysis import group, setting
-from .probes import Probe
 from .sample_complexity import value as metric
 
 
 def _lag(M: np.ndarray) -> np.ndarray:
-    """Mean of ``M: (N, N)`` along each diagonal ``h >= 0``, ``(N,)`` (:func:`gptheory.analysis.gap_profile`)."""
+    """Mean of ``M: (N, N)`` along each diagonal ``h >= 0``, ``(N,)`` (:func:`gptheory.attention.gap_profile`)."""
     return gap_profile(_tensor(M))[M.shape[0] - 1 :].numpy()
 
 

@@ -3,7 +3,7 @@
 :func:`track` finds, in every frame, the connected regions brighter than ``threshold`` (a "blob"), keeps the one
 with the most intensity, and returns its intensity-weighted centroid (over the blob grown by one pixel, so the
 anti-aliased edge counts). A frame shows *exactly one ball* when it has one blob and that blob's intensity is
-within a factor ``mass_tol`` of one rendered ball's (:func:`gptheory.video.ball_mass`).
+within a factor ``mass_tol`` of one rendered ball's (:func:`gptheory.bouncing_ball.videos.ball_mass`).
 
 :func:`motion_metrics` turns tracks ``(n, T, 2)`` into the physical checks of Section 6.2's bouncing ball:
 
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .video import ball_mass
+from .videos import ball_mass
 
 _IN_PLANE = np.zeros((3, 3, 3), dtype=bool)
 _IN_PLANE[1] = True  # 8-connected within a frame, never across frames

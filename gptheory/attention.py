@@ -1,4 +1,4 @@
-"""Measurements on a trained :class:`gptheory.model.DiT`: does attention find the temporal kernel ``Gamma``?
+"""Measurements on a trained :class:`gptheory.dit.DiT`: does attention find the temporal kernel ``Gamma``?
 
 Everything here reads a trained model (and, for attention, inputs to run it on) and returns numbers and small
 arrays; nothing is trained. The pieces follow Section 6.1 and Appendix D.1 of the paper:
@@ -31,7 +31,7 @@ arrays; nothing is trained. The pieces follow Section 6.1 and Appendix D.1 of th
   :func:`gptheory.samplers.generate` does and record every layer's attention (mean over sequences and heads) at each
   time the sampler evaluates the network.
 
-:func:`gptheory.experiments.run` is the experiment that trains a DiT and applies all of the above to it.
+:func:`gptheory.experiments.dit_learns.run` is the experiment that trains a DiT and applies all of the above to it.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .dit import DiT
 from .gp import DTYPE, GaussianProcess, kernel_matrix
-from .model import DiT
 from .samplers import generate
 from .schedules import DDPMSchedule, Schedule
 from .validation import finite_tensor, positive_int, real_in

@@ -1,5 +1,6 @@
-"""Tests for gptheory.probes: the analysis helpers on constructed inputs, one measured point of each architecture, and
-every sweep of Appendix D.2 and the attention question run end to end in the smoke profile (with tiny overrides)."""
+"""Tests for gptheory.experiments.probe: analysis helpers on constructed inputs, one measured point of each
+architecture, and every sweep of Appendix D.2 and the attention question run end to end in the smoke profile (with
+tiny overrides)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from gptheory import metrics, probes, results
-from gptheory import probe_analysis as pa
+from gptheory import metrics, results
 from gptheory.config import ExperimentConfig
-from gptheory.experiments import prepare
+from gptheory.experiments import probe as probes
+from gptheory.experiments import probe_analysis as pa
+from gptheory.experiments import sweep as get
+from gptheory.experiments.dit_learns import prepare
 from gptheory.provenance import Provenance
 from gptheory.results import config_key
-from gptheory.sweep import get, provenance_summary, run_sweep
+from gptheory.sweep import provenance_summary, run_sweep
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -229,8 +232,8 @@ def swept(tmp_path_factory, one_thread):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GPTHEORY_CACHE", str(root / "cache"))
         mp.setattr(results, "SHIPPED", root / "shipped")
-        runs = {n: run_sweep(n, "smoke", out=root / n, axes=SEED0, progress=False, **TINY) for n in SWEEP_NAMES}
-        again = {n: run_sweep(n, "smoke", out=None, axes=SEED0, progress=False, **TINY) for n in SWEEP_NAMES}
+        runs = {n: run_sweep(get(n), "smoke", out=root / n, axes=SEED0, progress=False, **TINY) for n in SWEEP_NAMES}
+        again = {n: run_sweep(get(n), "smoke", out=None, axes=SEED0, progress=False, **TINY) for n in SWEEP_NAMES}
     return runs, again
 
 

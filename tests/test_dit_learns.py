@@ -1,4 +1,4 @@
-"""Tests for gptheory.experiments: the configuration table, the driver end to end (tiny), load-or-train."""
+"""Tests for gptheory.experiments.dit_learns: the configuration table, the driver end to end (tiny), load-or-train."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gptheory import GaussianProcess, results
-from gptheory.experiments import learn_process, run, settings
+from gptheory.experiments.dit_learns import learn_process, run, settings
 
 # a few seconds: 6 frames, one tiny model, a handful of steps
 TINY = {"N": 6, "d": 2, "ell": 1.5, "n_train": 32, "hidden": 16, "depth": 2, "heads": 2, "steps": 3}

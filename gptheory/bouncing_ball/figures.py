@@ -1,6 +1,6 @@
 """Figures of the bouncing-ball experiment: Figure 6 (temporal correlation of the latents), Figure 7 (frames along
 one generated video), frame strips, GIF files and an in-page animation. Inputs are a
-:class:`gptheory.results.Result` of :func:`gptheory.latent_video.learn_video` or plain ``(T, H, W)`` videos."""
+:class:`gptheory.results.Result` of :func:`~.experiment.learn_video` or plain ``(T, H, W)`` videos."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import re
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .results import Result
+from ..results import Result
 from .tracking import track
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gptheory.tracking import clean_runs, motion_metrics, physics, track
-from gptheory.video import (
+from gptheory.bouncing_ball.tracking import clean_runs, motion_metrics, physics, track
+from gptheory.bouncing_ball.videos import (
     ball_mass,
     bouncing_ball,
     initial_state,
@@ -167,7 +167,7 @@ def test_the_animation_player_works_offline():
     """The in-page player must not fetch anything: its Font Awesome stylesheet (a CDN) is replaced by symbols."""
     import re
 
-    from gptheory.video_figures import animation_html
+    from gptheory.bouncing_ball.figures import animation_html
 
     html = animation_html({"a": np.zeros((3, 8, 8)), "b": np.ones((3, 8, 8))})
     assert not re.search(r'(href|src)="https?://', html) and "<i class=" not in html

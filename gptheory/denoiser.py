@@ -25,7 +25,7 @@ from torch import nn
 
 from .schedules import DDPMSchedule, Schedule
 from .schedules import from_config as schedule_from_config
-from .validation import positive_int, real_in
+from .validation import halvings, nonneg_int, odd_int, one_of, positive_int, real_in
 
 PREDICTIONS = ("eps", "v")
 # architecture name -> (module, class); imported on demand (the classes import this module)
@@ -57,9 +57,7 @@ class Denoiser(nn.Module):
         super().__init__()
         self.N = positive_int("N", N)
         self.d = positive_int("d", d)
-        if prediction not in PREDICTIONS:
-            raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}")
-        self.prediction = prediction
+        self.prediction = one_of("prediction", prediction, PREDICTIONS)
         if schedule is None:
             schedule = DDPMSchedule()
         elif isinstance(schedule, dict):
@@ -187,9 +185,7 @@ def count_parameters(cls: type[nn.Module], *args, **kwargs) -> int:
 
 def model_class(arch: str) -> type[Denoiser]:
     """The :class:`Denoiser` subclass named ``arch`` (one of ``ARCHS``)."""
-    if arch not in ARCHS:
-        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
-    module, name = ARCHS[arch]
+    module, name = ARCHS[one_of("arch", arch, ARCHS)]
     return getattr(importlib.import_module(module), name)
 
 
@@ -197,6 +193,30 @@ def from_config(config: dict) -> Denoiser:
     """Rebuild a network from its ``config()`` dict (a DiT when the dict has no ``"arch"`` key)."""
     kwargs = dict(config)
     return model_class(kwargs.pop("arch", "dit"))(**kwargs)
+
+
+# the UNets' shape arguments and the value each takes for the networks they do not apply to
+SHAPE_DEFAULTS = {"kernel_size": 3, "levels": 2}
+_UNUSED = {"dit": ("kernel_size", "levels"), "diffusers-unet": ("kernel_size",), "unet": ()}
+
+
+def check_arch(arch: str = "dit", kernel_size: int = 3, levels: int = 2, N: int | None = None) -> None:
+    """The rules of a network's architecture and shape arguments, in one place (:func:`build_model` and
+    :class:`gptheory.config.ModelConfig` both call this): ``arch`` one of :data:`ARCHS`; ``kernel_size`` odd and
+    ``levels >= 0``, each left at its default where it does not apply (the DiT has no convolutions, diffusers' blocks
+    have a fixed 5 taps); with ``N`` given, a UNet's ``N`` frames must halve ``levels`` times."""
+    one_of("arch", arch, ARCHS)
+    odd_int("kernel_size", kernel_size)
+    nonneg_int("levels", levels)
+    for name in _UNUSED[arch]:
+        value = {"kernel_size": kernel_size, "levels": levels}[name]
+        if value != SHAPE_DEFAULTS[name]:
+            raise ValueError(
+                f"{name}={value} does not apply to arch={arch!r} (kernel_size and levels apply to the UNets: the DiT "
+                f"has no convolutions; diffusers' blocks have a fixed 5 taps); leave it at {SHAPE_DEFAULTS[name]}"
+            )
+    if N is not None and arch != "dit":
+        halvings(N, levels)
 
 
 def build_model(seed: int = 0, arch: str = "dit", kernel_size: int = 3, levels: int = 2, **model_kwargs) -> Denoiser:
@@ -207,15 +227,12 @@ def build_model(seed: int = 0, arch: str = "dit", kernel_size: int = 3, levels: 
     ``kernel_size``) whose parameter count is closest to that of the DiT ``model_kwargs`` describe (within 10%, else
     ``ValueError``), with the same ``N``, ``d``, ``prediction`` and ``schedule``.
     """
+    check_arch(arch, kernel_size, levels)
     if arch == "dit":
-        if (kernel_size, levels) != (3, 2):
-            raise ValueError(f"kernel_size and levels apply to the UNets, not arch='dit'; got {kernel_size}, {levels}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return model_class("dit")(**model_kwargs)
     cls = model_class(arch)
-    if arch == "diffusers-unet" and kernel_size != 3:
-        raise ValueError(f"kernel_size applies to arch='unet' (diffusers' blocks have 5 taps), got {kernel_size}")
     n_params = count_parameters(model_class("dit"), **model_kwargs)
     same = {k: model_kwargs[k] for k in ("N", "d", "schedule") if k in model_kwargs}
     same["prediction"] = model_kwargs.get("prediction", "eps")  # the DiT's default
@@ -225,4 +242,14 @@ def build_model(seed: int = 0, arch: str = "dit", kernel_size: int = 3, levels: 
         return cls.matched(n_params=n_params, **same, **shape)
 
 
-__all__ = ["ARCHS", "Denoiser", "PREDICTIONS", "build_model", "count_parameters", "from_config", "model_class"]
+__all__ = [
+    "ARCHS",
+    "Denoiser",
+    "PREDICTIONS",
+    "SHAPE_DEFAULTS",
+    "build_model",
+    "check_arch",
+    "count_parameters",
+    "from_config",
+    "model_class",
+]

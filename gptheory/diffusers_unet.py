@@ -42,7 +42,7 @@ import torch
 from .denoiser import Denoiser, count_parameters
 from .schedules import Schedule
 from .unet import closest_width
-from .validation import nonneg_int, positive_int
+from .validation import halvings, nonneg_int, positive_int
 
 GROUPS = 8  # diffusers' Conv1dBlock normalises with GroupNorm(8, width)
 
@@ -82,12 +82,7 @@ class DiffusersUNet1D(Denoiser):
         self.widths = tuple(positive_int("widths[i]", w) for w in widths)
         if any(w % GROUPS for w in self.widths):
             raise ValueError(f"every width must be a multiple of {GROUPS} (diffusers' GroupNorm), got {self.widths}")
-        self.levels = len(self.widths) - 1
-        if self.N % 2**self.levels:
-            raise ValueError(
-                f"N must be divisible by 2**levels (levels = len(widths) - 1 = {self.levels} halvings), "
-                f"got N={self.N} and 2**levels={2**self.levels}"
-            )
+        self.levels = halvings(self.N, len(self.widths) - 1)  # levels = len(widths) - 1
         try:
             from diffusers import UNet1DModel
         except ImportError:  # pragma: no cover - diffusers is pinned for the tests

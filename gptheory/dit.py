@@ -54,7 +54,7 @@ from torch import nn
 
 from .denoiser import Denoiser
 from .schedules import Schedule
-from .validation import positive_int, real_in
+from .validation import one_of, positive_int, real_in
 
 TOKENS = ("concat", "add")
 ACTIVATIONS = ("gelu", "gelu_tanh")
@@ -74,6 +74,42 @@ def sinusoidal_embedding(positions: torch.Tensor, dim: int, max_period: float = 
     if dim % 2:
         emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
     return emb
+
+
+def dit_args(
+    hidden: int,
+    depth: int,
+    heads: int,
+    tokens: str = "concat",
+    pos_dim: int | None = None,
+    mlp_ratio: float = 4.0,
+    freq_dim: int = 256,
+    activation: str = "gelu",
+) -> dict:
+    """The rules of the DiT's size and layout arguments, in one place: :class:`DiT` and
+    :class:`gptheory.config.ModelConfig` both call this, so a configuration that passes is never rejected by the
+    network. Returns the arguments with ``pos_dim`` resolved (``hidden // 2`` in the concat layout, ``hidden`` in the
+    add layout); raises ``ValueError`` naming the argument, its value and the valid range.
+    """
+    hidden, depth, heads = positive_int("hidden", hidden), positive_int("depth", depth), positive_int("heads", heads)
+    if hidden % heads:
+        raise ValueError(f"hidden must be divisible by heads, got hidden={hidden} and heads={heads}")
+    if one_of("tokens", tokens, TOKENS) == "concat":
+        pos_dim = hidden // 2 if pos_dim is None else positive_int("pos_dim", pos_dim)
+        if pos_dim >= hidden:
+            raise ValueError(f"pos_dim must be in [1, {hidden - 1}] (below hidden) for tokens='concat', got {pos_dim}")
+    elif pos_dim not in (None, hidden):
+        raise ValueError(f"pos_dim must equal hidden={hidden} for tokens='add', got {pos_dim}")
+    return {
+        "hidden": hidden,
+        "depth": depth,
+        "heads": heads,
+        "tokens": tokens,
+        "pos_dim": hidden if pos_dim is None else pos_dim,
+        "mlp_ratio": real_in("mlp_ratio", mlp_ratio, 0.0, 64.0, low_open=True),
+        "freq_dim": positive_int("freq_dim", freq_dim),
+        "activation": one_of("activation", activation, ACTIVATIONS),
+    }
 
 
 class TimestepEmbedder(nn.Module):
@@ -197,29 +233,11 @@ class DiT(Denoiser):
         schedule: Schedule | dict | None = None,
     ) -> None:
         super().__init__(N, d, prediction, schedule)
-        self.hidden = positive_int("hidden", hidden)
-        self.depth = positive_int("depth", depth)
-        self.heads = positive_int("heads", heads)
-        if self.hidden % self.heads:
-            raise ValueError(f"hidden must be divisible by heads, got hidden={hidden} and heads={heads}")
-        if tokens not in TOKENS:
-            raise ValueError(f"tokens must be one of {', '.join(TOKENS)}, got {tokens!r}")
-        self.tokens = tokens
-        if tokens == "concat":
-            pos_dim = self.hidden // 2 if pos_dim is None else positive_int("pos_dim", pos_dim)
-            if pos_dim >= self.hidden:
-                raise ValueError(f"pos_dim must be in [1, {self.hidden - 1}] (below hidden), got {pos_dim}")
-            self.pos_dim = pos_dim
-            self.data_dim = self.hidden - pos_dim
-        else:
-            if pos_dim not in (None, self.hidden):
-                raise ValueError(f"pos_dim must equal hidden={self.hidden} for tokens='add', got {pos_dim}")
-            self.pos_dim = self.data_dim = self.hidden
-        self.mlp_ratio = real_in("mlp_ratio", mlp_ratio, 0.0, 64.0, low_open=True)
-        self.freq_dim = positive_int("freq_dim", freq_dim)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
-        self.activation = activation
+        args = dit_args(hidden, depth, heads, tokens, pos_dim, mlp_ratio, freq_dim, activation)
+        self.hidden, self.depth, self.heads, self.tokens = args["hidden"], args["depth"], args["heads"], args["tokens"]
+        self.pos_dim, self.mlp_ratio, self.freq_dim = args["pos_dim"], args["mlp_ratio"], args["freq_dim"]
+        self.activation = args["activation"]
+        self.data_dim = self.hidden - self.pos_dim if tokens == "concat" else self.hidden
 
         self.x_embed = nn.Linear(self.d, self.data_dim)
         self.register_buffer("pos", sinusoidal_embedding(torch.arange(self.N), self.pos_dim), persistent=False)

@@ -38,7 +38,7 @@ from torch import nn
 from .denoiser import Denoiser, count_parameters
 from .dit import TimestepEmbedder
 from .schedules import Schedule
-from .validation import nonneg_int, positive_int
+from .validation import halvings, odd_int, positive_int
 
 
 def channel_norm(h: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -102,17 +102,10 @@ class UNet1D(Denoiser):
     ) -> None:
         super().__init__(N, d, prediction, schedule)
         self.channels = positive_int("channels", channels)
-        self.levels = nonneg_int("levels", levels)
-        self.kernel_size = positive_int("kernel_size", kernel_size)
-        if self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be an odd positive integer (1, 3, 5, ...), got {kernel_size}")
+        self.levels = halvings(self.N, levels)
+        self.kernel_size = odd_int("kernel_size", kernel_size)
         self.blocks_per_level = positive_int("blocks_per_level", blocks_per_level)
         self.freq_dim = positive_int("freq_dim", freq_dim)
-        if self.N % 2**self.levels:
-            raise ValueError(
-                f"N must be divisible by 2**levels (each level halves the frames), got N={self.N} and "
-                f"levels={self.levels} (2**levels={2**self.levels}); use levels <= {_max_levels(self.N)} or another N"
-            )
         k, pad, B, C = self.kernel_size, self.kernel_size // 2, self.blocks_per_level, self.widths
         cond = self.channels
         self.t_embed = TimestepEmbedder(cond, self.freq_dim, self.T)
@@ -226,10 +219,6 @@ class UNet1D(Denoiser):
             what=f"{cls.__name__}(N={N}, d={d}, {kwargs})",
         )
         return cls(N, d, channels=width, **kwargs)
-
-
-def _max_levels(N: int) -> int:
-    return (N & -N).bit_length() - 1  # the number of factors 2 in N
 
 
 def closest_width(count: Callable[[int], int], n_params: int, tolerance: float = 0.1, what: str = "model") -> int:

@@ -1,7 +1,10 @@
 """Input checks shared by the package: every public entry point fails early with a clear message.
 
 Each checker raises ``ValueError`` naming the parameter, the value it got and the valid range,
-so that bad input never surfaces as a traceback from deep inside torch or as a silent NaN.
+so that bad input never surfaces as a traceback from deep inside torch or as a silent NaN. A rule is written once,
+here or beside the value it guards (the DiT's arguments: :func:`gptheory.dit.dit_args`), and called both where a
+configuration is built and where a network or a loop receives the value. :func:`option` is the metadata of a
+configuration field: its help text and choices (the command line derives from them) and how the cache key treats it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,17 @@ import math
 from numbers import Integral, Real
 
 import torch
+
+
+def option(help: str, choices: tuple | None = None, *, internal: bool = False, later: bool = False) -> dict:
+    """Metadata of a configuration field (``dataclasses.field(default=..., metadata=option(...))``).
+
+    ``help`` and ``choices`` become the command-line option's (:func:`gptheory.config.add_options`); ``internal``: not
+    an option and not part of the cache key (set by the code, e.g. a part's seed from the experiment's); ``later``:
+    added after results were shipped, so the cache key leaves it out at its default and older keys stay valid.
+    """
+    meta: dict = {"help": help, "internal": internal, "later": later}
+    return meta | ({"choices": tuple(choices)} if choices is not None else {})
 
 
 def positive_int(name: str, value: object) -> int:
@@ -24,6 +38,33 @@ def nonneg_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer (>= 0), got {value!r}")
     return int(value)
+
+
+def one_of(name: str, value: object, options: tuple | list | dict) -> object:
+    """Return ``value`` if it is one of ``options`` (a dict: one of its keys), else raise."""
+    if isinstance(value, list | dict) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, options))}, got {value!r}")
+    return value
+
+
+def odd_int(name: str, value: object) -> int:
+    """Return ``value`` as an ``int`` if it is an odd positive integer (a kernel with a centre tap), else raise."""
+    if positive_int(name, value) % 2 == 0:
+        raise ValueError(f"{name} must be an odd positive integer (1, 3, 5, ...), got {value!r}")
+    return int(value)
+
+
+def halvings(N: int, levels: int) -> int:
+    """Return ``levels`` if the ``N`` frames can be halved that many times (``N`` divisible by ``2**levels``), else
+    raise naming the largest valid ``levels``."""
+    N, levels = positive_int("N", N), nonneg_int("levels", levels)
+    if N % 2**levels:
+        most = (N & -N).bit_length() - 1  # the power of 2 in N
+        raise ValueError(
+            f"N must be divisible by 2**levels (each level halves the frames), got N={N} and levels={levels} "
+            f"(2**levels={2**levels}); use levels <= {most} or another N"
+        )
+    return levels
 
 
 def real_in(

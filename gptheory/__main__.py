@@ -1,15 +1,19 @@
-"""Command line: ``python -m gptheory train | reproduce figure1 | sweep NAME``.
+"""Command line: ``python -m gptheory train | dit-learns | sweep NAME | bouncing-ball``.
 
 * ``train`` trains a DiT on Gaussian-process sequences and writes a checkpoint and the training log; running it
   again with the same ``--out`` resumes an interrupted run.
-* ``reproduce figure1`` calls :func:`gptheory.experiments.dit_learns.learn_process` -- the saved result of exactly this
+* ``dit-learns`` calls :func:`gptheory.experiments.dit_learns.learn_process` -- the saved result of exactly this
   configuration when there is one, else train (resuming from the checkpoint in ``--out``), generate and
   measure -- and writes ``figure1.png``, ``metrics.json`` and ``log.json``.
 * ``sweep NAME`` runs a grid of trainings (:mod:`gptheory.sweep`) and writes ``results.csv`` and ``summary.png``;
   a second run does no work for finished points.
+* ``bouncing-ball`` calls :func:`gptheory.bouncing_ball.experiment.bouncing_ball` (Section 6.2) and writes
+  ``video.gif``, ``frames.png``, ``figure6.png`` and ``metrics.json``; ``--out`` also holds its resumable checkpoints.
 
-Every configuration option (``--N``, ``--nu``, ``--steps``, ``--hidden`` ...) comes from the fields of
-:class:`gptheory.config.ExperimentConfig`; in ``sweep`` an option may take several values (a grid axis).
+Every configuration option (``--N``, ``--nu``, ``--steps``, ``--hidden`` ...) comes from the fields of the typed
+configuration, by one function (:func:`gptheory.config.add_options`): :class:`gptheory.config.ExperimentConfig` for
+``train``, ``dit-learns`` and ``sweep`` (where an option may take several values, a grid axis),
+:class:`gptheory.config.VideoConfig` for ``bouncing-ball``.
 """
 
 from __future__ import annotations
@@ -19,10 +23,8 @@ import json
 import sys
 from pathlib import Path
 
-from .config import add_options, option_owners, options_from
+from .config import ExperimentConfig, VideoConfig, add_options, options_from
 from .profiles import PROFILES
-
-EXPERIMENTS = ("figure1",)
 
 
 def _runtime(p: argparse.ArgumentParser) -> None:
@@ -34,6 +36,10 @@ def _runtime(p: argparse.ArgumentParser) -> None:
 
 def _device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+
+
+def _refresh(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--refresh", action="store_true", help="recompute even when a saved result matches")
 
 
 def cmd_train(a: argparse.Namespace) -> dict:
@@ -64,7 +70,7 @@ def cmd_train(a: argparse.Namespace) -> dict:
     return summary
 
 
-def cmd_reproduce(a: argparse.Namespace) -> dict:
+def cmd_dit_learns(a: argparse.Namespace) -> dict:
     import matplotlib.pyplot as plt
 
     from .experiments.dit_learns import learn_process, plot_figure1
@@ -74,7 +80,7 @@ def cmd_reproduce(a: argparse.Namespace) -> dict:
     res = learn_process(
         a.profile,
         refresh=a.refresh,
-        checkpoint=out / "figure1.pt",
+        checkpoint=out / "dit_learns.pt",
         device=a.device,
         progress=not a.no_progress,
         **options_from(a),
@@ -85,7 +91,7 @@ def cmd_reproduce(a: argparse.Namespace) -> dict:
     keys = ("paper_relative_error", "variance_ratio", "train_seconds", "train_sequences_per_second")
     keys += ("generate_seconds", "steps", "final_loss")
     report = {
-        "experiment": "figure1",
+        "experiment": "dit_learns",
         **res.errors_generated.__dict__,
         **{k: getattr(res, k) for k in keys},
         "device": res.provenance.device,
@@ -132,6 +138,43 @@ def cmd_sweep(a: argparse.Namespace) -> dict:
     return report
 
 
+def cmd_bouncing_ball(a: argparse.Namespace) -> dict:
+    import matplotlib.pyplot as plt
+    import torch
+
+    from .bouncing_ball.experiment import NAME, bouncing_ball
+    from .bouncing_ball.figures import frame_strip, plot_figure6, save_gif
+    from .profiles import device as default_device
+    from .results import ship
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(a.device) if a.device else default_device()
+    overrides = options_from(a, VideoConfig)
+    res = bouncing_ball(a.profile, refresh=a.refresh, workdir=out, device=dev, progress=not a.no_progress, **overrides)
+    gen = res.arrays["generated"]
+    save_gif(gen[0], out / "video.gif")
+    videos = {"true": res.arrays["true"][0], "VAE reconstruction": res.arrays["reconstructed"][0]}
+    videos.update({f"generated #{k}": gen[k] for k in range(min(3, len(gen)))})
+    for name, fig in (
+        ("frames.png", frame_strip(videos, count=10, radius=res.config["ball"]["radius"])),
+        ("figure6.png", plot_figure6(res)),
+    ):
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+    report = {
+        "experiment": NAME,
+        **res.numbers,
+        "loaded": res.loaded,
+        "result": str(res.path),
+        "shipped": str(ship(res)) if a.ship else None,
+        "provenance": res.provenance.__dict__,
+    }
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: report[k] for k in ("physics", "vae", "correlation_error_generated")}, indent=1))
+    return report
+
+
 def _parser() -> argparse.ArgumentParser:
     from .executors import EXECUTORS
     from .experiments import describe
@@ -142,9 +185,10 @@ def _parser() -> argparse.ArgumentParser:
     _runtime(pt)
     _device(pt)
     add_options(pt)
-    pr = sub.add_parser("reproduce", help="reproduce an experiment of the paper")
-    pr.add_argument("experiment", choices=EXPERIMENTS)
-    pr.add_argument("--refresh", action="store_true", help="recompute even when a saved result matches")
+    pr = sub.add_parser(
+        "dit-learns", help="Figure 1: a DiT learns a Gaussian process (writes figure1.png, metrics.json)"
+    )
+    _refresh(pr)
     _runtime(pr)
     _device(pr)
     add_options(pr)
@@ -159,10 +203,16 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--workers", type=int, default=1, help="processes (local) or parallel array tasks (slurm)")
     ps.add_argument("--executor", choices=EXECUTORS, default="local", help="where points run")
     ps.add_argument("--ship", action="store_true", help="also write the records into gptheory/shipped/")
-    add_options(ps, many=tuple(option_owners()), aliases={"seed": ("--seeds",)})
-    from .bouncing_ball.experiment import add_parser as add_video_parser
-
-    add_video_parser(sub)
+    add_options(ps, many=tuple(ExperimentConfig.owners()), aliases={"seed": ("--seeds",)})
+    pv = sub.add_parser(
+        "bouncing-ball",
+        help="Section 6.2: a bouncing ball learned by a latent video DiT (writes video.gif, frames.png, metrics.json)",
+    )
+    _refresh(pv)
+    pv.add_argument("--ship", action="store_true", help="also write the result into gptheory/shipped/")
+    _runtime(pv)
+    _device(pv)
+    add_options(pv, VideoConfig)
     return p
 
 
@@ -170,17 +220,18 @@ def main(argv: list[str] | None = None) -> dict:
     p = _parser()
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        if a.command == "video":
-            from .bouncing_ball.experiment import main as video_main
-
-            return video_main(a)
         if a.threads is not None:
             import torch
 
             from .validation import positive_int
 
             torch.set_num_threads(positive_int("threads", a.threads))
-        commands = {"train": cmd_train, "reproduce": cmd_reproduce, "sweep": cmd_sweep}
+        commands = {
+            "train": cmd_train,
+            "dit-learns": cmd_dit_learns,
+            "sweep": cmd_sweep,
+            "bouncing-ball": cmd_bouncing_ball,
+        }
         return commands[a.command](a)
     except ValueError as err:  # bad input: one clear line, no traceback
         p.exit(2, f"error: {err}\n")

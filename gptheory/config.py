@@ -1,52 +1,52 @@
-"""Typed configurations of the experiments, and the command-line options derived from them.
+"""The one typed configuration of the package's trainings, and the command-line options derived from it.
 
-An experiment is configured by one :class:`ExperimentConfig`, made of four parts that each validate
-themselves when built:
+A configuration is a frozen dataclass made of *parts* (each a dataclass that validates itself when built) and a few
+top-level fields; :class:`Configuration` gives every such composite the same four operations:
+:meth:`~Configuration.replace` with flat overrides, :meth:`~Configuration.to_dict` (the cache key is made from it),
+:meth:`~Configuration.from_dict`, and the options of :func:`add_options`. Two composites:
 
-* :class:`ProcessConfig` -- the Gaussian process ``(N, d, nu, ell)`` and the seed of its ``Sigma``;
-* :class:`ModelConfig` -- the network: the DiT's constructor arguments, or a UNet matched to that DiT's size;
-* :class:`gptheory.train.TrainConfig` -- the optimisation;
-* :class:`SamplerConfig` -- how many sequences are generated for the metrics, and how.
+* :class:`ExperimentConfig` -- a DiT (or UNet) learning Gaussian-process sequences: :class:`ProcessConfig` (the data),
+  :class:`ModelConfig` (the network), :class:`gptheory.train.TrainConfig` (the optimisation), :class:`SamplerConfig`
+  (generation for the metrics), and at the top the training-set size ``n_train`` and the ``seed``;
+* :class:`VideoConfig` -- the bouncing ball of Section 6.2: :class:`BallConfig` (the videos), :class:`VAEConfig`
+  (the frame VAE), the same :class:`ModelConfig` and :class:`~gptheory.train.TrainConfig` for the latent DiT, and at
+  the top ``n_train``, ``n_eval``, ``seed`` and ``sample_steps``.
 
-Its top level holds the training-set size ``n_train`` and the ``seed`` of the data, the initialisation,
-the training noise and the sampler. Every field name is unique across the parts, so a flat override
-such as ``config.replace(ell=2.0, steps=500, hidden=48)`` is unambiguous, and :func:`add_options` turns
-each field into a command-line option (``--n-train``, ``--steps`` ...) with its type and help text, so
-a new setting is one new field and nothing else.
+Every field name is unique within a composite, so a flat override such as ``config.replace(ell=2.0, steps=500,
+hidden=48)`` is unambiguous. Each field carries its help text and choices (:func:`gptheory.validation.option`), and
+:func:`add_options` turns each into a command-line option (``--n-train``, ``--steps`` ...), so a new setting is one new
+field and nothing else: it reaches the command line, the sweeps (:meth:`~Configuration.replace`), the cache key
+(:meth:`~Configuration.to_dict`; a field marked ``later`` is left out at its default so older keys stay valid) and
+the code that receives the part. Each rule is written once: :class:`ModelConfig` calls the very functions the networks
+call (:func:`gptheory.dit.dit_args`, :func:`gptheory.denoiser.check_arch`), so a configuration that passes is never
+rejected later by the network.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import math
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
-from .denoiser import ARCHS, PREDICTIONS
-from .dit import ACTIVATIONS, TOKENS
-from .profiles import PRECISIONS
-from .train import T_SAMPLINGS, TrainConfig
-from .validation import nonneg_int, positive_int, real_in
-
-ARCH_NAMES = tuple(ARCHS)
-# fields added after results were shipped, per part, with their defaults: to_dict() leaves them out at these values,
-# so the cache keys (hashes of to_dict()) of older results stay valid, and from_dict() fills them back in
-_ADDED_LATER = {"model": {"arch": "dit", "kernel_size": 3, "levels": 2}, "sampler": {"eval_points": 0}}
-
-
-def _help(text: str, **extra) -> dict:
-    return {"help": text, **extra}
+from .bouncing_ball.videos import check_geometry
+from .denoiser import ARCHS, PREDICTIONS, SHAPE_DEFAULTS, check_arch
+from .dit import ACTIVATIONS, TOKENS, dit_args
+from .train import TrainConfig
+from .validation import nonneg_int, one_of, option, positive_int, real_in
 
 
 @dataclass(frozen=True)
 class ProcessConfig:
     """The data: ``vec(x) ~ N(0, Gamma (x) Sigma)`` with ``Gamma_ij = exp(-(|i-j|/ell)^nu)``."""
 
-    N: int = field(default=16, metadata=_help("sequence length (frames)"))
-    d: int = field(default=4, metadata=_help("frame dimension"))
-    nu: float = field(default=2.0, metadata=_help("kernel exponent in (0, 2]"))
-    ell: float = field(default=4.0, metadata=_help("kernel bandwidth (frames)"))
-    sigma_seed: int = field(default=0, metadata=_help("seed of the spatial covariance Sigma"))
+    N: int = field(default=16, metadata=option("sequence length (frames)"))
+    d: int = field(default=4, metadata=option("frame dimension"))
+    nu: float = field(default=2.0, metadata=option("kernel exponent in (0, 2]"))
+    ell: float = field(default=4.0, metadata=option("kernel bandwidth (frames)"))
+    sigma_seed: int = field(default=0, metadata=option("seed of the spatial covariance Sigma"))
 
     def __post_init__(self) -> None:
         positive_int("N", self.N)
@@ -62,57 +62,44 @@ class ModelConfig:
     the architecture ``arch``. For ``arch="unet"`` (:class:`gptheory.unet.UNet1D`) or ``"diffusers-unet"``
     (:class:`gptheory.diffusers_unet.DiffusersUNet1D`) the DiT fields describe the DiT whose parameter count the UNet
     matches (:func:`gptheory.denoiser.build_model`), and ``levels`` (and for ``"unet"`` ``kernel_size``) shape it.
+    Validated by the networks' own rules (:func:`gptheory.dit.dit_args`, :func:`gptheory.denoiser.check_arch`).
     """
 
-    hidden: int = field(default=64, metadata=_help("token width"))
-    depth: int = field(default=4, metadata=_help("transformer blocks"))
-    heads: int = field(default=4, metadata=_help("attention heads per block"))
-    tokens: str = field(default="concat", metadata=_help("token layout", choices=TOKENS))
-    pos_dim: int | None = field(default=None, metadata=_help("width of the position part (concat layout)"))
-    mlp_ratio: float = field(default=4.0, metadata=_help("feed-forward width / token width"))
-    activation: str = field(default="gelu", metadata=_help("feed-forward activation", choices=ACTIVATIONS))
-    prediction: str = field(default="v", metadata=_help("network output: noise or v", choices=PREDICTIONS))
-    arch: str = field(default="dit", metadata=_help("network: the DiT or a UNet of its size", choices=ARCH_NAMES))
-    kernel_size: int = field(default=3, metadata=_help("taps of the UNet's convolutions along the frames (odd)"))
-    levels: int = field(default=2, metadata=_help("halvings of the frame axis in the UNets"))
+    hidden: int = field(default=64, metadata=option("token width"))
+    depth: int = field(default=4, metadata=option("transformer blocks"))
+    heads: int = field(default=4, metadata=option("attention heads per block"))
+    tokens: str = field(default="concat", metadata=option("token layout", TOKENS))
+    pos_dim: int | None = field(default=None, metadata=option("width of the position part (concat layout)"))
+    mlp_ratio: float = field(default=4.0, metadata=option("feed-forward width / token width"))
+    activation: str = field(default="gelu", metadata=option("feed-forward activation", ACTIVATIONS))
+    prediction: str = field(default="v", metadata=option("network output: noise or v", PREDICTIONS))
+    arch: str = field(default="dit", metadata=option("network: the DiT or a UNet of its size", ARCHS, later=True))
+    kernel_size: int = field(
+        default=SHAPE_DEFAULTS["kernel_size"],
+        metadata=option("taps of the UNet's convolutions along the frames (odd)", later=True),
+    )
+    levels: int = field(
+        default=SHAPE_DEFAULTS["levels"], metadata=option("halvings of the frame axis in the UNets", later=True)
+    )
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "depth", "heads"):
-            positive_int(name, getattr(self, name))
-        if self.hidden % self.heads:
-            raise ValueError(f"hidden must be divisible by heads, got hidden={self.hidden} and heads={self.heads}")
-        if self.pos_dim is not None:
-            positive_int("pos_dim", self.pos_dim)
-        real_in("mlp_ratio", self.mlp_ratio, 0.0, 64.0, low_open=True)
-        for name, options in (
-            ("tokens", TOKENS),
-            ("activation", ACTIVATIONS),
-            ("prediction", PREDICTIONS),
-            ("arch", ARCH_NAMES),
-        ):
-            if getattr(self, name) not in options:
-                raise ValueError(f"{name} must be one of {', '.join(options)}, got {getattr(self, name)!r}")
-        if positive_int("kernel_size", self.kernel_size) % 2 == 0:
-            raise ValueError(f"kernel_size must be an odd positive integer (1, 3, 5, ...), got {self.kernel_size}")
-        nonneg_int("levels", self.levels)
-        unused = {"dit": ("kernel_size", "levels"), "diffusers-unet": ("kernel_size",), "unet": ()}[self.arch]
-        for name in unused:
-            if getattr(self, name) != _ADDED_LATER["model"][name]:
-                raise ValueError(
-                    f"{name}={getattr(self, name)} does not apply to arch={self.arch!r} (the DiT has no convolutions; "
-                    f"diffusers' blocks have a fixed 5 taps); leave it at {_ADDED_LATER['model'][name]}"
-                )
+        dit_args(
+            self.hidden, self.depth, self.heads, self.tokens, self.pos_dim, self.mlp_ratio, activation=self.activation
+        )
+        one_of("prediction", self.prediction, PREDICTIONS)
+        check_arch(self.arch, self.kernel_size, self.levels)
 
 
 @dataclass(frozen=True)
 class SamplerConfig:
     """Generation for the metrics: ``n_gen`` sequences, ``sample_steps`` Heun steps of the probability-flow ODE."""
 
-    n_gen: int = field(default=2000, metadata=_help("sequences to generate for the metrics"))
-    sample_steps: int = field(default=30, metadata=_help("Heun steps of the sampler"))
-    record: int = field(default=6, metadata=_help("denoising times whose attention maps are kept"))
+    n_gen: int = field(default=2000, metadata=option("sequences to generate for the metrics"))
+    sample_steps: int = field(default=30, metadata=option("Heun steps of the sampler"))
+    record: int = field(default=6, metadata=option("denoising times whose attention maps are kept"))
     eval_points: int = field(
-        default=0, metadata=_help("log-spaced training steps at which samples are generated and measured (0: none)")
+        default=0,
+        metadata=option("log-spaced training steps at which samples are generated and measured (0: none)", later=True),
     )
 
     def __post_init__(self) -> None:
@@ -123,50 +110,39 @@ class SamplerConfig:
         positive_int("record", self.record)
 
 
-# TrainConfig fields that are not part of an experiment's identity or are set from its top level
-_TRAIN_INTERNAL = ("seed", "log_every", "checkpoint_every")
-TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig) if f.name not in _TRAIN_INTERNAL)
-_TRAIN_HELP = {
-    "steps": "optimiser steps",
-    "batch_size": "sequences per step",
-    "lr": "peak learning rate",
-    "warmup": "learning-rate warm-up steps",
-    "t0": "early-stopping time",
-    "t_sampling": "how training times are drawn",
-    "precision": "arithmetic: auto (bf16 on CUDA), fp32 or bf16",
-    "compile": "torch.compile the model (CUDA)",
-}
-_CHOICES = {"t_sampling": T_SAMPLINGS, "precision": PRECISIONS}
+class Configuration:
+    """What every composite configuration (a frozen dataclass of parts and top-level fields) can do.
 
+    A *part* is a field whose type is a dataclass; an *option* is a top-level field or a part's field not marked
+    ``internal`` (:func:`gptheory.validation.option`). Subclasses have a ``train`` part and a top-level ``seed``.
+    """
 
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """Everything that decides an experiment's result (see the module docstring)."""
+    train: TrainConfig
+    seed: int
 
-    process: ProcessConfig = field(default_factory=ProcessConfig)
-    n_train: int = field(default=10000, metadata=_help("training-set size (sequences)"))
-    seed: int = field(default=0, metadata=_help("seeds the data, the model, the training noise and the sampler"))
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    @classmethod
+    def parts(cls) -> dict[str, type]:
+        """Part name -> its dataclass, in field order."""
+        return {name: tp for name, tp in _hints(cls).items() if dataclasses.is_dataclass(tp)}
 
-    def __post_init__(self) -> None:
-        positive_int("n_train", self.n_train)
-        nonneg_int("seed", self.seed)
+    @classmethod
+    def options(cls) -> tuple[tuple[str, str, type, dict], ...]:
+        """``(name, part, type, metadata)`` of every option in a stable order (``part`` is ``""`` at the top)."""
+        return _options(cls)
 
-    def train_config(self, checkpointed: bool = False) -> TrainConfig:
-        """The :class:`TrainConfig` to train with, seeded by ``seed``; ``checkpointed``: a checkpoint every tenth of
-        the run, so an interrupted run loses at most a tenth."""
-        every = max(self.train.steps // 10, 1) if checkpointed else 0
-        return dataclasses.replace(self.train, seed=self.seed, checkpoint_every=every)
+    @classmethod
+    def owners(cls) -> dict[str, str]:
+        """Every option name -> the part that holds it (``""`` for the top level)."""
+        return {name: part for name, part, _, _ in cls.options()}
 
-    def replace(self, **overrides) -> ExperimentConfig:
+    def replace(self, **overrides):
         """A copy with flat overrides by field name (``ell=2.0``, ``steps=500``); ``None`` keeps a value."""
-        overrides = {k: v for k, v in overrides.items() if v is not None}
-        parts: dict[str, dict] = {"process": {}, "model": {}, "train": {}, "sampler": {}}
+        owners = self.owners()
+        parts: dict[str, dict] = {p: {} for p in self.parts()}
         top = {}
-        owners = option_owners()
         for k, v in overrides.items():
+            if v is None:
+                continue
             if k not in owners:
                 raise ValueError(f"unknown setting {k!r}; valid: {', '.join(sorted(owners))}")
             (parts[owners[k]] if owners[k] else top)[k] = v
@@ -174,57 +150,158 @@ class ExperimentConfig:
         return dataclasses.replace(self, **top, **new)
 
     def to_dict(self) -> dict:
-        """A JSON-able dict of every setting that changes the result (the cache key is made from it)."""
-        out = asdict(self)
-        for k in _TRAIN_INTERNAL:
-            out["train"].pop(k)
-        for part, defaults in _ADDED_LATER.items():
-            for k, default in defaults.items():
-                if out[part][k] == default:
-                    out[part].pop(k)
+        """A JSON-able dict of every setting that changes the result (the cache key is made from it): the parts as
+        dicts of their options, without ``internal`` fields, and without ``later`` fields at their defaults."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in self.parts():
+                value = {g.name: getattr(value, g.name) for g in fields(value) if _keyed(g, getattr(value, g.name))}
+            out[f.name] = value
         return out
 
     @classmethod
-    def from_dict(cls, body: dict) -> ExperimentConfig:
-        """Inverse of :meth:`to_dict` (fields added later may be missing: they take their defaults)."""
-        return cls(
-            process=ProcessConfig(**body["process"]),
-            n_train=body["n_train"],
-            seed=body["seed"],
-            model=ModelConfig(**body["model"]),
-            train=TrainConfig(**body["train"]),
-            sampler=SamplerConfig(**body["sampler"]),
+    def from_dict(cls, body: dict):
+        """Inverse of :meth:`to_dict` (fields missing from ``body`` take their defaults)."""
+        parts = cls.parts()
+        return cls(**{k: parts[k](**v) if k in parts else v for k, v in body.items()})
+
+    def train_config(self, checkpointed: bool = False) -> TrainConfig:
+        """The :class:`TrainConfig` to train with, seeded by ``seed``; ``checkpointed``: a checkpoint every tenth of
+        the run, so an interrupted run loses at most a tenth."""
+        every = max(self.train.steps // 10, 1) if checkpointed else 0
+        return dataclasses.replace(self.train, seed=self.seed, checkpoint_every=every)
+
+
+def _keyed(f: dataclasses.Field, value: object) -> bool:
+    return not f.metadata.get("internal") and not (f.metadata.get("later") and value == f.default)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, type]:
+    return {f.name: typing.get_type_hints(cls)[f.name] for f in fields(cls)}
+
+
+@functools.cache
+def _options(cls: type) -> tuple[tuple[str, str, type, dict], ...]:
+    out = []
+    for name, tp in _hints(cls).items():
+        if dataclasses.is_dataclass(tp):
+            out += [(g.name, name, _hints(tp)[g.name], g.metadata) for g in fields(tp)]
+        else:
+            out += [(f.name, "", tp, f.metadata) for f in fields(cls) if f.name == name]
+    return tuple(o for o in out if not o[3].get("internal"))
+
+
+@dataclass(frozen=True)
+class ExperimentConfig(Configuration):
+    """Everything that decides a Gaussian-process experiment's result (see the module docstring)."""
+
+    process: ProcessConfig = field(default_factory=ProcessConfig)
+    n_train: int = field(default=10000, metadata=option("training-set size (sequences)"))
+    seed: int = field(default=0, metadata=option("seeds the data, the model, the training noise and the sampler"))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+
+    def __post_init__(self) -> None:
+        positive_int("n_train", self.n_train)
+        nonneg_int("seed", self.seed)
+        check_arch(self.model.arch, self.model.kernel_size, self.model.levels, N=self.process.N)
+
+
+# ------------------------------------------------------------------------------------ the bouncing ball (Section 6.2)
+@dataclass(frozen=True)
+class BallConfig:
+    """The videos: a ball of ``radius`` bouncing at ``speed`` in a ``size x size`` frame, ``frames`` per video."""
+
+    size: int = field(default=32, metadata=option("frame side (pixels)"))
+    radius: float = field(default=3.0, metadata=option("ball radius (pixels)"))
+    speed: float = field(default=2.0, metadata=option("ball speed (pixels per frame)"))
+    frames: int = field(default=32, metadata=option("frames per video (one DiT token each)"))
+
+    def __post_init__(self) -> None:
+        check_geometry(self.size, self.radius, self.speed, self.frames, T_name="frames")
+
+
+def latent_levels(size: int, latent_size: int) -> int:
+    """The number of stride-2 stages from ``size`` down to ``latent_size``; a clear error when there is none."""
+    size, latent_size = positive_int("size", size), positive_int("latent_size", latent_size)
+    levels = round(math.log2(size / latent_size)) if latent_size < size else 0
+    valid = [size >> k for k in range(1, 8) if size % (1 << k) == 0]
+    if levels < 1 or latent_size << levels != size:
+        raise ValueError(
+            f"latent_size must be the frame size {size} halved one or more times ({', '.join(map(str, valid))}), "
+            f"got latent_size={latent_size}"
         )
+    return levels
 
 
-def option_owners() -> dict[str, str]:
-    """Every overridable field name -> the part that holds it (``""`` for the top level)."""
-    owners = {f.name: "" for f in fields(ExperimentConfig) if f.name not in ("process", "model", "train", "sampler")}
-    for part, cls in (("process", ProcessConfig), ("model", ModelConfig), ("sampler", SamplerConfig)):
-        owners |= {f.name: part for f in fields(cls)}
-    owners |= {name: "train" for name in TRAIN_OPTIONS}
-    return owners
+@dataclass(frozen=True)
+class VAEConfig:
+    """The frame VAE (:mod:`gptheory.bouncing_ball.vae`): its latent map ``(latent_channels, latent_size,
+    latent_size)`` and first width ``vae_width``; its training, ``vae_steps`` AdamW updates on ``vae_batch`` fresh
+    frames at peak rate ``vae_lr`` with KL weight ``vae_beta``."""
+
+    latent_size: int = field(default=4, metadata=option("side of the latent map (the frame side halved)"))
+    latent_channels: int = field(default=1, metadata=option("channels of the latent map"))
+    vae_width: int = field(default=8, metadata=option("channels of the VAE's first convolution"))
+    vae_steps: int = field(default=2000, metadata=option("VAE optimiser steps"))
+    vae_batch: int = field(default=64, metadata=option("frames per VAE step"))
+    vae_lr: float = field(default=2e-3, metadata=option("VAE peak learning rate"))
+    vae_beta: float = field(default=1.0, metadata=option("weight of the VAE's KL term"))
+    seed: int = field(default=0, metadata=option("seed of the frames and the latent noise", internal=True))
+    checkpoint_every: int = field(default=0, metadata=option("steps between checkpoints", internal=True))
+
+    def __post_init__(self) -> None:
+        for name in ("latent_size", "latent_channels", "vae_width", "vae_steps", "vae_batch"):
+            positive_int(name, getattr(self, name))
+        real_in("vae_lr", self.vae_lr, 0.0, 1.0, low_open=True)
+        real_in("vae_beta", self.vae_beta, 0.0, 1e3)
+        nonneg_int("seed", self.seed)
+        nonneg_int("checkpoint_every", self.checkpoint_every)
 
 
-def _field_specs() -> list[tuple[str, type, dict]]:
-    """(name, scalar type, metadata) of every overridable field, in a stable order."""
-    specs = []
-    for part in (ProcessConfig, None, ModelConfig, TrainConfig, SamplerConfig):
-        if part is None:
-            hints = typing.get_type_hints(ExperimentConfig)
-            specs += [(f.name, hints[f.name], dict(f.metadata)) for f in fields(ExperimentConfig) if f.metadata]
-            continue
-        hints = typing.get_type_hints(part)
-        for f in fields(part):
-            if part is TrainConfig and f.name not in TRAIN_OPTIONS:
-                continue
-            meta = dict(f.metadata)
-            if part is TrainConfig:
-                meta = {"help": _TRAIN_HELP.get(f.name, f.name.replace("_", " "))}
-                if f.name in _CHOICES:
-                    meta["choices"] = _CHOICES[f.name]
-            specs.append((f.name, hints[f.name], meta))
-    return specs
+def _video_train() -> TrainConfig:
+    return TrainConfig(steps=7000, batch_size=64, lr=2e-3, warmup=200, t0=0.01, t_sampling="log_snr", precision="fp32")
+
+
+@dataclass(frozen=True)
+class VideoConfig(Configuration):
+    """Every setting of the latent-video experiment (:mod:`gptheory.bouncing_ball.experiment`): the videos, the VAE,
+    the latent DiT and its optimisation, and at the top the video counts, the seed and the sampler's Heun steps."""
+
+    ball: BallConfig = field(default_factory=BallConfig)
+    n_train: int = field(default=6000, metadata=option("training videos"))
+    n_eval: int = field(default=128, metadata=option("videos of each kind generated and measured"))
+    seed: int = field(default=0, metadata=option("seeds the videos, the VAE, the DiT and the sampler"))
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=_video_train)
+    sample_steps: int = field(default=30, metadata=option("Heun steps of the sampler"))
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_eval", "sample_steps"):
+            positive_int(name, getattr(self, name))
+        nonneg_int("seed", self.seed)
+        latent_levels(self.ball.size, self.vae.latent_size)
+        check_arch(self.model.arch, self.model.kernel_size, self.model.levels, N=self.ball.frames)
+
+    @property
+    def latent_dim(self) -> int:
+        """Numbers per frame in the latent (one DiT token)."""
+        return self.vae.latent_channels * self.vae.latent_size**2
+
+    def vae_config(self, checkpointed: bool = False) -> VAEConfig:
+        """The :class:`VAEConfig` to train with, seeded by ``seed``; ``checkpointed`` as in :meth:`train_config`."""
+        every = max(self.vae.vae_steps // 10, 1) if checkpointed else 0
+        return dataclasses.replace(self.vae, seed=self.seed, checkpoint_every=every)
+
+
+# ------------------------------------------------------------------------------------------------- command line
+def option_owners(config: type[Configuration] = ExperimentConfig) -> dict[str, str]:
+    """Every overridable field name of ``config`` -> the part that holds it (``""`` for the top level)."""
+    return config.owners()
 
 
 def _scalar(tp) -> type:
@@ -233,15 +310,19 @@ def _scalar(tp) -> type:
 
 
 def add_options(
-    parser: argparse.ArgumentParser, many: tuple[str, ...] = (), aliases: dict[str, tuple[str, ...]] | None = None
+    parser: argparse.ArgumentParser,
+    config: type[Configuration] = ExperimentConfig,
+    many: tuple[str, ...] = (),
+    aliases: dict[str, tuple[str, ...]] | None = None,
 ) -> None:
-    """Add one ``--option`` per configuration field to ``parser`` (default ``None``: keep the profile's value).
+    """Add one ``--option`` per option of ``config`` to ``parser`` (default ``None``: keep the profile's value), with
+    the field's help and choices.
 
     Fields named in ``many`` take one or more values (``--nu 0.5 1 2``), for sweep grids; ``aliases`` gives
     extra flags for a field (``{"seed": ("--seeds",)}``).
     """
     aliases = aliases or {}
-    for name, tp, meta in _field_specs():
+    for name, _, tp, meta in config.options():
         kind = _scalar(tp)
         flag = ["--" + name.replace("_", "-"), *aliases.get(name, ())]
         kw: dict = {"default": None, "help": meta.get("help")}
@@ -253,18 +334,25 @@ def add_options(
         parser.add_argument(*flag, dest=name, type=kind, nargs="+" if name in many else None, **kw)
 
 
-def options_from(args: argparse.Namespace) -> dict:
+def options_from(args: argparse.Namespace, config: type[Configuration] = ExperimentConfig) -> dict:
     """The configuration overrides given on the command line (fields left at ``None`` are omitted)."""
-    return {name: getattr(args, name) for name, _, _ in _field_specs() if getattr(args, name, None) is not None}
+    return {name: getattr(args, name) for name in config.owners() if getattr(args, name, None) is not None}
 
+
+TRAIN_OPTIONS = tuple(name for name, part in ExperimentConfig.owners().items() if part == "train")
 
 __all__ = [
+    "BallConfig",
+    "Configuration",
     "ExperimentConfig",
     "ModelConfig",
     "ProcessConfig",
     "SamplerConfig",
     "TRAIN_OPTIONS",
+    "VAEConfig",
+    "VideoConfig",
     "add_options",
+    "latent_levels",
     "option_owners",
     "options_from",
 ]

@@ -45,7 +45,7 @@ from .denoiser import Denoiser
 from .gp import GaussianProcess
 from .profiles import PRECISIONS, autocast_dtype
 from .schedules import Schedule
-from .validation import finite_tensor, nonneg_int, positive_int, real_in
+from .validation import finite_tensor, nonneg_int, one_of, option, positive_int, real_in
 
 T_SAMPLINGS = ("uniform", "log_snr")
 
@@ -79,22 +79,22 @@ class TrainConfig:
         max_loss: a logged loss above this (or non-finite) stops training with :class:`TrainingDiverged`.
     """
 
-    steps: int = 2000
-    batch_size: int = 128
-    lr: float = 1e-3
-    warmup: int = 100
-    min_lr_ratio: float = 0.05
-    weight_decay: float = 0.0
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
-    t0: float = 1e-3
-    t_sampling: str = "uniform"
-    seed: int = 0
-    precision: str = "auto"
-    compile: bool = False
-    log_every: int = 10
-    checkpoint_every: int = 0
-    max_loss: float = 100.0
+    steps: int = field(default=2000, metadata=option("optimiser steps"))
+    batch_size: int = field(default=128, metadata=option("sequences per step"))
+    lr: float = field(default=1e-3, metadata=option("peak learning rate"))
+    warmup: int = field(default=100, metadata=option("learning-rate warm-up steps"))
+    min_lr_ratio: float = field(default=0.05, metadata=option("final / peak learning rate of the cosine decay"))
+    weight_decay: float = field(default=0.0, metadata=option("AdamW's decoupled weight decay"))
+    ema_decay: float = field(default=0.999, metadata=option("decay of the weights' moving average"))
+    grad_clip: float = field(default=1.0, metadata=option("maximal gradient norm (0: no clipping)"))
+    t0: float = field(default=1e-3, metadata=option("early-stopping time"))
+    t_sampling: str = field(default="uniform", metadata=option("how training times are drawn", T_SAMPLINGS))
+    seed: int = field(default=0, metadata=option("seed of the initialisation, data order and noise", internal=True))
+    precision: str = field(default="auto", metadata=option("arithmetic: auto (bf16 on CUDA), fp32 or bf16", PRECISIONS))
+    compile: bool = field(default=False, metadata=option("torch.compile the model (CUDA)"))
+    log_every: int = field(default=10, metadata=option("steps between log entries", internal=True))
+    checkpoint_every: int = field(default=0, metadata=option("steps between checkpoints", internal=True))
+    max_loss: float = field(default=100.0, metadata=option("a logged loss above this stops training"))
 
     def __post_init__(self) -> None:
         positive_int("steps", self.steps)
@@ -107,10 +107,8 @@ class TrainConfig:
         real_in("grad_clip", self.grad_clip, 0.0, math.inf, high_open=True)
         real_in("t0", self.t0, 0.0, 1.0, low_open=True, high_open=True)
         nonneg_int("seed", self.seed)
-        if self.t_sampling not in T_SAMPLINGS:
-            raise ValueError(f"t_sampling must be one of {', '.join(T_SAMPLINGS)}, got {self.t_sampling!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        one_of("t_sampling", self.t_sampling, T_SAMPLINGS)
+        one_of("precision", self.precision, PRECISIONS)
         positive_int("log_every", self.log_every)
         nonneg_int("checkpoint_every", self.checkpoint_every)
         real_in("max_loss", self.max_loss, 0.0, math.inf, low_open=True)
@@ -177,9 +175,7 @@ class TimeSampler:
     """
 
     def __init__(self, schedule: Schedule, t0: float, method: str = "uniform", device=None) -> None:
-        if method not in T_SAMPLINGS:
-            raise ValueError(f"t_sampling must be one of {', '.join(T_SAMPLINGS)}, got {method!r}")
-        self.method, self.t0, self.T = method, float(t0), float(schedule.T)
+        self.method, self.t0, self.T = one_of("t_sampling", method, T_SAMPLINGS), float(t0), float(schedule.T)
         if method == "log_snr":
             t = torch.linspace(self.t0, self.T, 4097, dtype=torch.float64)
             lam = 2 * (schedule.log_alpha(t) - torch.log(schedule.sigma(t)))

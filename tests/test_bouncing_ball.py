@@ -13,14 +13,14 @@ from gptheory.__main__ import main as cli
 from gptheory.bouncing_ball.experiment import (
     FORMAT,
     NAME,
-    VideoConfig,
+    bouncing_ball_config,
+    config_of,
     from_uint8,
-    run,
-    settings,
+    run_bouncing_ball,
 )
-from gptheory.bouncing_ball.stats import gaussian_fit, nearest_distance, relative_error, temporal_correlation
+from gptheory.bouncing_ball.latents import gaussian_fit, nearest_distance, relative_error, temporal_correlation
 from gptheory.bouncing_ball.tracking import physics
-from gptheory.bouncing_ball.videos import bouncing_ball
+from gptheory.bouncing_ball.videos import make_videos
 from gptheory.results import shipped
 
 
@@ -28,13 +28,17 @@ from gptheory.results import shipped
 def smoke(tmp_path_factory):
     torch.set_num_threads(1)
     work = tmp_path_factory.mktemp("video-smoke")
-    return settings("smoke"), work, run(settings("smoke"), workdir=work, progress=False)
+    return (
+        bouncing_ball_config("smoke"),
+        work,
+        run_bouncing_ball(bouncing_ball_config("smoke"), workdir=work, progress=False),
+    )
 
 
 def test_smoke_pipeline(smoke):
     cfg, work, (num, arr) = smoke
     assert (work / "vae.pt").is_file() and (work / "dit.pt").is_file()
-    n, T, s = cfg.n_eval, cfg.frames, cfg.size
+    n, T, s = cfg.n_eval, cfg.ball.frames, cfg.ball.size
     assert arr["generated"].shape == (n, T, s, s) and arr["generated"].dtype == np.uint8
     assert arr["z_generated"].shape == (n, T, cfg.latent_dim)
     for key in ("corr_data", "corr_true", "corr_generated"):
@@ -48,14 +52,14 @@ def test_smoke_pipeline(smoke):
         assert 0.0 <= phys[kind]["one_ball_fraction"] <= 1.0
     assert 0 < num["vae"]["mse"] < 0.25 and num["matmul_gflops"] > 0
     # the stored generated videos re-measure to the stored numbers
-    assert physics(from_uint8(arr["generated"]), cfg.size, cfg.radius, cfg.speed) == pytest.approx(
+    assert physics(from_uint8(arr["generated"]), cfg.ball.size, cfg.ball.radius, cfg.ball.speed) == pytest.approx(
         phys["generated"], nan_ok=True
     )
 
 
 def test_a_finished_run_reloads_from_its_checkpoints(smoke):
     cfg, work, (num, arr) = smoke
-    again_num, again_arr = run(cfg, workdir=work, progress=False)
+    again_num, again_arr = run_bouncing_ball(cfg, workdir=work, progress=False)
     assert np.array_equal(again_arr["generated"], arr["generated"])
     for kind, values in num["physics"].items():
         assert again_num["physics"][kind] == pytest.approx(values, nan_ok=True)
@@ -64,17 +68,19 @@ def test_a_finished_run_reloads_from_its_checkpoints(smoke):
 def test_command_line_writes_the_three_files(tmp_path, monkeypatch):
     monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "out"
-    report = cli(["video", "--profile", "smoke", "--out", str(out), "--no-progress", "--threads", "1", "--steps", "40"])
+    report = cli(
+        ["bouncing-ball", "--profile", "smoke", "--out", str(out), "--no-progress", "--threads", "1", "--steps", "40"]
+    )
     for name in ("video.gif", "frames.png", "metrics.json"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["provenance"]["config"]["steps"] == 40 and saved["experiment"] == NAME
+    assert saved["provenance"]["config"]["train"]["steps"] == 40 and saved["experiment"] == NAME
     assert saved["provenance"]["config"]["format"] == FORMAT
     assert set(saved["physics"]) == set(report["physics"])
     from PIL import Image
 
     with Image.open(out / "video.gif") as gif:
-        assert gif.n_frames == settings("smoke").frames
+        assert gif.n_frames == bouncing_ball_config("smoke").ball.frames
 
 
 @pytest.mark.parametrize(
@@ -84,27 +90,32 @@ def test_command_line_writes_the_three_files(tmp_path, monkeypatch):
 )  # fmt: skip
 def test_bad_settings_name_the_parameter(override, name):
     with pytest.raises(ValueError, match=name):
-        settings("smoke", **override)
+        bouncing_ball_config("smoke", **override)
 
 
 def test_bad_settings_on_the_command_line_exit_cleanly(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
-        cli(["video", "--profile", "smoke", "--out", str(tmp_path), "--radius", "9"])
+        cli(["bouncing-ball", "--profile", "smoke", "--out", str(tmp_path), "--radius", "9"])
     assert err.value.code == 2 and "radius" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown setting"):
-        settings("smoke", colour=1)
+        bouncing_ball_config("smoke", colour=1)
 
 
 def test_gpu_profile_runs_on_the_cpu_at_a_tiny_size(tmp_path):
     """The gpu profile's model, VAE depth and optimiser settings, shrunk in data and steps (no compile on the CPU)."""
-    gpu = settings("gpu")
-    tiny = settings("gpu", n_train=4, n_eval=2, frames=6, vae_steps=2, vae_batch=4, steps=2, batch_size=2,
+    gpu = bouncing_ball_config("gpu")
+    tiny = bouncing_ball_config("gpu", n_train=4, n_eval=2, frames=6, vae_steps=2, vae_batch=4, steps=2, batch_size=2,
                     sample_steps=2, compile=False)  # fmt: skip
-    assert (tiny.hidden, tiny.depth, tiny.latent_size, tiny.size) == (gpu.hidden, gpu.depth, gpu.latent_size, gpu.size)
+    assert (tiny.model.hidden, tiny.model.depth, tiny.vae.latent_size, tiny.ball.size) == (
+        gpu.model.hidden,
+        gpu.model.depth,
+        gpu.vae.latent_size,
+        gpu.ball.size,
+    )
     torch.set_num_threads(1)
-    num, arr = run(tiny, progress=False)
-    assert arr["generated"].shape == (2, 6, gpu.size, gpu.size)
-    assert num["latent_dim"] == gpu.latent_channels * gpu.latent_size**2
+    num, arr = run_bouncing_ball(tiny, progress=False)
+    assert arr["generated"].shape == (2, 6, gpu.ball.size, gpu.ball.size)
+    assert num["latent_dim"] == gpu.vae.latent_channels * gpu.vae.latent_size**2
 
 
 def test_temporal_correlation_of_a_known_process():
@@ -125,10 +136,11 @@ def test_shipped_result_re_measures(res):
     """A shipped result (no weights) is checked from its pieces: the true videos are regenerated from the seed and
     re-measured, the stored generated videos are re-tracked, and Figure 6's error is recomputed from the stored
     generated latents."""
-    cfg = VideoConfig(**{k: v for k, v in res.config.items() if k != "format"})
-    true = bouncing_ball(cfg.n_eval, cfg.frames, cfg.size, cfg.radius, cfg.speed, seed=cfg.seed + 1)
+    cfg = config_of(res.config)
+    ball = cfg.ball
+    true = make_videos(cfg.n_eval, ball.frames, ball.size, ball.radius, ball.speed, seed=cfg.seed + 1)
     assert np.allclose(true.positions[: len(res.arrays["true_positions"])], res.arrays["true_positions"])
-    geometry = (cfg.size, cfg.radius, cfg.speed)
+    geometry = (ball.size, ball.radius, ball.speed)
     phys = res.numbers["physics"]
     true8 = (true.frames.clamp(0, 1) * 255).round().to(torch.uint8)
     assert physics(true8.float() / 255, *geometry) == pytest.approx(phys["true"], rel=1e-6, nan_ok=True)
@@ -149,3 +161,12 @@ def test_gaussian_fit_has_the_data_moments_and_nearest_distance_finds_members():
     assert (C_z - C_d).abs().max() < 0.4 and (z.mean(0) - draws.mean(0)).abs().max() < 0.15
     d = nearest_distance(z[:10], z)
     assert np.allclose(d, 0.0) and (nearest_distance(z[:10] + 100.0, z) > 90).all()
+
+
+def test_the_cpu_configuration_finds_its_shipped_result():
+    """The shipped cpu result is found by the key of today's configuration (re-keyed when VideoConfig became parts)."""
+    from gptheory.bouncing_ball.experiment import result_config
+    from gptheory.results import load
+
+    res = load(NAME, result_config(bouncing_ball_config("cpu")))
+    assert res is not None and res.loaded and config_of(res.config) == bouncing_ball_config("cpu")

@@ -19,9 +19,9 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "SHIPPED", tmp_path / "shipped")
 
 
-def test_reproduce_figure1_writes_metrics_and_figure(tmp_path, capsys):
+def test_dit_learns_writes_metrics_and_figure(tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["reproduce", "figure1", *TINY, "--warmup", "2", "--t-sampling", "uniform", "--seed", "1"]
+    args = ["dit-learns", *TINY, "--warmup", "2", "--t-sampling", "uniform", "--seed", "1"]
     report = main([*args, "--out", str(out)])
     saved = json.loads((out / "metrics.json").read_text())
     for key in ("temporal", "spatial", "paper_relative_error", "train_seconds", "train_sequences_per_second", "device"):
@@ -31,7 +31,7 @@ def test_reproduce_figure1_writes_metrics_and_figure(tmp_path, capsys):
     assert config["train"]["t_sampling"] == "uniform" and config["train"]["warmup"] == 2
     assert (out / "figure1.png").stat().st_size > 0
     assert len(json.loads((out / "log.json").read_text())) == 2
-    assert (out / "figure1.pt").exists()  # the training checkpoint, for an interrupted run to resume from
+    assert (out / "dit_learns.pt").exists()  # the training checkpoint, for an interrupted run to resume from
     # a second run loads the saved result of this configuration: nothing is trained, the metrics are the same
     again = main([*args, "--out", str(out)])
     assert again["loaded"] and again["train_seconds"] == report["train_seconds"]
@@ -40,7 +40,7 @@ def test_reproduce_figure1_writes_metrics_and_figure(tmp_path, capsys):
     fresh = main([*args, "--refresh", "--out", str(out)])
     assert not fresh["loaded"] and fresh["train_seconds"] == report["train_seconds"]
     assert fresh["temporal"] == report["temporal"]
-    assert '"experiment": "figure1"' in capsys.readouterr().out
+    assert '"experiment": "dit_learns"' in capsys.readouterr().out
 
 
 def test_train_command_writes_resumable_checkpoint(tmp_path):
@@ -53,7 +53,7 @@ def test_train_command_writes_resumable_checkpoint(tmp_path):
 
 def test_bad_input_is_one_clear_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
-        main(["reproduce", "figure1", *TINY, "--N", "0", "--out", str(tmp_path)])
+        main(["dit-learns", *TINY, "--N", "0", "--out", str(tmp_path)])
     assert err.value.code == 2
     assert "N must be a positive integer" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from gptheory.config import ExperimentConfig, ProcessConfig, add_options, option_owners, options_from
+from gptheory.config import TRAIN_OPTIONS, ExperimentConfig, ProcessConfig, add_options, option_owners, options_from
 from gptheory.experiments.dit_learns import FIGURE1, settings
 from gptheory.results import config_key
 from gptheory.train import TrainConfig
@@ -77,3 +77,37 @@ def test_eval_points_is_left_out_at_its_default_so_older_cache_keys_stay_valid()
     assert option_owners()["eval_points"] == "sampler"
     with pytest.raises(ValueError, match=r"eval_points must be a non-negative integer \(>= 0\), got -1"):
         settings("smoke", eval_points=-1)
+
+
+def test_the_video_configuration_is_made_of_parts_and_derives_its_options_the_same_way():
+    from gptheory.bouncing_ball.experiment import BOUNCING_BALL, bouncing_ball_config
+    from gptheory.config import VideoConfig
+
+    c = bouncing_ball_config("cpu", frames=48, steps=500, vae_lr=1e-3, hidden=32, heads=2)
+    assert (c.ball.frames, c.train.steps, c.vae.vae_lr, c.model.hidden) == (48, 500, 1e-3, 32)
+    assert c.ball.size == BOUNCING_BALL["cpu"].ball.size and BOUNCING_BALL["cpu"].ball.frames == 32
+    assert VideoConfig.from_dict(c.to_dict()) == c and "seed" not in c.to_dict()["vae"]
+    assert c.vae_config(checkpointed=True).checkpoint_every == 200 and c.train_config().seed == c.seed
+    owners = option_owners(VideoConfig)
+    assert owners["radius"] == "ball" and owners["vae_steps"] == "vae" and owners["t_sampling"] == "train"
+    p = argparse.ArgumentParser()
+    add_options(p, VideoConfig)
+    a = p.parse_args(["--frames", "20", "--t-sampling", "uniform", "--compile", "--vae-beta", "0.5"])
+    assert options_from(a, VideoConfig) == {"frames": 20, "t_sampling": "uniform", "compile": True, "vae_beta": 0.5}
+    with pytest.raises(SystemExit):  # choices come from the field's metadata, in every command
+        p.parse_args(["--precision", "fp8"])
+    helps = {a.dest: a.help for a in p._actions}
+    assert helps["radius"] == "ball radius (pixels)" and helps["steps"] == "optimiser steps"
+    with pytest.raises(ValueError, match="latent_size must be the frame size 32 halved"):
+        bouncing_ball_config("cpu", latent_size=3)
+    with pytest.raises(ValueError, match="N must be divisible by 2"):  # the UNet rule, checked against the frames
+        bouncing_ball_config("cpu", frames=30, arch="unet", levels=2)
+
+
+def test_a_field_marked_later_stays_out_of_the_key_at_its_default_and_internal_fields_never_enter():
+    base = settings("smoke")
+    body = base.to_dict()
+    assert set(body["model"]).isdisjoint({"arch", "kernel_size", "levels"})
+    assert set(body["train"]).isdisjoint({"seed", "log_every", "checkpoint_every"})
+    assert "grad_clip" in body["train"] and "eval_points" not in body["sampler"]
+    assert set(TRAIN_OPTIONS) == set(body["train"])  # every keyed training field is an option, and the reverse

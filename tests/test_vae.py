@@ -46,15 +46,15 @@ def test_wrong_inputs_are_named():
     with pytest.raises(ValueError, match="16 numbers per frame"):
         vae.decode_videos(torch.zeros(1, 2, 5))
     with pytest.raises(ValueError, match="beta"):
-        VAEConfig(beta=-1.0)
+        VAEConfig(vae_beta=-1.0)
 
 
 def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
-    cfg = VAEConfig(steps=100, batch_size=16, lr=3e-3, checkpoint_every=50)
+    cfg = VAEConfig(vae_steps=100, vae_batch=16, vae_lr=3e-3, checkpoint_every=50)
     torch.manual_seed(1)
     fresh = VAE(16, 4, 1, width=4)
     with torch.no_grad():  # an untrained decoder outputs about 1/2 everywhere: ~ 256 log 2 nats per frame
-        initial = float(fresh.loss(vae_batch(1, 256, 16, 2.0, seed=0), cfg.beta))
+        initial = float(fresh.loss(vae_batch(1, 256, 16, 2.0, seed=0), cfg.vae_beta))
     a = train_vae(fresh, 2.0, cfg, progress=False)
     assert a.log[-1]["loss"] < a.log[0]["loss"] < initial and a.log[-1]["loss"] < 0.8 * initial
     assert not any(p.requires_grad for p in a.vae.parameters())
@@ -68,4 +68,4 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
     for pa, pc in zip(a.vae.parameters(), c.vae.parameters(), strict=True):
         assert torch.allclose(pa, pc, atol=1e-6)
     with pytest.raises(ValueError, match="settings differ"):
-        train_vae(VAE(16, 4, 1, width=4), 2.0, VAEConfig(steps=100, batch_size=8), checkpoint=ck, progress=False)
+        train_vae(VAE(16, 4, 1, width=4), 2.0, VAEConfig(vae_steps=100, vae_batch=8), checkpoint=ck, progress=False)

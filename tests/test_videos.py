@@ -9,8 +9,8 @@ import torch
 from gptheory.bouncing_ball.tracking import clean_runs, motion_metrics, physics, track
 from gptheory.bouncing_ball.videos import (
     ball_mass,
-    bouncing_ball,
     initial_state,
+    make_videos,
     random_frames,
     render,
     simulate,
@@ -22,7 +22,7 @@ GEOMETRIES = [(32, 3.0, 2.0, 40), (16, 2.0, 1.5, 25), (24, 4.5, 3.7, 30)]
 
 @pytest.mark.parametrize("size,radius,speed,T", GEOMETRIES)
 def test_trajectory_matches_the_closed_form(size, radius, speed, T):
-    v = bouncing_ball(50, T, size, radius, speed, seed=3)
+    v = make_videos(50, T, size, radius, speed, seed=3)
     p0, v0 = v.positions[:, 0], v.velocities[:, 0]
     exact = unfolded_position(p0, v0, np.arange(T, dtype=np.float64), radius, size - radius)
     np.testing.assert_allclose(v.positions, exact, rtol=0, atol=1e-10)
@@ -34,7 +34,7 @@ def test_trajectory_matches_the_closed_form(size, radius, speed, T):
 
 @pytest.mark.parametrize("size,radius,speed,T", GEOMETRIES)
 def test_hit_times_put_the_ball_on_the_wall(size, radius, speed, T):
-    v = bouncing_ball(30, T, size, radius, speed, seed=4)
+    v = make_videos(30, T, size, radius, speed, seed=4)
     p0, v0 = v.positions[:, 0], v.velocities[:, 0]
     for b, t, axis, wall in v.hits:
         b, axis = int(b), int(axis)
@@ -55,9 +55,9 @@ def test_hit_times_put_the_ball_on_the_wall(size, radius, speed, T):
 
 
 def test_seeded_and_reproducible():
-    a, b = bouncing_ball(8, 10, seed=11), bouncing_ball(8, 10, seed=11)
+    a, b = make_videos(8, 10, seed=11), make_videos(8, 10, seed=11)
     assert torch.equal(a.frames, b.frames) and np.array_equal(a.hits, b.hits)
-    c = bouncing_ball(8, 10, seed=12)
+    c = make_videos(8, 10, seed=12)
     assert not np.allclose(a.positions, c.positions)
     p0, v0 = initial_state(2000, 32, 3.0, 2.0, seed=0)
     angles = np.arctan2(v0[:, 1], v0[:, 0])
@@ -101,12 +101,12 @@ def test_simulate_reflects_exactly_inside_a_frame_interval():
 def test_bad_geometry_names_the_parameter(kwargs, name):
     args = {"n": 2, "T": 5, "size": 16, "radius": 2.0, "speed": 1.0} | kwargs
     with pytest.raises(ValueError, match=name):
-        bouncing_ball(**args)
+        make_videos(**args)
 
 
 @pytest.mark.parametrize("size,radius,speed,T", GEOMETRIES)
 def test_tracker_finds_the_true_ball(size, radius, speed, T):
-    v = bouncing_ball(40, T, size, radius, speed, seed=5)
+    v = make_videos(40, T, size, radius, speed, seed=5)
     tr = track(v.frames, radius)
     assert tr.one_ball.all() and (tr.blobs == 1).all()
     # the anti-aliased edge is sampled at pixel centres, so the centroid is not exact: measured below 0.03 px
@@ -116,7 +116,7 @@ def test_tracker_finds_the_true_ball(size, radius, speed, T):
 
 
 def test_tracker_counts_blobs_and_misses():
-    v = bouncing_ball(2, 4, 32, 3.0, 2.0, seed=0)
+    v = make_videos(2, 4, 32, 3.0, 2.0, seed=0)
     frames = v.frames.clone()
     frames[0, 1] = 0.0  # empty frame
     frames[0, 2] = torch.maximum(frames[0, 2], render(np.array([[6.0, 6.0]]), 32, 3.0)[0])
@@ -131,7 +131,7 @@ def test_tracker_counts_blobs_and_misses():
 
 @pytest.mark.parametrize("size,radius,speed,T", GEOMETRIES)
 def test_physics_of_exact_trajectories_is_exact(size, radius, speed, T):
-    v = bouncing_ball(60, T, size, radius, speed, seed=6)
+    v = make_videos(60, T, size, radius, speed, seed=6)
     m = motion_metrics(v.positions, size, radius, speed)
     assert m["bounces_measured"] > 10 and m["segments"] > 30
     for key in ("speed_spread", "speed_error", "speed_change", "hit_timing_error", "wall_gap"):
@@ -141,7 +141,7 @@ def test_physics_of_exact_trajectories_is_exact(size, radius, speed, T):
 
 
 def test_physics_of_tracked_true_frames_is_near_exact():
-    v = bouncing_ball(60, 40, 32, 3.0, 2.0, seed=7)
+    v = make_videos(60, 40, 32, 3.0, 2.0, seed=7)
     m = physics(v.frames, 32, 3.0, 2.0)
     assert m["one_ball_fraction"] == 1.0 and m["outside_fraction"] == 0.0
     # sub-pixel centroid errors (< 0.05 px) over steps of 2 px: speeds within a few per cent, angles within degrees
@@ -150,7 +150,7 @@ def test_physics_of_tracked_true_frames_is_near_exact():
 
 
 def test_physics_flags_broken_motion():
-    v = bouncing_ball(40, 40, 32, 3.0, 2.0, seed=8)
+    v = make_videos(40, 40, 32, 3.0, 2.0, seed=8)
     runs_exact = sum(len(clean_runs(p, 32, 3.0, 2.0)) for p in v.positions)
     # a ball that turns back at frame 19, mostly in mid-air (frames 20.. replay 19, 18, ..., 0)
     p = v.positions.copy()

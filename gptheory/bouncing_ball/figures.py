@@ -78,7 +78,7 @@ def plot_figure6(result: Result) -> plt.Figure:
 
 def plot_figure7(result: Result, video: int = 0, count: int = 8) -> plt.Figure:
     """Frames chosen uniformly along one generated video (the tracked centre marked)."""
-    radius = result.config["radius"]
+    radius = result.config["ball"]["radius"]
     return frame_strip({f"generated #{video}": result.arrays["generated"][video]}, count, radius)
 
 

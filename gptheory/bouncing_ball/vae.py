@@ -27,23 +27,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
-from ..validation import nonneg_int, positive_int, real_in
+from ..config import VAEConfig, latent_levels
+from ..validation import positive_int
 from .videos import render
 
 VAE_CHECKPOINT_VERSION = 1
-
-
-def latent_levels(size: int, latent_size: int) -> int:
-    """The number of stride-2 stages from ``size`` down to ``latent_size``; a clear error when there is none."""
-    size, latent_size = positive_int("size", size), positive_int("latent_size", latent_size)
-    levels = round(math.log2(size / latent_size)) if latent_size < size else 0
-    valid = [size >> k for k in range(1, 8) if size % (1 << k) == 0]
-    if levels < 1 or latent_size << levels != size:
-        raise ValueError(
-            f"latent_size must be the frame size {size} halved one or more times ({', '.join(map(str, valid))}), "
-            f"got latent_size={latent_size}"
-        )
-    return levels
 
 
 class VAE(nn.Module):
@@ -129,26 +117,6 @@ class VAE(nn.Module):
 
 
 @dataclass
-class VAEConfig:
-    """VAE optimisation: ``steps`` AdamW updates on ``batch_size`` fresh frames, KL weight ``beta``."""
-
-    steps: int = 2000
-    batch_size: int = 128
-    lr: float = 2e-3
-    beta: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 0
-
-    def __post_init__(self) -> None:
-        positive_int("steps", self.steps)
-        positive_int("batch_size", self.batch_size)
-        real_in("lr", self.lr, 0.0, 1.0, low_open=True)
-        real_in("beta", self.beta, 0.0, 1e3)
-        nonneg_int("seed", self.seed)
-        nonneg_int("checkpoint_every", self.checkpoint_every)
-
-
-@dataclass
 class VAEResult:
     """What :func:`train_vae` returns: the frozen VAE (eval mode), the loss log, seconds over all sessions."""
 
@@ -181,7 +149,7 @@ def train_vae(
     """
     dev = torch.device(device) if device is not None else torch.device("cpu")
     vae = vae.to(dev).train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     gen = torch.Generator(device=dev).manual_seed(cfg.seed + 7)
     step, seconds, log, acc = 0, 0.0, [], 0.0
     path = Path(checkpoint) if checkpoint is not None else None
@@ -215,27 +183,27 @@ def train_vae(
 
     start_step = step
     wall = time.perf_counter()
-    stop = cfg.steps if stop_at is None else min(positive_int("stop_at", stop_at), cfg.steps)
+    stop = cfg.vae_steps if stop_at is None else min(positive_int("stop_at", stop_at), cfg.vae_steps)
     for k in tqdm(range(step + 1, stop + 1), desc="VAE", disable=not progress, leave=False, initial=step):
         step = k
-        lr = cfg.lr * min(1.0, step / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        lr = cfg.vae_lr * min(1.0, step / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / cfg.vae_steps)))
         for group in opt.param_groups:
             group["lr"] = lr
-        x = vae_batch(step, cfg.batch_size, vae.size, radius, cfg.seed).to(dev)
-        loss = vae.loss(x, cfg.beta, gen)
+        x = vae_batch(step, cfg.vae_batch, vae.size, radius, cfg.seed).to(dev)
+        loss = vae.loss(x, cfg.vae_beta, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 10.0)
         opt.step()
         acc += float(loss.detach())
-        if step % 50 == 0 or step == cfg.steps:
+        if step % 50 == 0 or step == cfg.vae_steps:
             seconds += time.perf_counter() - wall
             wall = time.perf_counter()
             k = step - (log[-1]["step"] if log else 0)
             log.append({"step": step, "loss": acc / k, "seconds": seconds})
             acc = 0.0
             if not math.isfinite(log[-1]["loss"]):
-                raise RuntimeError(f"VAE training diverged at step {step}; try a smaller lr (now {cfg.lr:g})")
+                raise RuntimeError(f"VAE training diverged at step {step}; try a smaller vae_lr (now {cfg.vae_lr:g})")
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
             seconds += time.perf_counter() - wall
             wall = time.perf_counter()

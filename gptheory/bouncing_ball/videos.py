@@ -142,7 +142,7 @@ def render(positions: np.ndarray | torch.Tensor, size: int, radius: float, chunk
     return frames.reshape(*lead, size, size)
 
 
-def bouncing_ball(n: int, T: int, size: int = 32, radius: float = 3.0, speed: float = 2.0, seed: int = 0) -> Videos:
+def make_videos(n: int, T: int, size: int = 32, radius: float = 3.0, speed: float = 2.0, seed: int = 0) -> Videos:
     """``n`` seeded bouncing-ball videos of ``T`` frames of ``size x size`` pixels (see the module docstring).
 
     Raises ``ValueError`` naming the parameter for a ball that does not fit the frame (``2 radius >= size``),
@@ -171,9 +171,9 @@ def ball_mass(radius: float) -> float:
 __all__ = [
     "Videos",
     "ball_mass",
-    "bouncing_ball",
     "check_geometry",
     "initial_state",
+    "make_videos",
     "random_frames",
     "render",
     "simulate",

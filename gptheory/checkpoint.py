@@ -1,14 +1,16 @@
-"""Training checkpoints on disk: the file format's version, writing (whole or not at all) and reading.
+"""Training checkpoints: what one holds, when a run may resume from it, and the file on disk.
 
-A checkpoint is the dict ``gptheory.train`` builds from a run (model and EMA weights, optimiser, generator states,
-position in the data order, log; see :func:`gptheory.train.train`), saved with ``torch.save``.
-:func:`load_model` rebuilds the trained network from it.
+A checkpoint is the dict :func:`training_state` builds from a run of :func:`gptheory.train.train` (model and EMA
+weights, optimiser, generator states, position in the data order, log), saved with ``torch.save`` whole or not at
+all; :func:`restore_training` puts a run back where it left off, and :func:`load_model` rebuilds the trained network.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -16,6 +18,75 @@ from .atomic import atomic_write
 from .denoiser import Denoiser, from_config
 
 CHECKPOINT_VERSION = 2  # 2: the model config names its schedule and prediction
+# training settings that may differ between an interrupted run and its resumption
+RESUMABLE_CHANGES = {"log_every", "checkpoint_every", "compile"}
+
+
+def training_state(tr: Any) -> dict:
+    """The checkpoint of a training run in progress (``tr``: the trainer of :func:`gptheory.train.train`)."""
+    return {
+        "version": CHECKPOINT_VERSION,
+        "model_config": tr.model.config(),
+        "train_config": asdict(tr.cfg),
+        "data_check": _data_check(tr.data),
+        "model": {k: v.detach().cpu() for k, v in tr.model.state_dict().items()},
+        "ema": {k: v.detach().cpu() for k, v in tr.ema.state_dict().items()},
+        "optimizer": _to_cpu(tr.opt.state_dict()),
+        "data_gen": tr.data_gen.get_state(),
+        "noise_gen": tr.noise_gen.get_state().cpu(),
+        "perm": tr.perm.clone(),
+        "pos": tr.pos,
+        "step": tr.step,
+        "seconds": tr.seconds,
+        "log": list(tr.log),
+        "evals": list(tr.evals),
+        "last_log": tr.last_log,
+        "acc": tr.acc.detach().cpu(),
+    }
+
+
+def restore_training(tr: Any, ckpt: dict) -> None:
+    """Put the run ``tr`` back where the checkpoint ``ckpt`` left it; ``ValueError`` when the model, a setting that
+    decides the result (all but :data:`RESUMABLE_CHANGES`) or the training set differs."""
+    if ckpt["model_config"] != tr.model.config():
+        raise ValueError(
+            f"checkpoint model {ckpt['model_config']} does not match the model to train {tr.model.config()}"
+        )
+    mine = asdict(tr.cfg)
+    diff = {k: (ckpt["train_config"].get(k), v) for k, v in mine.items() if k not in RESUMABLE_CHANGES}
+    diff = {k: pair for k, pair in diff.items() if _norm(pair[0]) != _norm(pair[1])}
+    if diff:
+        raise ValueError(f"cannot resume: training settings differ from the checkpoint's (saved, now): {diff}")
+    if ckpt["data_check"] != _data_check(tr.data):
+        raise ValueError("cannot resume: the training set differs from the one in the checkpoint")
+    tr.model.load_state_dict(ckpt["model"])
+    tr.ema.load_state_dict(ckpt["ema"])
+    tr.opt.load_state_dict(ckpt["optimizer"])
+    tr.data_gen.set_state(ckpt["data_gen"])
+    tr.noise_gen.set_state(ckpt["noise_gen"].to(tr.noise_gen.get_state().device))
+    tr.perm, tr.pos, tr.step = ckpt["perm"].clone(), int(ckpt["pos"]), int(ckpt["step"])
+    tr.seconds, tr.log = float(ckpt["seconds"]), list(ckpt["log"])
+    tr.evals = list(ckpt.get("evals", []))
+    tr.last_log, tr.acc = int(ckpt["last_log"]), ckpt["acc"].to(tr.device)
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def _norm(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _data_check(data: torch.Tensor) -> list:
+    d = data.detach().double().cpu()
+    return [list(d.shape), float(d.sum()), float((d * d).sum())]
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
@@ -25,7 +96,7 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint written by :func:`train`."""
+    """Read a checkpoint written by :func:`gptheory.train.train`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")

@@ -17,13 +17,11 @@ One step, with the training set ``x_0`` fixed (sample size ``n`` is what the the
 Determinism: model initialisation, data order and noise come from seeded generators, so two CPU
 runs with the same seed give the same weights. A checkpoint holds the model, the EMA, the optimiser,
 both generators' states, the current permutation and position in it, and the log, so a run that is
-interrupted and resumed ends with the same weights as one that was not. The file format lives in
-:mod:`gptheory.checkpoint`; sampling from the trained network in :func:`gptheory.samplers.generate`.
+interrupted and resumed ends with the same weights as one that was not. What a checkpoint holds, and when a run may
+resume from one, live in :mod:`gptheory.checkpoint`; sampling from the trained network in
+:func:`gptheory.samplers.generate`.
 
 A loss that becomes non-finite or exceeds ``max_loss`` raises :class:`TrainingDiverged`.
-
-(Over 400 lines on purpose: the configuration, the time sampler, the step and the resumable loop are one
-training recipe, read top to bottom, as in nanoGPT's ``train.py``.)
 """
 
 from __future__ import annotations
@@ -33,14 +31,14 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, restore_training, save_checkpoint, training_state
 from .denoiser import Denoiser
 from .gp import GaussianProcess
 from .profiles import PRECISIONS, autocast_dtype
@@ -112,10 +110,6 @@ class TrainConfig:
         positive_int("log_every", self.log_every)
         nonneg_int("checkpoint_every", self.checkpoint_every)
         real_in("max_loss", self.max_loss, 0.0, math.inf, low_open=True)
-
-
-# settings that may differ between an interrupted run and its resumption
-_RESUMABLE_CHANGES = {"log_every", "checkpoint_every", "compile"}
 
 
 @dataclass
@@ -225,52 +219,8 @@ class _Trainer:
         self.amp = autocast_dtype(cfg.precision, device)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         # sum of losses / grad norms since the last log entry, kept on the device (no sync per step)
-        self._acc = torch.zeros(2, device=device)
+        self.acc = torch.zeros(2, device=device)
         self.last_log = 0
-
-    # ---------------------------------------------------------------- checkpoint
-    def state(self) -> dict:
-        return {
-            "version": CHECKPOINT_VERSION,
-            "model_config": self.model.config(),
-            "train_config": asdict(self.cfg),
-            "data_check": _data_check(self.data),
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "ema": {k: v.detach().cpu() for k, v in self.ema.state_dict().items()},
-            "optimizer": _to_cpu(self.opt.state_dict()),
-            "data_gen": self.data_gen.get_state(),
-            "noise_gen": self.noise_gen.get_state().cpu(),
-            "perm": self.perm.clone(),
-            "pos": self.pos,
-            "step": self.step,
-            "seconds": self.seconds,
-            "log": list(self.log),
-            "evals": list(self.evals),
-            "last_log": self.last_log,
-            "acc": self._acc.detach().cpu(),
-        }
-
-    def restore(self, ckpt: dict) -> None:
-        if ckpt["model_config"] != self.model.config():
-            raise ValueError(
-                f"checkpoint model {ckpt['model_config']} does not match the model to train {self.model.config()}"
-            )
-        mine = asdict(self.cfg)
-        diff = {k: (ckpt["train_config"].get(k), v) for k, v in mine.items() if k not in _RESUMABLE_CHANGES}
-        diff = {k: pair for k, pair in diff.items() if _norm(pair[0]) != _norm(pair[1])}
-        if diff:
-            raise ValueError(f"cannot resume: training settings differ from the checkpoint's (saved, now): {diff}")
-        if ckpt["data_check"] != _data_check(self.data):
-            raise ValueError("cannot resume: the training set differs from the one in the checkpoint")
-        self.model.load_state_dict(ckpt["model"])
-        self.ema.load_state_dict(ckpt["ema"])
-        self.opt.load_state_dict(ckpt["optimizer"])
-        self.data_gen.set_state(ckpt["data_gen"])
-        self.noise_gen.set_state(ckpt["noise_gen"].to(self.noise_gen.get_state().device))
-        self.perm, self.pos, self.step = ckpt["perm"].clone(), int(ckpt["pos"]), int(ckpt["step"])
-        self.seconds, self.log = float(ckpt["seconds"]), list(ckpt["log"])
-        self.evals = list(ckpt.get("evals", []))
-        self.last_log, self._acc = int(ckpt["last_log"]), ckpt["acc"].to(self.device)
 
     # ---------------------------------------------------------------- one step
     def next_batch(self) -> torch.Tensor:
@@ -306,15 +256,15 @@ class _Trainer:
         with torch.no_grad():
             for pe, pm in zip(self.ema.parameters(), self.model.parameters(), strict=True):
                 pe.lerp_(pm, 1.0 - decay)
-        self._acc += torch.stack([loss.detach(), gnorm.detach().float()])
+        self.acc += torch.stack([loss.detach(), gnorm.detach().float()])
 
     def flush_log(self) -> None:
         k = self.step - self.last_log
         if k <= 0:
             return
         self.last_log = self.step
-        loss, gnorm = (self._acc / k).tolist()
-        self._acc.zero_()
+        loss, gnorm = (self.acc / k).tolist()
+        self.acc.zero_()
         lr = lr_at(self.step, self.cfg)
         self.log.append({"step": self.step, "loss": loss, "lr": lr, "grad_norm": gnorm, "seconds": self.seconds})
         if not math.isfinite(loss) or loss > self.cfg.max_loss:
@@ -323,25 +273,6 @@ class _Trainer:
                 f"(non-finite or above max_loss={self.cfg.max_loss:g}; a fresh model starts near 1). "
                 f"Try a smaller lr (now {self.cfg.lr:g}) or a smaller grad_clip (now {self.cfg.grad_clip:g})."
             )
-
-
-def _to_cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
-
-
-def _norm(v):
-    return list(v) if isinstance(v, tuple) else v
-
-
-def _data_check(data: torch.Tensor) -> list:
-    d = data.detach().double().cpu()
-    return [list(d.shape), float(d.sum()), float((d * d).sum())]
 
 
 def train(
@@ -402,7 +333,7 @@ def train(
 
     tr = _Trainer(model, data, cfg, schedule, dev)
     if checkpoint is not None and resume and Path(checkpoint).exists():
-        tr.restore(load_checkpoint(checkpoint))
+        restore_training(tr, load_checkpoint(checkpoint))
     start_step, start_seconds = tr.step, tr.seconds
     wall = time.perf_counter()
     bar = tqdm(total=stop, initial=tr.step, desc="training", disable=not progress, leave=False)
@@ -424,13 +355,13 @@ def train(
             if checkpoint is not None and cfg.checkpoint_every and tr.step % cfg.checkpoint_every == 0:
                 tr.seconds += time.perf_counter() - wall
                 wall = time.perf_counter()
-                save_checkpoint(tr.state(), checkpoint)
+                save_checkpoint(training_state(tr), checkpoint)
     finally:
         bar.close()
     if tr.step > start_step:  # a finished checkpoint reloaded: nothing ran, nothing to rewrite
         tr.seconds += time.perf_counter() - wall
         if checkpoint is not None:
-            save_checkpoint(tr.state(), checkpoint)
+            save_checkpoint(training_state(tr), checkpoint)
     this_call = (tr.step - start_step) * tr.batch
     return TrainResult(
         model=tr.model.eval(),

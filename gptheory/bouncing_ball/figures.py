@@ -1,6 +1,6 @@
 """Figures of the bouncing-ball experiment: Figure 6 (temporal correlation of the latents), Figure 7 (frames along
 one generated video), frame strips, GIF files and an in-page animation. Inputs are a
-:class:`gptheory.results.Result` of :func:`~.experiment.learn_video` or plain ``(T, H, W)`` videos."""
+:class:`gptheory.results.Result` of :func:`~.experiment.bouncing_ball` or plain ``(T, H, W)`` videos."""
 
 from __future__ import annotations
 

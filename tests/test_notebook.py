@@ -1,10 +1,15 @@
-"""gptheory.book.notebook: glue shows nothing under a cell in the book and prints outside it; readable tables."""
+"""gptheory.book.notebook: glue shows nothing under a cell in the book and prints outside it; readable tables; the
+table of saved results with their source."""
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 
-from gptheory.book.notebook import glue, html_table
+from gptheory.book.notebook import glue, glue_many, html_table
+from gptheory.provenance import Provenance
+from gptheory.results import Record
 
 
 def test_glue_returns_nothing_so_no_stray_number_appears_under_a_cell():
@@ -27,3 +32,44 @@ def test_html_table_pads_cells_keeps_markup_and_never_splits_numbers():
     cells = html.split("<td")[1:]
     assert all("nowrap" in c for c in cells[:3])  # numbers, and "0.58 / 0.11", stay on one line
     assert "nowrap" not in cells[3]  # a cell with words may wrap, so the table fits the page
+
+
+def test_glue_many_glues_every_value_under_its_name_in_order(monkeypatch):
+    from gptheory.book import notebook
+
+    seen = []
+    monkeypatch.setattr(notebook, "glue", lambda name, value: seen.append((name, value)))
+    assert notebook.glue_many({"a-b": 1}, prefix="ot_", steps=12, eps=1e-3) is None
+    assert seen == [("ot_a-b", 1), ("ot_steps", 12), ("ot_eps", 1e-3)]
+    seen.clear()
+    notebook.glue_many(N=32)  # without a prefix the names reach glue unchanged
+    assert seen == [("N", 32)]
+
+
+def test_glue_many_prints_like_glue_where_myst_nb_is_missing(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "myst_nb", None)
+    glue_many(prefix="cpu_", depth=4, nn=1.23456)
+    assert capsys.readouterr().out == "cpu_depth = 4\ncpu_nn = 1.235\n"
+
+
+def _saved(folder: Path, device: str) -> Record:
+    folder.mkdir(parents=True, exist_ok=True)
+    prov = Provenance(device, "2025-01-01T00:00:00", "abc", "0", "code", "2", "cpu", {"n": 1}, 1.0)
+    return Record(provenance=prov, path=folder / f"x-{device}.json")
+
+
+def test_provenance_table_lists_each_saved_record_once_with_its_source_and_device(tmp_path, monkeypatch):
+    from gptheory.book import notebook
+
+    monkeypatch.setattr(notebook, "SHIPPED", tmp_path / "shipped")
+    shipped_one = _saved(tmp_path / "shipped", "H200")
+    cached_one = _saved(tmp_path / "cache", "cpu (2 threads)")
+    candidates = [("smoke", None), ("cpu", cached_one), ("gpu", shipped_one), ("gpu (shipped)", shipped_one)]
+    html = notebook.provenance_table(["error"], candidates, lambda r: [f"{r.provenance.wall_seconds:.0f} s"]).data
+    rows = [re.sub(r"<[^>]*>", "|", row) for row in html.split("<tr>")[1:]]
+    cells = [[c for c in row.split("|") if c] for row in rows]
+    assert cells == [
+        ["profile", "source", "error", "device"],
+        ["cpu", "cache", "1 s", "cpu (2 threads)"],
+        ["gpu", "shipped", "1 s", "H200"],  # the same file under a second label is not listed again
+    ]

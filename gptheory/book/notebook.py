@@ -1,5 +1,8 @@
 """Small helpers for the book's chapters: numbers into prose, tables, and optional widgets.
 
+``glue``/``glue_many`` hand numbers to the prose, ``html_table`` draws a table, ``provenance_table`` lists the saved
+results of an experiment with where each came from (shipped or the local cache), ``explore`` adds sliders.
+
 The chapters run in three places -- the book build (MyST-NB), Colab and CI (nbmake, no widget
 front end) -- and these helpers behave sensibly in all of them.
 """
@@ -9,8 +12,10 @@ from __future__ import annotations
 import html
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+from gptheory.results import SHIPPED, Record
 
 
 def glue(name: str, value: Any) -> None:
@@ -30,6 +35,16 @@ def glue(name: str, value: Any) -> None:
         print(f"{name} = {shown}")
         return
     _glue(name, value, display=False)
+
+
+def glue_many(values: Mapping[str, Any] | None = None, /, *, prefix: str = "", **named: Any) -> None:
+    """:func:`glue` every ``name: value`` of ``values`` and then of the keywords, each name behind ``prefix``.
+
+    ``glue_many(prefix="ot_", steps=12)`` glues ``ot_steps``; a mapping carries names that are not identifiers.
+    Returns nothing, like :func:`glue`.
+    """
+    for name, value in {**(values or {}), **named}.items():
+        glue(prefix + name, value)
 
 
 def _plain(value: Any) -> Any:
@@ -65,6 +80,28 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: st
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
     return HTML(f'<div style="overflow-x:auto">{table}</div>')
+
+
+def provenance_table(
+    columns: Sequence[str],
+    candidates: Iterable[tuple[str, Record | None]],
+    row: Callable[[Any], Sequence[Any]],
+) -> Any:
+    """The table of an experiment's saved results: one row per distinct record among ``candidates``.
+
+    ``candidates`` are ``(label, record or None)`` pairs, e.g. ``(profile, load(...))``; a missing record, or one
+    whose file an earlier candidate already showed, is skipped. Each row is the label, where the record came from
+    (``"shipped"`` with the package or the local ``"cache"``), ``row(record)`` under ``columns``, and the device it
+    was made on.
+    """
+    lines, seen = [], []
+    for label, record in candidates:
+        if record is None or record.path in seen:
+            continue
+        seen.append(record.path)
+        source = "shipped" if record.path.parent == SHIPPED else "cache"
+        lines.append([label, source, *row(record), record.provenance.device])
+    return html_table(["profile", "source", *columns, "device"], lines)
 
 
 def widgets_enabled() -> bool:

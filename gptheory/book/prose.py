@@ -1,0 +1,61 @@
+"""Comparisons into the words of a verdict, so that a chapter states its rule once and writes no ``if ... elif``.
+
+A chapter measures, applies a rule that gives an *outcome* (a short word), and glues the words it wrote for that
+outcome into its prose::
+
+    short, phrase = verdict(
+        compare(unet_errors, dit_errors),  # per-seed values: "same", "higher" or "lower"
+        same=("no clear difference", "the two are not clearly apart"),
+        higher=("DiT better", "the DiT is clearly better"),
+        lower=("UNet better", "the UNet is clearly better"),
+    )
+
+The rules: :func:`compare` (two sets of per-seed values), :func:`band` (one value against a range),
+``order`` of :mod:`gptheory.experiments.probe_analysis` (two steps: ``"before"``, ``"same"``, ``"after"``,
+``"unknown"``), and any ``bool`` (``"yes"`` / ``"no"``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TypeVar
+
+import numpy as np
+
+from gptheory.experiments.probe_analysis import separated
+
+T = TypeVar("T")
+
+
+def compare(a: Sequence[float], b: Sequence[float]) -> str:
+    """How the per-seed values ``a`` stand against ``b``: ``"same"`` when the two sets are not clearly apart
+    (:func:`~gptheory.experiments.probe_analysis.separated`: means closer than twice the larger standard error, or
+    fewer than two values on a side), else ``"higher"`` when the mean of ``a`` is larger and ``"lower"`` when not."""
+    if not separated(a, b):
+        return "same"
+    return "higher" if np.mean(a) > np.mean(b) else "lower"
+
+
+def band(value: float, low: float = -math.inf, high: float = math.inf) -> str:
+    """Where ``value`` lies against ``[low, high]``: ``"below"`` (``value < low``), ``"above"`` (``value > high``),
+    ``"inside"`` (the ends included), or ``"unknown"`` when ``value`` is ``nan`` or infinite."""
+    if not math.isfinite(value):
+        return "unknown"
+    return "below" if value < low else "above" if value > high else "inside"
+
+
+def verdict(outcome: str | bool | np.bool_, **words: T) -> T:
+    """The ``words`` a chapter wrote for ``outcome``: ``verdict(outcome, same=..., higher=..., lower=...)``.
+
+    ``outcome`` is a rule's word (:func:`compare`, :func:`band`, ``order``) or a ``bool``, which reads as ``"yes"`` or
+    ``"no"``. The words may be anything (a phrase, or a pair of a short verdict for a summary table and a phrase for
+    the prose). Raises ``KeyError`` naming the outcome when the chapter wrote nothing for it.
+    """
+    key = ("yes" if outcome else "no") if isinstance(outcome, (bool, np.bool_)) else outcome
+    if key not in words:
+        raise KeyError(f"no words for the outcome {key!r}; words were given for {sorted(words)}")
+    return words[key]
+
+
+__all__ = ["band", "compare", "verdict"]

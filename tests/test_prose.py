@@ -1,0 +1,38 @@
+"""gptheory.book.prose: the rules that turn numbers into an outcome, and the outcome into the chapter's words."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gptheory.book.prose import band, compare, verdict
+
+
+def test_compare_says_same_unless_the_seeds_are_clearly_apart():
+    assert compare([1.0, 1.1, 0.9], [2.0, 2.1, 1.9]) == "lower"
+    assert compare([2.0, 2.1, 1.9], [1.0, 1.1, 0.9]) == "higher"
+    assert compare([1.0, 2.0, 3.0], [1.5, 2.5, 3.5]) == "same"  # means 0.5 apart, standard errors 0.58
+    assert compare([1.0], [5.0]) == "same"  # one seed on a side cannot separate anything
+
+
+def test_band_places_a_value_against_a_range_with_the_ends_inside():
+    assert [band(x, 0.8, 1.25) for x in (0.5, 0.8, 1.0, 1.25, 2.0)] == ["below", "inside", "inside", "inside", "above"]
+    assert band(0.3, low=0.5) == "below" and band(0.5, low=0.5) == "inside" and band(1e9, low=0.5) == "inside"
+    assert band(math.nan, 0, 1) == "unknown" and band(math.inf, low=0.5) == "unknown"
+
+
+def test_verdict_picks_the_words_of_the_outcome_and_reads_booleans_as_yes_or_no():
+    words = {"same": ("no clear difference", "not clearly apart"), "higher": ("DiT better", "the DiT is better")}
+    assert verdict("higher", **words) == ("DiT better", "the DiT is better")
+    assert verdict(True, yes="rises", no="falls") == "rises"
+    assert verdict(np.float64(1.0) < np.float64(0.5), yes="rises", no="falls") == "falls"  # a NumPy bool too
+    assert verdict(compare([1.0, 1.1, 0.9], [2.0, 2.1, 1.9]), lower="smoother", higher="rougher", same="alike") == (
+        "smoother"
+    )
+
+
+def test_verdict_names_an_outcome_the_chapter_wrote_no_words_for():
+    with pytest.raises(KeyError, match="'unknown'.*'inside'"):
+        verdict(band(math.nan, 0, 1), inside="close to", below="narrower than", above="wider than")

@@ -19,6 +19,7 @@ configuration's own seed, which is ``config.seed``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -117,7 +118,7 @@ def run_trial(
     *,
     prepared: Prepared | None = None,
     attention: bool = False,
-    on_step=None,
+    on_step: Callable[[int, torch.nn.Module], dict] | None = None,
     at_steps: tuple[int, ...] | list[int] = (),
 ) -> Trial:
     """Train the network of ``config``, generate ``config.sampler.n_gen`` sequences (stream ``sampler``) and draw as

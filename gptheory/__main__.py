@@ -45,9 +45,10 @@ def _refresh(p: argparse.ArgumentParser) -> None:
 def cmd_train(a: argparse.Namespace) -> dict:
     import torch
 
-    from .experiments.dit_learns import prepare, settings
+    from .experiments.dit_learns import dit_learns_config as settings
     from .profiles import device as default_device
     from .train import train
+    from .trial import prepare
 
     config = settings(a.profile, **options_from(a))
     out = Path(a.out)
@@ -73,7 +74,8 @@ def cmd_train(a: argparse.Namespace) -> dict:
 def cmd_dit_learns(a: argparse.Namespace) -> dict:
     import matplotlib.pyplot as plt
 
-    from .experiments.dit_learns import learn_process, plot_figure1
+    from .experiments.dit_learns import dit_learns as learn_process
+    from .experiments.dit_learns import plot_figure1
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,8 @@ arrays; nothing is trained. The pieces follow Section 6.1 and Appendix D.1 of th
   :func:`gptheory.samplers.generate` does and record every layer's attention (mean over sequences and heads) at each
   time the sampler evaluates the network.
 
-:func:`gptheory.experiments.dit_learns.run` is the experiment that trains a DiT and applies all of the above to it.
+:func:`gptheory.experiments.dit_learns.run_dit_learns` is the experiment that trains a DiT and applies all of the above
+to it.
 """
 
 from __future__ import annotations
@@ -103,6 +104,13 @@ def gap_profile(A: torch.Tensor) -> torch.Tensor:
     A = _square("A", A)
     N = A.shape[-1]
     return torch.stack([torch.diagonal(A, offset=k, dim1=-2, dim2=-1).mean(-1) for k in range(-(N - 1), N)], dim=-1)
+
+
+def lag_profile(M) -> np.ndarray:
+    """A matrix ``M: (N, N)`` (array or tensor) averaged along each diagonal ``h >= 0`` in float64, ``(N,)``: a
+    kernel, or an attention map, as a function of the lag (the second half of :func:`gap_profile`)."""
+    A = torch.as_tensor(np.asarray(M, dtype=np.float64))
+    return gap_profile(A)[A.shape[-1] - 1 :].numpy()
 
 
 def fitted_bandwidth(A: torch.Tensor, nu: float, ells: torch.Tensor | None = None) -> float:
@@ -363,6 +371,7 @@ __all__ = [
     "eigen_response",
     "generate_with_attention",
     "kernel_attention",
+    "lag_profile",
     "logit_shares",
     "logit_terms",
     "pearson",

@@ -9,6 +9,11 @@ Estimators (Appendix D.1 of the paper), for samples ``x: (n, N, d)``:
 * the whitened temporal kernel ``Gamma_hat_ij = tr(Sigma^{-1} C_ij) / d`` (:func:`temporal_kernel_whitened`);
 * the spatial covariance of each frame, ``C_ii`` (:func:`spatial_covariance`).
 
+:class:`CovarianceErrors` is the one record of how far a set of sequences (or one exact covariance) is from the
+truth: the whitened and the least-squares temporal-kernel errors, the spatial and full-covariance errors and the
+Gaussian ``W2``; every experiment measures its samples with it. :func:`fit_kronecker` is the structured Gaussian
+learner (the maximum-likelihood ``Gamma_hat (x) Sigma_hat``) the sample-complexity chapter measures the DiT against.
+
 The paper-style relative error (:func:`paper_relative_error`) divides the error of an estimate
 from generated samples by the error of the *same estimator on the same number of true samples*:
 
@@ -20,10 +25,12 @@ so that a value near 1 means "as good as real data of the same size" and finite-
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from .gp import psd_sqrt
+from .gp import GaussianProcess, psd_sqrt
 from .validation import finite_tensor
 
 DTYPE = torch.float64
@@ -78,8 +85,11 @@ def spatial_covariance(C: torch.Tensor) -> torch.Tensor:
     return torch.diagonal(C, dim1=0, dim2=1).permute(2, 0, 1)
 
 
-def relative_error(estimate: torch.Tensor, truth: torch.Tensor) -> float:
-    """``||estimate - truth||_F / ||truth||_F``."""
+def relative_error(estimate: torch.Tensor | np.ndarray, truth: torch.Tensor | np.ndarray) -> float:
+    """``||estimate - truth||_F / ||truth||_F`` for two tensors, or two NumPy arrays, of one shape (computed in the
+    library of the arguments)."""
+    if isinstance(estimate, np.ndarray) and isinstance(truth, np.ndarray):
+        return float(np.linalg.norm(estimate - truth) / np.linalg.norm(truth))
     return float(torch.linalg.norm((estimate - truth).flatten()) / torch.linalg.norm(truth.flatten()))
 
 
@@ -104,6 +114,74 @@ def errors_of_covariance(C: torch.Tensor, Gamma: torch.Tensor, Sigma: torch.Tens
         "spatial": float(spatial.mean()),
         "covariance": relative_error(flat_covariance(C), torch.kron(Gamma, Sigma)),
     }
+
+
+@dataclass
+class CovarianceErrors:
+    """How far one set of sequences (or one exact covariance) is from the truth ``Gamma (x) Sigma``; all relative
+    Frobenius errors but ``w2``.
+
+    Attributes:
+        temporal: of the whitened temporal kernel (:func:`temporal_kernel_whitened`) against ``Gamma``.
+        temporal_ls: of the least-squares temporal kernel (:func:`temporal_kernel`) against ``Gamma``.
+        spatial: mean over frames of ``||C_ii - Gamma_ii Sigma|| / ||Gamma_ii Sigma||``.
+        covariance: ``||C - Gamma (x) Sigma|| / ||Gamma (x) Sigma||`` of the full ``(N d, N d)`` covariance.
+        w2: Wasserstein-2 distance between the Gaussian with the estimated mean and covariance and the truth
+            (:func:`gaussian_w2`), in the units of the data.
+    """
+
+    temporal: float
+    temporal_ls: float
+    spatial: float
+    covariance: float
+    w2: float
+
+    @classmethod
+    def of_pairs(cls, C: torch.Tensor, mean: torch.Tensor, gp: GaussianProcess) -> CovarianceErrors:
+        """The errors of pair covariances ``C: (N, N, d, d)`` (:func:`pair_covariance`) and a mean ``(N, d)``."""
+        base = errors_of_covariance(C, gp.Gamma, gp.Sigma)
+        w2 = gaussian_w2(mean.flatten(), flat_covariance(C), gp.mu.flatten(), gp.covariance())
+        return cls(
+            temporal=relative_error(temporal_kernel_whitened(C, gp.Sigma), gp.Gamma),
+            temporal_ls=base["temporal"],
+            spatial=base["spatial"],
+            covariance=base["covariance"],
+            w2=w2,
+        )
+
+    @classmethod
+    def of_samples(cls, x: torch.Tensor, gp: GaussianProcess) -> CovarianceErrors:
+        """The errors of sequences ``x: (n, N, d)`` (their pair covariances and mean, in float64)."""
+        x = x.to(DTYPE)
+        return cls.of_pairs(pair_covariance(x), x.mean(0), gp)
+
+
+def fit_kronecker(x: torch.Tensor, iters: int = 100, tol: float = 1e-10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Maximum-likelihood ``(Gamma_hat: (N, N), Sigma_hat: (d, d))`` of ``x: (n, N, d)`` under ``vec(x - mean) ~
+    N(0, Gamma (x) Sigma)`` by the flip-flop iteration (alternating the two closed-form updates):
+
+        Gamma <- sum_k X_k Sigma^{-1} X_k^T / (n d),    Sigma <- sum_k X_k^T Gamma^{-1} X_k / (n N),
+
+    with ``X_k`` the centred sequences. The scale is split so that ``mean(diag Gamma_hat) = 1``. Needs ``n d > N``
+    and ``n N > d`` for both estimates to be invertible.
+    """
+    x = x.to(DTYPE)
+    n, N, d = x.shape
+    if n * d <= N or n * N <= d:
+        raise ValueError(f"fit_kronecker needs n*d > N and n*N > d, got n={n}, N={N}, d={d}")
+    xc = x - x.mean(0)
+    Sigma = torch.eye(d, dtype=DTYPE)
+    Gamma = torch.eye(N, dtype=DTYPE)
+    for _ in range(iters):
+        Gamma_new = torch.einsum("kia,ab,kjb->ij", xc, torch.linalg.inv(Sigma), xc) / (n * d)
+        Sigma = torch.einsum("kia,ij,kjb->ab", xc, torch.linalg.inv(Gamma_new), xc) / (n * N)
+        Sigma = 0.5 * (Sigma + Sigma.T)
+        change = float((Gamma_new - Gamma).abs().max())
+        Gamma = 0.5 * (Gamma_new + Gamma_new.T)
+        if change < tol:
+            break
+    s = Gamma.diagonal().mean()
+    return Gamma / s, Sigma * s
 
 
 # ---------------------------------------------------------------------------------------- errors by gap

@@ -19,6 +19,10 @@ version (:func:`config_key`). Two places are searched, in this order:
 :func:`cached` is the one call an experiment makes: ``cached(name, config, compute, cls)`` returns the stored
 record or runs ``compute(config)`` once, saves it and returns it.  Every file is written with
 :func:`gptheory.atomic.atomic_write` (a temporary file renamed into place), so no reader ever sees half a file.
+
+Reading many records (the points of a sweep): :func:`value` (a metric by dotted name), :func:`setting` (a
+configuration field by its flat name), :func:`group` and :func:`by_process` (records by setting), :func:`mean` and
+:func:`summary` (over seeds).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 import typing
@@ -37,6 +42,7 @@ from typing import ClassVar, TypeVar
 import numpy as np
 
 from .atomic import atomic_write
+from .config import ExperimentConfig, option_owners
 from .provenance import PACKAGE, Provenance, canonical_json, code_hash
 from .version import __version__
 
@@ -298,17 +304,71 @@ def cached(
     return record
 
 
+# --------------------------------------------------------------------------------------- reading many records
+def value(record: Record, metric: str) -> float:
+    """A metric of a record by dotted name: ``"dit.temporal"``, ``"generated.w2"``, ``"paper_relative_error"``."""
+    obj = record
+    for part in metric.split("."):
+        obj = getattr(obj, part)
+    return float(obj)
+
+
+def setting(record: Record, name: str):
+    """A configuration value of a record by its flat field name (``"depth"``, ``"N"``, ``"arch"``, ``"seed"``); fields
+    left out of the saved configuration at their defaults (:meth:`ExperimentConfig.to_dict`) read as those."""
+    owners = option_owners()
+    if name not in owners:
+        raise KeyError(f"no setting {name!r}; valid: {', '.join(sorted(owners))}")
+    config = ExperimentConfig.from_dict(record.config)
+    return getattr(getattr(config, owners[name]) if owners[name] else config, name)
+
+
+def group(records: list[R], *axes: str) -> dict:
+    """The records grouped by one setting (key: its value) or several (key: the tuple of their values), in sorted
+    order of the key: ``{key: [records]}``, each list in the order of ``records``."""
+    out: dict = {}
+    for r in records:
+        values = tuple(setting(r, a) for a in axes)
+        out.setdefault(values[0] if len(axes) == 1 else values, []).append(r)
+    return dict(sorted(out.items()))
+
+
+def by_process(records: list[R]) -> dict[tuple[float, float], list[R]]:
+    """The records grouped by their process ``(nu, ell)``, in sorted order."""
+    return group(records, "nu", "ell")
+
+
+def mean(records: list[Record], metric: str) -> float:
+    """The mean over ``records`` of the metric ``metric`` (dotted, :func:`value`)."""
+    return float(np.mean([value(r, metric) for r in records]))
+
+
+def summary(records: list[Record], axis: str, metric: str) -> dict:
+    """``{value of axis: (mean, standard deviation over seeds, number of seeds)}`` of ``metric``."""
+    out = {}
+    for v, group_ in group(records, axis).items():
+        x = np.array([value(r, metric) for r in group_])
+        out[v] = (float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else math.nan, len(x))
+    return out
+
+
 __all__ = [
     "SHIPPED",
     "Record",
     "Result",
+    "by_process",
     "cache_dir",
     "cached",
     "config_key",
+    "group",
     "load",
+    "mean",
     "read",
     "save",
+    "setting",
     "ship",
     "shipped",
+    "summary",
+    "value",
     "write",
 ]

@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 
 from gptheory.config import TRAIN_OPTIONS, ExperimentConfig, ProcessConfig, add_options, option_owners, options_from
-from gptheory.experiments.dit_learns import FIGURE1, settings
+from gptheory.experiments.dit_learns import DIT_LEARNS as FIGURE1
+from gptheory.experiments.dit_learns import dit_learns_config as settings
 from gptheory.results import config_key
 from gptheory.train import TrainConfig
 

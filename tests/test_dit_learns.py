@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gptheory import GaussianProcess, results
-from gptheory.experiments.dit_learns import learn_process, run, settings
+from gptheory import GaussianProcess, metrics, results
+from gptheory.experiments.dit_learns import dit_learns, dit_learns_config, run_dit_learns
 
 # a few seconds: 6 frames, one tiny model, a handful of steps
 TINY = {"N": 6, "d": 2, "ell": 1.5, "n_train": 32, "hidden": 16, "depth": 2, "heads": 2, "steps": 3}
@@ -21,8 +21,8 @@ def private_cache(tmp_path, monkeypatch):
 
 
 def test_run_end_to_end_tiny():
-    s = settings("smoke", **TINY)
-    r = run(s, device="cpu", progress=False)
+    s = dit_learns_config("smoke", **TINY)
+    r = run_dit_learns(s, device="cpu", progress=False)
     # Heun with 3 steps visits 4 times; 3 of them keep full maps
     assert r.attention.shape == (3, 2, 6, 6) and r.similarity.shape == (4, 2)
     assert r.similarity_construction == pytest.approx(1.0)
@@ -35,17 +35,21 @@ def test_run_end_to_end_tiny():
     C01 = xc[:, 0].T @ xc[:, 1] / 23
     ref = float((C01 * gp.Sigma).sum() / (gp.Sigma**2).sum())
     assert r.Gamma_hat_true[0, 1] == pytest.approx(ref, rel=1e-10)
+    # Figure 1's temporal error is the least-squares one (temporal_ls), measured on the stored estimate
+    G_true = torch.from_numpy(r.Gamma_hat_true)
+    assert r.errors_true.temporal_ls == pytest.approx(metrics.relative_error(G_true, gp.Gamma), rel=1e-12)
+    assert r.ratio_temporal == r.errors_generated.temporal_ls / r.errors_true.temporal_ls
     # deterministic under the seed
-    again = run(s, device="cpu", progress=False)
+    again = run_dit_learns(s, device="cpu", progress=False)
     assert again.errors_generated == r.errors_generated
 
 
-def test_learn_process_trains_once_and_not_after_a_code_change(private_cache, monkeypatch):
-    first = learn_process("smoke", device="cpu", progress=False, **TINY)
-    second = learn_process("smoke", device="cpu", progress=False, **TINY)
+def test_dit_learns_trains_once_and_not_after_a_code_change(private_cache, monkeypatch):
+    first = dit_learns("smoke", device="cpu", progress=False, **TINY)
+    second = dit_learns("smoke", device="cpu", progress=False, **TINY)
     assert not first.loaded and second.loaded and second.parts()[0] == first.parts()[0]
-    assert second.config == settings("smoke", **TINY).to_dict() and second.provenance.profile == "smoke"
-    assert not learn_process("smoke", device="cpu", progress=False, **{**TINY, "seed": 1}).loaded
+    assert second.config == dit_learns_config("smoke", **TINY).to_dict() and second.provenance.profile == "smoke"
+    assert not dit_learns("smoke", device="cpu", progress=False, **{**TINY, "seed": 1}).loaded
     # edited model/training/experiment source: the old local result must not be reused
     monkeypatch.setattr(results, "code_hash", lambda *a, **k: "edited")
-    assert not learn_process("smoke", device="cpu", progress=False, **TINY).loaded
+    assert not dit_learns("smoke", device="cpu", progress=False, **TINY).loaded

@@ -1,4 +1,5 @@
-"""Metrics against direct formulas: pair covariance, kernel projection, paper error, Gaussian KL and W2."""
+"""Metrics against direct formulas: pair covariance, kernel projection, paper error, Gaussian KL and W2, the
+covariance-error record and the Kronecker fit."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import torch
 
 from gptheory import GaussianProcess, metrics
 from gptheory.metrics import (
+    CovarianceErrors,
     covariance_errors,
+    fit_kronecker,
     flat_covariance,
     gaussian_kl,
     gaussian_w2,
@@ -224,3 +227,54 @@ def test_phase_share_of_noise_is_the_share_of_its_degrees_of_freedom():
     assert 0.5 * expected < shares.mean() < 1.5 * expected
     # too short for the period: no diagonal qualifies, so no share
     assert math.isnan(metrics.phase_share(torch.randn(3, 3, generator=gen, dtype=torch.float64), 2))
+
+
+# ------------------------------------------------------------------------------ the covariance-error record
+def test_covariance_errors_of_the_truth_are_zero_and_grow_with_a_wrong_kernel():
+    gp = GaussianProcess(7, 3, nu=1.0, ell=2.0, seed=1)
+    zero = torch.zeros(7, 3, dtype=torch.float64)
+    exact = CovarianceErrors.of_pairs(gp.Gamma[:, :, None, None] * gp.Sigma, zero, gp)
+    assert all(abs(v) < 1e-6 for v in exact.__dict__.values())
+    other = GaussianProcess(7, 3, nu=1.0, ell=4.0, seed=1)  # same Sigma, wider kernel
+    wrong = CovarianceErrors.of_pairs(other.Gamma[:, :, None, None] * gp.Sigma, zero, gp)
+    ref = metrics.relative_error(other.Gamma, gp.Gamma)  # the whitened and LS estimates see Gamma exactly here
+    assert wrong.temporal == pytest.approx(ref) and wrong.temporal_ls == pytest.approx(ref) and wrong.w2 > 0.1
+
+
+def test_covariance_errors_of_samples_are_the_named_estimators():
+    gp = GaussianProcess(5, 3, nu=1.0, ell=2.0, seed=4)
+    x = gp.sample(300, generator=torch.Generator().manual_seed(1)).float()  # float32 in, measured in float64
+    e = CovarianceErrors.of_samples(x, gp)
+    C = pair_covariance(x)
+    assert e == CovarianceErrors.of_pairs(C, x.double().mean(0), gp)
+    assert e.temporal == metrics.relative_error(metrics.temporal_kernel_whitened(C, gp.Sigma), gp.Gamma)
+    assert e.temporal_ls == metrics.relative_error(temporal_kernel(C, gp.Sigma), gp.Gamma)
+    assert {k: getattr(e, k) for k in ("temporal_ls", "spatial", "covariance")} == {
+        "temporal_ls": covariance_errors(x, gp.Gamma, gp.Sigma)["temporal"],
+        **{k: covariance_errors(x, gp.Gamma, gp.Sigma)[k] for k in ("spatial", "covariance")},
+    }
+    fit = gaussian_w2(x.double().mean(0).flatten(), flat_covariance(C), gp.mu.flatten(), gp.covariance())
+    assert e.w2 == fit
+
+
+def test_relative_error_takes_tensors_or_arrays():
+    a, b = np.array([[3.0, 4.0], [0.0, 0.0]]), np.array([[0.0, 0.0], [0.0, 5.0]])
+    assert metrics.relative_error(a, b) == pytest.approx(math.sqrt(50) / 5)
+    assert metrics.relative_error(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(math.sqrt(50) / 5)
+
+
+def test_kronecker_fit_is_a_fixed_point_of_the_likelihood_and_recovers_the_truth():
+    gp = GaussianProcess(6, 3, nu=1.0, ell=2.0, seed=2)
+    x = gp.sample(4000, generator=torch.Generator().manual_seed(0))
+    G, S = fit_kronecker(x)
+    xc = x - x.mean(0)
+    n, N, d = x.shape
+    # the maximum-likelihood equations hold at the returned pair (the scale split cancels in each)
+    G_next = torch.einsum("kia,ab,kjb->ij", xc, torch.linalg.inv(S), xc) / (n * d)
+    S_next = torch.einsum("kia,ij,kjb->ab", xc, torch.linalg.inv(G), xc) / (n * N)
+    assert torch.allclose(G_next, G, atol=1e-8) and torch.allclose(S_next, S, atol=1e-8)
+    assert float(G.diagonal().mean()) == pytest.approx(1.0)
+    # sampling error of a covariance from n d = 12000 coordinates: a few percent
+    assert metrics.relative_error(G, gp.Gamma) < 0.05 and metrics.relative_error(S, gp.Sigma) < 0.05
+    with pytest.raises(ValueError, match="n\\*d > N"):
+        fit_kronecker(x[:2])

@@ -1,13 +1,12 @@
-"""Tests for gptheory.experiments.probe: analysis helpers on constructed inputs, one measured point of each
-architecture, and every sweep of Appendix D.2 and the attention question run end to end in the smoke profile (with
-tiny overrides)."""
+"""Tests for gptheory.experiments.probe: the training-dynamics steps, one measured point of each architecture, and
+every probe sweep (of :mod:`gptheory.experiments.architecture` and :mod:`gptheory.experiments.attention_learned`) run
+end to end in the smoke profile (with tiny overrides)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-import types
 
 import numpy as np
 import pytest
@@ -15,13 +14,13 @@ import torch
 
 from gptheory import metrics, results
 from gptheory.config import ExperimentConfig
+from gptheory.experiments import SWEEPS, architecture
 from gptheory.experiments import probe as probes
-from gptheory.experiments import probe_analysis as pa
 from gptheory.experiments import sweep as get
-from gptheory.experiments.dit_learns import prepare
 from gptheory.provenance import Provenance
-from gptheory.results import config_key
+from gptheory.results import config_key, setting
 from gptheory.sweep import provenance_summary, run_sweep
+from gptheory.trial import prepare
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -44,69 +43,6 @@ def test_eval_steps_are_log_spaced_distinct_and_end_at_the_last_step(steps, poin
 
 def test_eval_steps_without_points_is_empty():
     assert probes.eval_steps(2500, 0) == [] and probes.eval_steps(10, -1) == []
-
-
-def test_learned_step_is_where_the_error_stays_near_its_final_level():
-    steps = np.array([1, 2, 4, 8, 16])
-    no_floor = 0.0
-    assert pa.learned_step(steps, np.array([8.0, 4.0, 2.0, 1.5, 1.0]), no_floor) == 4  # 2.0 <= 2 x 1.0 from step 4 on
-    assert pa.learned_step(steps, np.array([8.0, 4.0, 2.0, 1.5, 1.0]), no_floor, factor=1.6) == 8
-    # non-monotone: a dip under the bar that does not last does not count; the last excursion above it does
-    assert pa.learned_step(steps, np.array([10.0, 1.0, 5.0, 1.5, 1.0]), no_floor) == 8
-    assert pa.learned_step(steps, np.array([9.0, 9.0, 9.0, 9.0, 1.0]), no_floor) == 16  # only at the end
-    # scale-free: the same step in any units
-    assert pa.learned_step(steps, 1e-3 * np.array([10.0, 1.0, 5.0, 1.5, 1.0]), no_floor) == 8
-    # nothing to time: within the band from the first look (a weak correlation that white noise already gets right)
-    assert math.isnan(pa.learned_step(steps, np.array([1.0, 1.2, 0.9, 1.1, 1.0]), no_floor))
-    # the floor of as many true sequences widens the band: an error that only wanders within the noise is not timed
-    assert math.isnan(pa.learned_step(steps, np.array([0.3, 0.2, 0.25, 0.1, 0.05]), floor=0.2))
-    assert pa.learned_step(steps, np.array([3.0, 0.5, 0.3, 0.1, 0.05]), floor=0.2) == 4  # band 0.4: 0.5 is above it
-    with pytest.raises(ValueError, match="steps and err"):
-        pa.learned_step(steps, np.array([1.0, 2.0]), 0.0)
-    # by gap: one learned step per column of the (E, N) error curves, each against its own floor
-    curves = np.array([[1.0, 8.0, 9.0], [1.0, 4.0, 9.0], [1.0, 1.5, 9.0], [1.0, 1.2, 5.0], [1.0, 1.0, 1.0]])
-    p = types.SimpleNamespace(eval_steps=steps, eval_gap_error=curves, eval_gap_error_true=np.zeros(3))
-    np.testing.assert_array_equal(pa.gap_learned_steps(p), [np.nan, 4, 16])
-
-
-def test_order_and_finite_median_handle_missing_values():
-    assert pa.order(1, 2) == "before" and pa.order(2, 2) == "same" and pa.order(3, 2) == "after"
-    assert pa.order(math.nan, 2) == "unknown"
-    assert pa.finite_median([1.0, math.nan, 3.0]) == 2.0 and math.isnan(pa.finite_median([math.nan]))
-
-
-def test_separated_needs_a_gap_beyond_the_seed_noise():
-    assert pa.separated([1.0, 1.1, 0.9], [2.0, 2.1, 1.9])
-    assert not pa.separated([1.0, 1.5, 0.5], [1.2, 1.7, 0.7])
-    assert not pa.separated([1.0], [5.0])  # one seed: no spread, no verdict
-
-
-def test_smallest_sufficient_takes_the_smallest_key_near_the_best():
-    assert pa.smallest_sufficient({8: 0.50, 1: 1.00, 4: 0.52, 2: 0.60}) == 4  # 0.52 <= 1.1 x 0.50; 0.60 is not
-    assert pa.smallest_sufficient({8: 0.50, 1: 1.00, 4: 0.52, 2: 0.60}, tolerance=0.25) == 2
-    assert pa.smallest_sufficient({1: 0.3, 2: 0.5}) == 1  # the best itself, when it is the smallest
-
-
-def test_denoising_trend_is_the_rank_correlation_with_denoising_progress():
-    times = np.linspace(1.0, 0.01, 5)  # stored from T down to t0
-    sim = np.array([[0.1, 0.9, 0.1], [0.2, 0.8, 0.5], [0.3, 0.7, 0.3], [0.4, 0.6, 0.9], [0.5, 0.5, 0.7]])
-    trend = pa.denoising_trend(types.SimpleNamespace(times=times, similarity=sim))
-    # layer 0 rises as noise is removed, layer 1 falls, layer 2 has ranks 1 3 2 5 4: rho = 1 - 6 * 4 / (5 * 24)
-    np.testing.assert_allclose(trend, [1.0, -1.0, 0.8], rtol=1e-12)
-
-
-def test_setting_reads_any_field_including_those_left_out_at_their_defaults():
-    cfg = probes.BASE["smoke"].replace(depth=2, N=8, seed=3)
-    p = types.SimpleNamespace(config=cfg.to_dict())
-    assert pa.setting(p, "depth") == 2 and pa.setting(p, "N") == 8 and pa.setting(p, "seed") == 3
-    assert pa.setting(p, "steps") == cfg.train.steps and pa.setting(p, "n_gen") == cfg.sampler.n_gen
-    # fields added later are absent from the stored configuration at their defaults, yet are settings like any other
-    assert "arch" not in p.config["model"] and pa.setting(p, "arch") == "dit"
-    unet = types.SimpleNamespace(config=cfg.replace(arch="unet", kernel_size=3, levels=1).to_dict())
-    assert pa.setting(unet, "arch") == "unet" and pa.setting(unet, "levels") == 1
-    assert pa.setting(unet, "kernel_size") == 3 and pa.setting(p, "eval_points") == 0
-    with pytest.raises(KeyError, match="no setting 'width'"):
-        pa.setting(p, "width")
 
 
 # ------------------------------------------------------------------------------------------ one point
@@ -190,8 +126,8 @@ def private_cache(tmp_path, monkeypatch):
 
 @pytest.mark.usefixtures("private_cache")
 def test_a_dit_point_measures_its_attention_and_round_trips(tmp_path):
-    cfg = probes.BASE["smoke"].replace(N=8, depth=2, record=3, **TINY)  # N != 16, depth != 3: shapes follow
-    p = probes.run_point(cfg, progress=False)
+    cfg = probes.PROBE["smoke"].replace(N=8, depth=2, record=3, **TINY)  # N != 16, depth != 3: shapes follow
+    p = probes.run_probe(cfg, progress=False)
     _check_common(p, cfg)
     _check_dit(p, cfg)
     _check_dynamics(p, cfg)  # eval_points = 0: no training dynamics
@@ -200,28 +136,28 @@ def test_a_dit_point_measures_its_attention_and_round_trips(tmp_path):
     p.provenance = Provenance.now(cfg.to_dict(), 1.0, "smoke", "cpu")
     back = results.read(results.write(p, tmp_path, "k"), probes.Probe)
     _same(p, back)
-    assert pa.setting(back, "depth") == 2 and pa.setting(back, "arch") == "dit"
+    assert setting(back, "depth") == 2 and setting(back, "arch") == "dit"
 
 
 @pytest.mark.usefixtures("private_cache")
 def test_a_unet_point_has_no_attention_its_receptive_field_and_training_dynamics(tmp_path):
-    cfg = probes.BASE["smoke"].replace(N=8, arch="unet", levels=1, eval_points=3, **TINY)
-    p = probes.run_point(cfg, progress=False)
+    cfg = probes.PROBE["smoke"].replace(N=8, arch="unet", levels=1, eval_points=3, **TINY)
+    p = probes.run_probe(cfg, progress=False)
     _check_common(p, cfg)
     _check_no_attention(p)
     _check_dynamics(p, cfg)
     assert p.receptive_field == prepare(cfg)[2].max_gap
     assert "similarity_t0_best" not in probes.columns(p)
     # the measurement is deterministic under the seed: the same point again gives the same record
-    _same(p, probes.run_point(cfg, progress=False), skip=("train_seconds", "generate_seconds"))
+    _same(p, probes.run_probe(cfg, progress=False), skip=("train_seconds", "generate_seconds"))
     p.provenance = Provenance.now(cfg.to_dict(), 1.0, "smoke", "cpu")
     back = results.read(results.write(p, tmp_path, "k"), probes.Probe)
     _same(p, back)
-    assert pa.setting(back, "arch") == "unet" and pa.setting(back, "eval_points") == 3
+    assert setting(back, "arch") == "unet" and setting(back, "eval_points") == 3
 
 
 # ------------------------------------------------------------------------------------ every sweep, smoke
-SWEEP_NAMES = [s.name for s in probes.SWEEPS]
+SWEEP_NAMES = [name for name, s in SWEEPS.items() if s.record is probes.Probe]
 
 
 @pytest.fixture(scope="module")
@@ -238,8 +174,9 @@ def swept(tmp_path_factory, one_thread):
 
 
 def test_the_issue_sweeps_are_all_registered():
-    assert set(SWEEP_NAMES) == {"architecture", "unet-receptive-field", "sequence-length", "depth", "attention-depth",
-                                "attention-bandwidth", "attention-white"}  # fmt: skip
+    assert set(SWEEP_NAMES) == {"architecture", "architecture-receptive-field", "architecture-length",
+                                "architecture-depth", "attention-learned-depth", "attention-learned-bandwidth",
+                                "attention-learned-white"}  # fmt: skip
     assert all(get(n).record is probes.Probe for n in SWEEP_NAMES)
 
 
@@ -266,8 +203,8 @@ def test_each_sweep_runs_in_the_smoke_profile(swept, name):
     for (coords, rec), row in zip(run.points, rows, strict=True):
         cfg = ExperimentConfig.from_dict(rec.config)
         for k, v in coords.items():
-            assert pa.setting(rec, k) == v and str(row[k]) == str(v), (k, v)
-        assert {k: pa.setting(rec, k) for k in TINY} == TINY and rec.provenance.profile == "smoke"
+            assert setting(rec, k) == v and str(row[k]) == str(v), (k, v)
+        assert {k: setting(rec, k) for k in TINY} == TINY and rec.provenance.profile == "smoke"
         assert float(row["generated.temporal"]) == pytest.approx(rec.generated.temporal, rel=1e-12)
         _check_common(rec, cfg)
         _check_dynamics(rec, cfg)
@@ -282,20 +219,20 @@ def test_each_sweep_runs_in_the_smoke_profile(swept, name):
 def test_what_each_sweep_varies_shows_in_its_points(swept):
     runs = swept[0]
     by = {n: {tuple(c.items()): r for c, r in runs[n].points} for n in SWEEP_NAMES}
-    arch = {pa.setting(r, "arch"): r for r in by["architecture"].values()}
-    assert set(arch) == set(probes.ARCHS)
+    arch = {setting(r, "arch"): r for r in by["architecture"].values()}
+    assert set(arch) == set(architecture.COMPARED_ARCHS)
     assert all(abs(r.params / arch["dit"].params - 1) <= 0.1 for r in arch.values())  # matched sizes
-    assert all(r.eval_steps.tolist() == probes.eval_steps(20, probes.EVAL_POINTS["smoke"]) for r in arch.values())
-    rf = {pa.setting(r, "kernel_size"): r.receptive_field for r in by["unet-receptive-field"].values()}
+    assert all(r.eval_steps.tolist() == probes.eval_steps(20, architecture.EVAL_POINTS["smoke"]) for r in arch.values())
+    rf = {setting(r, "kernel_size"): r.receptive_field for r in by["architecture-receptive-field"].values()}
     assert rf[3] < rf[7]  # longer filters see further
-    for r in by["sequence-length"].values():
-        assert r.Gamma.shape == (pa.setting(r, "N"),) * 2
-    for r in [*by["depth"].values(), *by["attention-depth"].values()]:
-        assert r.similarity.shape[1] == pa.setting(r, "depth")
-    for r in by["attention-bandwidth"].values():
-        ell, nu = pa.setting(r, "ell"), pa.setting(r, "nu")
+    for r in by["architecture-length"].values():
+        assert r.Gamma.shape == (setting(r, "N"),) * 2
+    for r in [*by["architecture-depth"].values(), *by["attention-learned-depth"].values()]:
+        assert r.similarity.shape[1] == setting(r, "depth")
+    for r in by["attention-learned-bandwidth"].values():
+        ell, nu = setting(r, "ell"), setting(r, "nu")
         assert r.Gamma[0, 1] == pytest.approx(math.exp(-((1 / ell) ** nu)), rel=1e-12)
-    (white,) = by["attention-white"].values()
+    (white,) = by["attention-learned-white"].values()
     np.testing.assert_allclose(white.Gamma, np.eye(white.Gamma.shape[0]), rtol=0, atol=1e-170)  # exp(-400): I
 
 

@@ -1,16 +1,37 @@
-"""Tests for gptheory.results: keys, typed round trips, the load-or-compute cache, provenance, source hashes."""
+"""Tests for gptheory.results: keys, typed round trips, the load-or-compute cache, provenance, source hashes, and
+reading many records (by setting and metric)."""
 
 from __future__ import annotations
 
 import json
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
 from gptheory import results
+from gptheory.experiments.dit_learns import DIT_LEARNS
 from gptheory.provenance import Provenance, code_hash, dependencies, device_name
-from gptheory.results import Record, Result, cached, config_key, load, read, save, ship, shipped
+from gptheory.results import (
+    Record,
+    Result,
+    by_process,
+    cached,
+    config_key,
+    group,
+    load,
+    mean,
+    read,
+    save,
+    setting,
+    ship,
+    shipped,
+    summary,
+    value,
+)
+
+SMOKE = DIT_LEARNS["smoke"]
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +113,7 @@ def test_the_experiments_hash_covers_every_module_they_import():
     # construct (the hand-built attention) and unroll (its operator bounds) produce saved numbers too
     assert {"gptheory.construct", "gptheory.unroll", "gptheory.dit", "gptheory.train", "gptheory.metrics"} <= set(deps)
     assert "gptheory.bench" not in deps and "gptheory" not in deps
-    assert "gptheory.experiments.dit_learns" in dependencies("gptheory.experiments.sample_complexity")
+    assert "gptheory.trial" in dependencies("gptheory.experiments.sample_complexity")
 
 
 def test_code_hash_changes_when_any_dependency_changes(tmp_path):
@@ -146,3 +167,36 @@ def test_shipped_results_are_found_first_and_listed():
     assert [r.numbers for r in shipped("both")] == [{"v": "shipped"}]
     assert shipped("nothing") == []
     assert load("both", {"x": 2}) is None
+
+
+# --------------------------------------------------------------------------------------- reading many records
+def _point(err: float, **settings) -> types.SimpleNamespace:
+    """A stand-in record: one nested metric and the configuration of DIT_LEARNS["smoke"] with ``settings``."""
+    return types.SimpleNamespace(dit=types.SimpleNamespace(temporal=err), config=SMOKE.replace(**settings).to_dict())
+
+
+def test_setting_reads_any_field_including_those_left_out_at_their_defaults():
+    cfg = SMOKE.replace(depth=2, N=8, seed=3)
+    p = types.SimpleNamespace(config=cfg.to_dict())
+    assert setting(p, "depth") == 2 and setting(p, "N") == 8 and setting(p, "seed") == 3
+    assert setting(p, "steps") == cfg.train.steps and setting(p, "n_gen") == cfg.sampler.n_gen
+    # fields added later are absent from the stored configuration at their defaults, yet are settings like any other
+    assert "arch" not in p.config["model"] and setting(p, "arch") == "dit"
+    unet = types.SimpleNamespace(config=cfg.replace(arch="unet", kernel_size=3, levels=1).to_dict())
+    assert setting(unet, "arch") == "unet" and setting(unet, "levels") == 1
+    assert setting(unet, "kernel_size") == 3 and setting(p, "eval_points") == 0
+    with pytest.raises(KeyError, match="no setting 'width'"):
+        setting(p, "width")
+
+
+def test_value_group_mean_and_summary_read_records_by_setting_and_metric():
+    pts = [_point(e, nu=nu, ell=ell, seed=s) for nu, ell, e, s in
+           ((2.0, 4.0, 1.0, 0), (1.0, 8.0, 2.0, 0), (1.0, 4.0, 3.0, 0), (1.0, 4.0, 5.0, 1))]  # fmt: skip
+    assert value(pts[0], "dit.temporal") == 1.0 and isinstance(value(pts[0], "dit.temporal"), float)
+    by_nu = group(pts, "nu")
+    assert list(by_nu) == [1.0, 2.0] and by_nu[1.0] == pts[1:]  # sorted keys, records in their order
+    assert list(by_process(pts)) == [(1.0, 4.0), (1.0, 8.0), (2.0, 4.0)] == list(group(pts, "nu", "ell"))
+    assert by_process(pts)[(1.0, 4.0)] == pts[2:]
+    assert mean(pts[2:], "dit.temporal") == 4.0
+    s = summary(pts, "ell", "dit.temporal")
+    assert s[4.0] == (3.0, pytest.approx(2.0), 3) and s[8.0][0] == 2.0 and np.isnan(s[8.0][1]) and s[8.0][2] == 1

@@ -1,4 +1,4 @@
-"""Tests for gptheory.experiments.sample_complexity: yardstick fit, Lemma 12, metrics, slopes."""
+"""Tests for gptheory.experiments.sample_complexity: Lemma 12, slopes, means and the ordering of the grid."""
 
 from __future__ import annotations
 
@@ -11,35 +11,10 @@ import torch
 from gptheory import GaussianProcess, metrics
 from gptheory.early_stopping import early_stopping_gap
 from gptheory.experiments import sample_complexity as sc
+from gptheory.metrics import CovarianceErrors
 from gptheory.provenance import Provenance
+from gptheory.results import value
 from gptheory.schedules import DDPMSchedule, OUSchedule
-
-
-def test_errors_of_the_truth_are_zero_and_grow_with_a_wrong_kernel():
-    gp = GaussianProcess(7, 3, nu=1.0, ell=2.0, seed=1)
-    exact = sc.errors(gp.Gamma[:, :, None, None] * gp.Sigma, torch.zeros(7, 3, dtype=torch.float64), gp)
-    assert all(abs(v) < 1e-6 for v in exact.__dict__.values())
-    other = GaussianProcess(7, 3, nu=1.0, ell=4.0, seed=1)  # same Sigma, wider kernel
-    wrong = sc.errors(other.Gamma[:, :, None, None] * gp.Sigma, torch.zeros(7, 3, dtype=torch.float64), gp)
-    ref = metrics.relative_error(other.Gamma, gp.Gamma)  # the whitened and LS estimates see Gamma exactly here
-    assert wrong.temporal == pytest.approx(ref) and wrong.temporal_ls == pytest.approx(ref) and wrong.w2 > 0.1
-
-
-def test_kronecker_fit_is_a_fixed_point_of_the_likelihood_and_recovers_the_truth():
-    gp = GaussianProcess(6, 3, nu=1.0, ell=2.0, seed=2)
-    x = gp.sample(4000, generator=torch.Generator().manual_seed(0))
-    G, S = sc.fit_kronecker(x)
-    xc = x - x.mean(0)
-    n, N, d = x.shape
-    # the maximum-likelihood equations hold at the returned pair (the scale split cancels in each)
-    G_next = torch.einsum("kia,ab,kjb->ij", xc, torch.linalg.inv(S), xc) / (n * d)
-    S_next = torch.einsum("kia,ij,kjb->ab", xc, torch.linalg.inv(G), xc) / (n * N)
-    assert torch.allclose(G_next, G, atol=1e-8) and torch.allclose(S_next, S, atol=1e-8)
-    assert float(G.diagonal().mean()) == pytest.approx(1.0)
-    # sampling error of a covariance from n d = 12000 coordinates: a few percent
-    assert metrics.relative_error(G, gp.Gamma) < 0.05 and metrics.relative_error(S, gp.Sigma) < 0.05
-    with pytest.raises(ValueError, match="n\\*d > N"):
-        sc.fit_kronecker(x[:2])
 
 
 def test_lemma12_matches_the_dense_gaussian_formulas_and_the_bound_holds():
@@ -64,19 +39,24 @@ def test_lemma12_matches_the_dense_gaussian_formulas_and_the_bound_holds():
     assert math.log10(small.kl[1] / small.kl[0]) == pytest.approx(4.0, abs=0.05)
 
 
-def test_slope_recovers_a_power_law_and_its_interval_covers_it():
+def test_slopes_fit_each_process_over_every_seed_and_cut_at_n_max():
     rng = np.random.default_rng(0)
-    n = np.repeat([64, 256, 1024, 4096], 3)
-    err = 2.0 * n**-0.5 * np.exp(rng.normal(0, 0.05, n.size))
-    b, lo, hi = sc.slope(n, err)
-    assert lo < -0.5 < hi and b == pytest.approx(-0.5, abs=0.05)
-    assert all(math.isnan(v) for v in sc.slope([64, 64], [0.1, 0.2]))  # one size: no slope
+    pts = [_fake(nu, 4.0, n, nu * n**-0.5 * math.exp(rng.normal(0, 0.05))) for nu in (1.0, 2.0) for n in (64, 256, 1024)
+           for _ in range(2)]  # fmt: skip
+    fits = sc.slopes(pts)
+    assert set(fits) == {(1.0, 4.0), (2.0, 4.0)}
+    for fit in fits.values():
+        assert fit.low < -0.5 < fit.high and fit.slope == pytest.approx(-0.5, abs=0.05)
+    cut = sc.slopes(pts, n_max=256)  # two sizes, four runs: a slope with an interval from two residual dof
+    x = np.log([64, 64, 256, 256])
+    y = np.log([value(p, "dit.temporal") for p in pts if p.config["process"]["nu"] == 1.0][:4])
+    assert cut[(1.0, 4.0)].slope == pytest.approx(np.polyfit(x, y, 1)[0], rel=1e-12)
 
 
-def _fake(nu: float, ell: float, n: int, err: float) -> sc.Point:
-    e = sc.SampleErrors(err, err, err, err, err)
-    p = sc.Point(e, e, e, e, e, 1.0, 1.0, 1.0, 1, 1.0, 1.0, 1, 1.0, np.eye(2))
-    p.provenance = Provenance.now({"process": {"nu": nu, "ell": ell}, "n_train": n}, 1.0)
+def _fake(nu: float, ell: float, n: int, err: float) -> sc.SampleComplexity:
+    e = CovarianceErrors(err, err, err, err, err)
+    p = sc.SampleComplexity(e, e, e, e, e, 1.0, 1.0, 1.0, 1, 1.0, 1.0, 1, 1.0, np.eye(2))
+    p.provenance = Provenance.now(sc.SAMPLE_COMPLEXITY["smoke"].replace(nu=nu, ell=ell, n_train=n).to_dict(), 1.0)
     return p
 
 

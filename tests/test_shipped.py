@@ -9,10 +9,13 @@ import pytest
 import torch
 
 from gptheory.config import ExperimentConfig
+from gptheory.experiments import SWEEPS as ALL_SWEEPS
 from gptheory.experiments import probe as probes
-from gptheory.experiments import probe_analysis as pa
-from gptheory.experiments.sample_complexity import NAME, SWEEPS, Point, run_point
-from gptheory.results import Record, config_key, shipped
+from gptheory.experiments.sample_complexity import NAME, SWEEPS, SampleComplexity, run_sample_complexity
+from gptheory.results import Record, config_key, setting, shipped
+
+# the probe sweeps of the architecture and attention chapters
+PROBE_SWEEPS = [s for s in ALL_SWEEPS.values() if s.record is probes.Probe]
 
 # Re-running a point on the same kind of machine with the thread count recorded in its provenance repeats the
 # arithmetic exactly, so the numbers agree to rounding. On another CPU (other SIMD kernels in MKL) the rounding of
@@ -23,8 +26,8 @@ from gptheory.results import Record, config_key, shipped
 REL_TOL = 0.05
 
 
-def _points() -> list[Point]:
-    return shipped(NAME, Point)
+def _points() -> list[SampleComplexity]:
+    return shipped(NAME, SampleComplexity)
 
 
 def _grid_keys(sweeps) -> set[str]:
@@ -61,7 +64,7 @@ def test_every_shipped_point_belongs_to_a_sweep_and_carries_its_provenance():
 
 
 def test_every_shipped_probe_point_belongs_to_a_probe_sweep_and_carries_its_provenance():
-    grid_keys = _grid_keys(probes.SWEEPS)
+    grid_keys = _grid_keys(PROBE_SWEEPS)
     for p in shipped(probes.NAME, probes.Probe):
         _check_provenance(p, probes.NAME)
         assert config_key(p.provenance.config) in grid_keys, p.path.name  # no orphan: a sweep regenerates it
@@ -72,7 +75,7 @@ def test_one_shipped_point_reruns_from_scratch(monkeypatch, tmp_path):
     monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path))
     # the cheapest point: the smallest training set (training time does not depend on n; sampling and metrics barely)
     p = min(_points(), key=lambda q: (q.config["n_train"], q.provenance.wall_seconds))
-    again = _rerun(run_point, p)
+    again = _rerun(run_sample_complexity, p)
     # the data, the yardstick fitted to it and the fresh true samples involve no training: they repeat to rounding
     for part in ("train", "yardstick", "yardstick_exact", "truth"):
         for k, v in getattr(p, part).__dict__.items():
@@ -91,10 +94,10 @@ def test_one_shipped_probe_point_reruns_from_scratch(monkeypatch, tmp_path):
     monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path))
 
     def cost(q: probes.Probe) -> tuple:  # training and sampling both scale with N x depth x steps
-        return (pa.setting(q, "N") * pa.setting(q, "depth") * q.steps, q.provenance.wall_seconds)
+        return (setting(q, "N") * setting(q, "depth") * q.steps, q.provenance.wall_seconds)
 
     p = min(pts, key=cost)
-    again = _rerun(probes.run_point, p)
+    again = _rerun(probes.run_probe, p)
     # no training in these: the process, the true sequences and what is measured on them repeat to rounding
     for k, v in p.true.__dict__.items():
         assert getattr(again.true, k) == pytest.approx(v, rel=1e-9), ("true", k)

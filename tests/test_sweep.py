@@ -11,7 +11,7 @@ from gptheory import executors, results, sweep
 from gptheory.__main__ import main
 from gptheory.experiments import SWEEPS
 from gptheory.experiments import sweep as find_sweep
-from gptheory.experiments.sample_complexity import Point
+from gptheory.experiments.sample_complexity import SampleComplexity
 from gptheory.sweep import run_sweep
 
 SC_NU, SC_ELL = find_sweep("sample-complexity-nu"), find_sweep("sample-complexity-ell")
@@ -34,7 +34,7 @@ def _rows(path):
 
 def test_registry_names_every_sweep_and_its_grid():
     names = set(SWEEPS)
-    assert {"figure1", "sample-complexity-nu", "sample-complexity-ell"} <= names
+    assert {"dit-learns", "sample-complexity-nu", "sample-complexity-ell"} <= names
     for s in SWEEPS.values():
         assert set(s.grid) == {"smoke", "cpu", "gpu"} and set(s.base) == {"smoke", "cpu", "gpu"}
     cpu = SWEEPS["sample-complexity-nu"].grid["cpu"]
@@ -54,7 +54,8 @@ def test_a_sweep_writes_a_tidy_table_and_a_second_run_does_no_work(tmp_path):
     assert {"train_seconds", "device", "commit"} <= set(rows[0])
     assert (out / "summary.png").stat().st_size > 0
     p = first.points[0][1]
-    assert isinstance(p, Point) and p.paper_relative_error == pytest.approx(p.dit.covariance / p.train.covariance)
+    assert isinstance(p, SampleComplexity)
+    assert p.paper_relative_error == pytest.approx(p.dit.covariance / p.train.covariance)
     again = run_sweep(SC_NU, "smoke", out, axes=AXES, progress=False, **TINY)
     assert again.computed == 0 and [r.dit for r in again.records()] == [r.dit for r in first.records()]
     # a larger grid reuses the finished points
@@ -156,7 +157,7 @@ def test_ship_refuses_points_computed_by_code_that_changed_while_the_sweep_ran(t
     with pytest.raises(RuntimeError, match="changed while sweep sample-complexity-nu ran"):
         run_sweep(SC_NU, "smoke", out, axes=AXES, progress=False, ship=True, **TINY)
     assert not list((tmp_path / "shipped").glob("*.json"))  # nothing shipped
-    kept = [results.read(p, Point) for p in (out / "points").glob("*.json")]
+    kept = [results.read(p, SampleComplexity) for p in (out / "points").glob("*.json")]
     assert len(kept) == 2 and {p.provenance.code for p in kept} == {"code-at-start"}  # the code that computed them
 
 

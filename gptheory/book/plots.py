@@ -39,8 +39,3 @@ def heatmaps(
         fig.suptitle(suptitle)
     return fig
 
-
-def loglog_fit(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Least-squares slope and intercept of ``log y`` against ``log x`` (a power law ``y ~ C x^slope``)."""
-    slope, intercept = np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)
-    return float(slope), float(intercept)

@@ -11,7 +11,7 @@ outcome into its prose::
     )
 
 The rules: :func:`compare` (two sets of per-seed values), :func:`band` (one value against a range),
-``order`` of :mod:`gptheory.experiments.probe_analysis` (two steps: ``"before"``, ``"same"``, ``"after"``,
+``order`` of :mod:`gptheory.statistics` (two steps: ``"before"``, ``"same"``, ``"after"``,
 ``"unknown"``), and any ``bool`` (``"yes"`` / ``"no"``).
 """
 
@@ -23,14 +23,14 @@ from typing import TypeVar
 
 import numpy as np
 
-from gptheory.experiments.probe_analysis import separated
+from ..statistics import separated
 
 T = TypeVar("T")
 
 
 def compare(a: Sequence[float], b: Sequence[float]) -> str:
     """How the per-seed values ``a`` stand against ``b``: ``"same"`` when the two sets are not clearly apart
-    (:func:`~gptheory.experiments.probe_analysis.separated`: means closer than twice the larger standard error, or
+    (:func:`~gptheory.statistics.separated`: means closer than twice the larger standard error, or
     fewer than two values on a side), else ``"higher"`` when the mean of ``a`` is larger and ``"lower"`` when not."""
     if not separated(a, b):
         return "same"

@@ -2,20 +2,24 @@
 
 * :mod:`~gptheory.experiments.dit_learns` -- Section 6.1 / Appendix D.1: a DiT learns ``Gamma`` and ``Sigma``;
 * :mod:`~gptheory.experiments.sample_complexity` -- Theorem 2 and Figure 4(a): the error against ``n``;
-* :mod:`~gptheory.experiments.probe` -- one trained network measured from every side (Appendix D.2 and the
-  attention chapter), with :mod:`~gptheory.experiments.probe_analysis` and :mod:`~gptheory.experiments.probe_figures`.
+* :mod:`~gptheory.experiments.probe` -- one trained network measured from every side, the point of the next two;
+* :mod:`~gptheory.experiments.architecture` -- Appendix D.2 (Figures 11-13): the DiT against UNets, length, depth;
+* :mod:`~gptheory.experiments.attention_learned` -- is the attention pattern learned (Figures 5 and 10 at depth)?
 
-Each module defines its sweeps (a ``SWEEPS`` tuple of :class:`gptheory.sweep.Sweep`); :data:`SWEEPS` holds them all
-by name and :func:`sweep` finds one. Importing this package imports the experiments, never the other way round.
+Each chapter's module defines its sweeps, named after the chapter (a ``SWEEPS`` tuple of
+:class:`gptheory.sweep.Sweep`); :data:`SWEEPS` holds them all by name and :func:`sweep` finds one.
+Importing this package imports the experiments, never the other way round.
 """
 
 from __future__ import annotations
 
 from ..profiles import PROFILES
 from ..sweep import Sweep
-from . import dit_learns, probe, sample_complexity
+from . import architecture, attention_learned, dit_learns, sample_complexity
 
-SWEEPS: dict[str, Sweep] = {s.name: s for s in (*dit_learns.SWEEPS, *sample_complexity.SWEEPS, *probe.SWEEPS)}
+SWEEPS: dict[str, Sweep] = {
+    s.name: s for module in (dit_learns, sample_complexity, architecture, attention_learned) for s in module.SWEEPS
+}
 
 
 def sweep(name: str) -> Sweep:

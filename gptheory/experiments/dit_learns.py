@@ -1,21 +1,23 @@
 """The experiment of Section 6.1 and Appendix D.1: a DiT trained on Gaussian-process sequences, measured.
 
-One configuration per profile (:data:`FIGURE1`, typed :class:`~gptheory.config.ExperimentConfig`), one driver
-(:func:`run`) and one entry point (:func:`learn_process`), shared by the chapter "A diffusion transformer
-learns the process", ``python -m gptheory reproduce figure1`` and the ``figure1`` sweep:
+One configuration per profile (:data:`DIT_LEARNS`, typed :class:`~gptheory.config.ExperimentConfig`), one driver
+(:func:`run_dit_learns`) and one entry point (:func:`dit_learns`), shared by the chapter "A diffusion transformer
+learns the process", ``python -m gptheory dit-learns`` and the ``dit-learns`` sweep:
 
-* :func:`settings` gives a profile's configuration with flat overrides applied (``settings("cpu", ell=2.0)``).
-* :func:`run` draws the training set, trains the DiT, samples from its EMA weights while recording every
-  layer's attention (:func:`gptheory.attention.generate_with_attention`), and measures: the Figure 1 errors of
-  the generated sequences (with the same estimators on as many true sequences as the yardstick), and the
-  weight and attention analyses of :mod:`gptheory.attention`. It returns a typed :class:`Figure1` record.
-* :func:`learn_process` returns the saved record of exactly this configuration when there is one (shipped
-  results, then the local cache, whose key also covers the source code) and calls :func:`run` only when
-  there is none.
+* :func:`dit_learns_config` gives a profile's configuration with flat overrides applied
+  (``dit_learns_config("cpu", ell=2.0)``).
+* :func:`run_dit_learns` runs one trial (:func:`gptheory.trial.run_trial`: the training set, the trained DiT,
+  sequences sampled from its EMA weights while recording every layer's attention, as many true ones) and measures:
+  the Figure 1 errors of the generated sequences (:class:`gptheory.metrics.CovarianceErrors`, with the same
+  estimators on the true sequences as the yardstick), and the weight and attention analyses of
+  :mod:`gptheory.attention`. It returns a typed :class:`DitLearns` record.
+* :func:`dit_learns` returns the saved record of exactly this configuration when there is one (shipped
+  results, then the local cache, whose key also covers the source code) and calls :func:`run_dit_learns` only
+  when there is none.
 
 Why the ``cpu`` profile looks as it does (fp32 on a 2-core AMD EPYC, torch's default two threads; ``N=32, d=4,
-nu=2, ell=4``, temporal-kernel error of 2000 generated sequences; ``python -m gptheory reproduce figure1 --profile
-cpu --seed S``):
+nu=2, ell=4``, least-squares temporal-kernel error of 2000 generated sequences; ``python -m gptheory dit-learns
+--profile cpu --seed S``):
 
 * The network outputs ``v`` (``prediction="v"``, see :mod:`gptheory.dit`). With DiT's noise output the
   generated sequences came out 3-7 % too wide (variance ratio 1.031-1.065 at 3500 steps), which alone is most of a
@@ -35,7 +37,6 @@ cpu --seed S``):
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,20 +45,21 @@ import torch
 
 from .. import attention, metrics
 from ..config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
-from ..denoiser import build_model
-from ..gp import DTYPE, GaussianProcess
+from ..gp import DTYPE
+from ..metrics import CovarianceErrors
 from ..profiles import by_profile
 from ..profiles import device as default_device
 from ..profiles import profile as active_profile
 from ..results import Record, cached, ship
 from ..sweep import Sweep
-from ..train import TrainConfig, TrainResult, train, training_set
+from ..train import TrainConfig
+from ..trial import prepare, run_trial, stream
 
 NAME = "dit_learns"  # the name results are saved under
 
 # The experiment's configuration in each profile (the process, the training-set size, the seed, the model, the
 # optimisation, the sampler).
-FIGURE1 = {
+DIT_LEARNS = {
     "smoke": ExperimentConfig(
         process=ProcessConfig(N=16, d=2, nu=2.0, ell=2.0),
         n_train=512,
@@ -95,41 +97,20 @@ FIGURE1 = {
 }
 
 
-def settings(profile: str | None = None, **overrides) -> ExperimentConfig:
+def dit_learns_config(profile: str | None = None, **overrides) -> ExperimentConfig:
     """The configuration of ``profile`` (default: the active one) with flat overrides by field name applied
-    (:meth:`ExperimentConfig.replace`), e.g. ``settings("cpu", ell=2.0, steps=500)``."""
-    return by_profile(**FIGURE1, name=profile).replace(**overrides)
-
-
-def prepare(
-    config: ExperimentConfig, checkpointed: bool = False
-) -> tuple[GaussianProcess, torch.Tensor, torch.nn.Module, TrainConfig]:
-    """The process, its fixed training set ``(n_train, N, d)``, the freshly initialised DiT and the
-    :class:`TrainConfig` of ``config`` (:meth:`~gptheory.config.ExperimentConfig.train_config`), seeded by
-    ``config.seed`` (``Sigma`` by ``process.sigma_seed``)."""
-    p = config.process
-    gp = GaussianProcess(p.N, p.d, nu=p.nu, ell=p.ell, seed=p.sigma_seed)
-    data = training_set(gp, config.n_train, seed=config.seed)
-    model = build_model(config.seed, N=p.N, d=p.d, **config.model.__dict__)
-    return gp, data, model, config.train_config(checkpointed)
+    (:meth:`ExperimentConfig.replace`), e.g. ``dit_learns_config("cpu", ell=2.0, steps=500)``."""
+    return by_profile(**DIT_LEARNS, name=profile).replace(**overrides)
 
 
 @dataclass
-class CovErrors:
-    """Relative Frobenius errors of covariance estimates (:func:`gptheory.metrics.errors_of_covariance`)."""
-
-    temporal: float
-    spatial: float
-    covariance: float
-
-
-@dataclass
-class Figure1(Record):
+class DitLearns(Record):
     """The measured Figure 1 run: errors, timings, and the weight and attention analyses (per layer lists).
 
-    Numbers: ``errors_generated`` / ``errors_true`` (:class:`CovErrors` of the generated and of as many true
-    sequences), their ratios, the paper's relative error, the generated variance (measured and as the
-    network's linear response predicts), training and sampling seconds, training throughput, the final loss;
+    Numbers: ``errors_generated`` / ``errors_true`` (:class:`~gptheory.metrics.CovarianceErrors` of the generated
+    and of as many true sequences; Figure 1's temporal error is the least-squares one, ``temporal_ls``), their
+    ratios (``ratio_temporal`` of ``temporal_ls``), the paper's relative error, the generated variance (measured
+    and as the network's linear response predicts), training and sampling seconds, training throughput, the final loss;
     per layer: query-key block shares (trained and at initialisation), logit shares, value data shares, kernel
     similarity at ``T`` and ``t0``, of the best head, fitted bandwidth; the similarity of self-attention and of
     the hand-built transformer.
@@ -142,8 +123,8 @@ class Figure1(Record):
 
     NAME = NAME
 
-    errors_generated: CovErrors
-    errors_true: CovErrors
+    errors_generated: CovarianceErrors
+    errors_true: CovarianceErrors
     ratio_temporal: float
     ratio_spatial: float
     paper_relative_error: float
@@ -187,39 +168,32 @@ class Figure1(Record):
     qk: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def run(
+def run_dit_learns(
     config: ExperimentConfig,
     checkpoint: str | Path | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
-) -> Figure1:
-    """Train a DiT on ``config``, generate with attention recording, measure (:class:`Figure1`).
+) -> DitLearns:
+    """Train a DiT on ``config``, generate with attention recording, measure (:class:`DitLearns`).
 
     Args:
-        config: the configuration (:func:`settings`).
+        config: the configuration (:func:`dit_learns_config`).
         checkpoint: training checkpoint (written every tenth of the run); an unfinished run resumes
             from it, a finished one is reloaded without training.
         device: default :func:`gptheory.profiles.device`.
         progress: ``tqdm`` progress bars for training.
     """
-    dev = torch.device(device) if device is not None else default_device()
-    gp, data, model, cfg = prepare(config, checkpointed=checkpoint is not None)
-    sampler, seed = config.sampler, config.seed
+    prepared = prepare(config, checkpointed=checkpoint is not None)
+    model = prepared.model
     init = {"qk": attention.block_shares(attention.qk_blocks(model)), "v": attention.value_shares(model)}
-    schedule = model.schedule
-    res: TrainResult = train(model, data, cfg, schedule, checkpoint=checkpoint, device=dev, progress=progress)
-    net = res.ema
-
-    start = time.perf_counter()
-    x_gen, times, maps = attention.generate_with_attention(
-        net, sampler.n_gen, schedule, steps=sampler.sample_steps, t0=cfg.t0, method="heun", seed=seed + 10
-    )
-    generate_seconds = time.perf_counter() - start
-    x_true = gp.sample(sampler.n_gen, generator=torch.Generator().manual_seed(seed + 20))
+    trial = run_trial(config, checkpoint, device, progress, prepared=prepared, attention=True)
+    gp, cfg, res, net = trial.gp, trial.train_config, trial.result, trial.net
+    sampler, schedule = config.sampler, model.schedule
+    x_gen, x_true, times, maps = trial.x_gen, trial.x_true, trial.times, trial.maps
 
     C_gen, C_true = metrics.pair_covariance(x_gen), metrics.pair_covariance(x_true)
-    err_gen = CovErrors(**metrics.errors_of_covariance(C_gen, gp.Gamma, gp.Sigma))
-    err_true = CovErrors(**metrics.errors_of_covariance(C_true, gp.Gamma, gp.Sigma))
+    err_gen = CovarianceErrors.of_pairs(C_gen, x_gen.to(DTYPE).mean(0), gp)
+    err_true = CovarianceErrors.of_pairs(C_true, x_true.to(DTYPE).mean(0), gp)
     sim_all = attention.similarity(maps.double(), gp.Gamma)  # (K, depth)
     ndev = next(net.parameters()).device
     head_maps = attention.attention_maps(net, x_gen.to(ndev), cfg.t0, heads=True)
@@ -237,14 +211,16 @@ def run(
             return net(x.to(ndev, torch.float32), t.to(ndev, torch.float32), check=False).to("cpu", DTYPE)
 
     eig_times = torch.logspace(math.log10(cfg.t0), math.log10(schedule.T), 40, dtype=DTYPE)
-    delta = attention.eigen_response(eps_fn, gp, schedule, eig_times, n=min(2048, sampler.n_gen), seed=seed + 30)
+    delta = attention.eigen_response(
+        eps_fn, gp, schedule, eig_times, n=min(2048, sampler.n_gen), seed=stream(config.seed, "eigen")
+    )
     drift = attention.variance_drift(delta, eig_times, gp, schedule)
     spectrum = gp.spectrum
 
-    return Figure1(
+    return DitLearns(
         errors_generated=err_gen,
         errors_true=err_true,
-        ratio_temporal=err_gen.temporal / err_true.temporal,
+        ratio_temporal=err_gen.temporal_ls / err_true.temporal_ls,
         ratio_spatial=err_gen.spatial / err_true.spatial,
         # metrics.paper_relative_error(x_gen, x_true, ...), without forming both covariances again
         paper_relative_error=err_gen.covariance / err_true.covariance,
@@ -253,7 +229,7 @@ def run(
         variance_ratio_predicted=float((spectrum * drift.exp()).sum() / spectrum.sum()),
         train_seconds=res.seconds,
         train_sequences_per_second=res.steps * batch / max(res.seconds, 1e-9),
-        generate_seconds=generate_seconds,
+        generate_seconds=trial.generate_seconds,
         steps=res.steps,
         final_loss=res.log[-1]["loss"],
         time_share=shares["ee"].tolist(),
@@ -290,7 +266,7 @@ def run(
     )
 
 
-def learn_process(
+def dit_learns(
     profile: str | None = None,
     *,
     refresh: bool = False,
@@ -298,35 +274,35 @@ def learn_process(
     device: str | torch.device | None = None,
     progress: bool = True,
     **overrides,
-) -> Figure1:
-    """The :class:`Figure1` record of :func:`run` for ``settings(profile, **overrides)``: loaded when a saved one
-    matches, computed (and saved to the local cache) otherwise.
+) -> DitLearns:
+    """The :class:`DitLearns` record of :func:`run_dit_learns` for ``dit_learns_config(profile, **overrides)``: loaded
+    when a saved one matches, computed (and saved to the local cache) otherwise.
 
     A shipped record matches on the configuration and the package version; a cached one also on the source
     of every module the driver imports (:func:`gptheory.provenance.code_hash`), so an edited driver, model or
     metric never silently reuses an old local run. ``refresh`` recomputes regardless.
     """
     name = active_profile() if profile is None else profile
-    config = settings(name, **overrides)
+    config = dit_learns_config(name, **overrides)
     dev = torch.device(device) if device is not None else default_device()
 
-    def compute(body: dict) -> Figure1:
-        return run(config, checkpoint=checkpoint, device=dev, progress=progress)
+    def compute(body: dict) -> DitLearns:
+        return run_dit_learns(config, checkpoint=checkpoint, device=dev, progress=progress)
 
-    return cached(NAME, config.to_dict(), compute, Figure1, refresh, profile=name, device=dev)
+    return cached(NAME, config.to_dict(), compute, DitLearns, refresh, profile=name, device=dev)
 
 
-def regenerate_gpu_results(directory: str | Path | None = None) -> Figure1:
+def regenerate_gpu_results(directory: str | Path | None = None) -> DitLearns:
     """Run the ``gpu`` profile afresh and ship its record into the package's ``shipped/`` folder (or
     ``directory``). Needs CUDA: on the CPU it would take hours."""
     if not torch.cuda.is_available():
-        raise RuntimeError("regenerate_gpu_results needs a CUDA device; on the CPU use learn_process('cpu')")
-    res = learn_process("gpu", refresh=True)
+        raise RuntimeError("regenerate_gpu_results needs a CUDA device; on the CPU use dit_learns('cpu')")
+    res = dit_learns("gpu", refresh=True)
     ship(res, directory)
     return res
 
 
-def plot_figure1(result: Figure1):
+def plot_figure1(result: DitLearns):
     """Heat maps of the true and generated temporal kernels, the kernel against the lag, and the training loss.
 
     Returns the matplotlib ``Figure`` (the caller shows or saves it).
@@ -334,7 +310,6 @@ def plot_figure1(result: Figure1):
     import matplotlib.pyplot as plt
 
     G = result.Gamma
-    N = G.shape[0]
     fig, ax = plt.subplots(1, 4, figsize=(17, 3.8), constrained_layout=True)
     lim = float(np.abs(G).max())
     for axis, M, title in ((ax[0], G, "true $\\Gamma$"), (ax[1], result.Gamma_hat_generated, "DiT samples")):
@@ -344,15 +319,12 @@ def plot_figure1(result: Figure1):
         axis.set_ylabel("frame i")
     fig.colorbar(im, ax=ax[:2], shrink=0.8)
 
-    def by_lag(M: np.ndarray) -> np.ndarray:  # the kernel as a function of the lag h >= 0
-        return attention.gap_profile(torch.as_tensor(M, dtype=DTYPE))[N - 1 :].numpy()
-
     n_gen = result.config.get("sampler", {}).get("n_gen", "as many")
-    ax[2].plot(by_lag(G), "k-", label="true $\\gamma(h)$")
-    ax[2].plot(by_lag(result.Gamma_hat_true), "C0--", label=f"{n_gen} true samples")
-    ax[2].plot(by_lag(result.Gamma_hat_generated), "C3.", label="DiT samples")
+    ax[2].plot(attention.lag_profile(G), "k-", label="true $\\gamma(h)$")
+    ax[2].plot(attention.lag_profile(result.Gamma_hat_true), "C0--", label=f"{n_gen} true samples")
+    ax[2].plot(attention.lag_profile(result.Gamma_hat_generated), "C3.", label="DiT samples")
     ax[2].set_xlabel("lag h (frames)")
-    ax[2].set_title(f"temporal rel. error {result.errors_generated.temporal:.3f}")
+    ax[2].set_title(f"temporal rel. error {result.errors_generated.temporal_ls:.3f}")
     ax[2].legend()
     ax[3].semilogy(result.loss_steps, result.loss)
     ax[3].set_xlabel("step")
@@ -360,11 +332,11 @@ def plot_figure1(result: Figure1):
     return fig
 
 
-def _point(config: ExperimentConfig, checkpoint: str | None = None, progress: bool = True) -> Figure1:
-    return run(config, checkpoint=checkpoint, progress=progress)
+def _point(config: ExperimentConfig, checkpoint: str | None = None, progress: bool = True) -> DitLearns:
+    return run_dit_learns(config, checkpoint=checkpoint, progress=progress)
 
 
-def _columns(r: Figure1) -> dict:
+def _columns(r: DitLearns) -> dict:
     keys = ("paper_relative_error", "ratio_temporal", "variance_ratio", "train_seconds", "final_loss")
     gen, true = r.errors_generated, r.errors_true
     out = {f"generated.{k}": v for k, v in gen.__dict__.items()} | {f"true.{k}": v for k, v in true.__dict__.items()}
@@ -373,11 +345,11 @@ def _columns(r: Figure1) -> dict:
 
 SWEEPS = (
     Sweep(
-        name="figure1",
+        name="dit-learns",
         description="Figure 1 (the DiT learns Gamma and Sigma) over seeds or any other axis",
-        base=FIGURE1,
+        base=DIT_LEARNS,
         grid={"smoke": {"seed": (0,)}, "cpu": {"seed": (0, 1, 2)}, "gpu": {"seed": (0,)}},
-        record=Figure1,
+        record=DitLearns,
         point=_point,
         columns=_columns,
         plot=None,
@@ -386,15 +358,13 @@ SWEEPS = (
 
 
 __all__ = [
-    "FIGURE1",
-    "SWEEPS",
+    "DIT_LEARNS",
     "NAME",
-    "CovErrors",
-    "Figure1",
-    "learn_process",
+    "SWEEPS",
+    "DitLearns",
+    "dit_learns",
+    "dit_learns_config",
     "plot_figure1",
-    "prepare",
     "regenerate_gpu_results",
-    "run",
-    "settings",
+    "run_dit_learns",
 ]

@@ -1,10 +1,11 @@
-"""Appendix D.2 and the attention question: one trained network, measured from every side.
+"""One trained network measured from every side: the measurement behind Appendix D.2 (:mod:`.architecture`) and the
+attention question (:mod:`.attention_learned`).
 
-Each grid point of the sweeps below trains one network (the DiT, or a UNet of the same size: ``arch``), generates
-``n_gen`` sequences and measures them next to as many true sequences (the estimators' floor):
+Each point runs one trial (:func:`gptheory.trial.run_trial`: the network of ``arch``, the DiT or a UNet of the same
+size, trained; ``n_gen`` generated sequences; as many true ones, the estimators' floor) and measures:
 
-* the errors of :func:`gptheory.experiments.sample_complexity.sample_errors` (whitened temporal kernel, spatial, full
-  covariance, W2) and the paper's normalised error ``err(generated) / err(true)`` of the full covariance;
+* the errors of :class:`gptheory.metrics.CovarianceErrors` (whitened temporal kernel, spatial, full covariance, W2)
+  and the paper's normalised error ``err(generated) / err(true)`` of the full covariance;
 * the errors by gap ``h = |i - j|``: of the temporal kernel (:func:`gptheory.metrics.gap_errors`) and of the
   cross-frame covariances ``C_ij`` (:func:`gptheory.metrics.block_gap_errors`), the quantities Figure 11 plots;
 * how "piecewise" the learned kernel is: its :func:`~gptheory.metrics.roughness` (distance from a stationary
@@ -16,16 +17,13 @@ Each grid point of the sweeps below trains one network (the DiT, or a UNet of th
   generated at ``eval_points`` log-spaced training steps (:func:`eval_steps`), measured inside the training loop and
   kept in its checkpoint.
 
-Sweeps (``python -m gptheory sweep NAME``): ``architecture`` (DiT against UNets, with training dynamics: Figures 11
-and 13), ``unet-receptive-field`` (the filter-size question of Figure 11), ``sequence-length`` and ``depth``
-(Figure 12), ``attention-depth``, ``attention-bandwidth`` and ``attention-white`` (is the attention pattern
-learned?). They share one base configuration per profile (:data:`BASE`, Figure 1's), so a point that two sweeps
-have in common is trained once.
+The sweeps of both chapters share one base configuration per profile (:data:`PROBE`, Figure 1's), so a point that two
+sweeps have in common is trained once; :func:`probe_sweep` makes one, with :func:`columns` and the summary figure
+:func:`plot_probe`.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,17 +33,17 @@ from .. import attention, metrics
 from ..config import ExperimentConfig
 from ..dit import DiT
 from ..gp import GaussianProcess
-from ..profiles import device as default_device
-from ..results import Record
+from ..metrics import CovarianceErrors
+from ..profiles import PROFILES
+from ..results import Record, group, value
 from ..samplers import generate
-from ..sweep import Sweep, run_sweep
-from ..train import train
-from .dit_learns import FIGURE1, prepare
-from .sample_complexity import SampleErrors, sample_errors
+from ..sweep import Sweep
+from ..trial import generator, prepare, run_trial, stream
+from .dit_learns import DIT_LEARNS
 
 NAME = "probe"
 N_EVAL = 500  # sequences generated at each training-dynamics step (at most n_gen)
-WHITE_ELL = 0.05  # a bandwidth so small that Gamma = I: exp(-(1 / 0.05)^2) = exp(-400) ~ 1e-174
+PROBE = DIT_LEARNS  # Figure 1's configuration in each profile: the DiT of the chapter "A diffusion transformer learns"
 
 
 def eval_steps(steps: int, points: int) -> list[int]:
@@ -63,7 +61,7 @@ def eval_steps(steps: int, points: int) -> list[int]:
 class Probe(Record):
     """One trained network measured (see the module docstring).
 
-    Numbers: ``generated`` / ``true`` (:class:`~.sample_complexity.SampleErrors` of the generated and of as
+    Numbers: ``generated`` / ``true`` (:class:`~gptheory.metrics.CovarianceErrors` of the generated and of as
     many true sequences), ``paper_relative_error``, the parameter count, the receptive field as the largest gap
     ``|i - j|`` one evaluation of the network spans (:attr:`gptheory.unet.UNet1D.max_gap`; ``N - 1`` for the DiT and
     for diffusers' UNet, whose GroupNorm couples every frame), roughness and phase share (generated and true),
@@ -85,8 +83,8 @@ class Probe(Record):
 
     NAME = NAME
 
-    generated: SampleErrors
-    true: SampleErrors
+    generated: CovarianceErrors
+    true: CovarianceErrors
     paper_relative_error: float
     params: int
     receptive_field: int
@@ -139,10 +137,11 @@ def _whitened(x: torch.Tensor, gp: GaussianProcess) -> tuple[torch.Tensor, torch
 
 
 def _init_maps(model: DiT, data: torch.Tensor, t0: float, seed: int) -> torch.Tensor:
-    """Attention maps ``(2, depth, N, N)`` of the untrained ``model`` on noised training data at ``t0`` and ``T``."""
+    """Attention maps ``(2, depth, N, N)`` of the untrained ``model`` on noised training data at ``t0`` and ``T``
+    (stream ``attention_init``)."""
     rows = []
     x0 = data[: min(256, data.shape[0])].float()
-    g = torch.Generator().manual_seed(seed + 40)
+    g = generator(seed, "attention_init")
     for t in (t0, model.T):
         tt = torch.full((x0.shape[0],), float(t))
         xt = model.schedule.add_noise(x0, tt, torch.randn(x0.shape, generator=g))
@@ -150,7 +149,7 @@ def _init_maps(model: DiT, data: torch.Tensor, t0: float, seed: int) -> torch.Te
     return torch.stack(rows)
 
 
-def run_point(
+def run_probe(
     config: ExperimentConfig,
     checkpoint: str | None = None,
     device: str | torch.device | None = None,
@@ -158,35 +157,28 @@ def run_point(
 ) -> Probe:
     """Train the network of ``config`` (with the training-dynamics evaluations of ``config.sampler.eval_points``),
     generate ``config.sampler.n_gen`` sequences and measure them (:class:`Probe`)."""
-    dev = torch.device(device) if device is not None else default_device()
-    gp, data, model, cfg = prepare(config, checkpointed=checkpoint is not None)
+    prepared = prepare(config, checkpointed=checkpoint is not None)
+    gp, data, model, cfg = prepared
     s, seed = config.sampler, config.seed
     is_dit = isinstance(model, DiT)
     init_maps = _init_maps(model, data, cfg.t0, seed) if is_dit else None
     n_eval = min(s.n_gen, N_EVAL)
-    x_eval_true = gp.sample(n_eval, generator=torch.Generator().manual_seed(seed + 50))
+    x_eval_true = gp.sample(n_eval, generator=generator(seed, "eval_true"))
 
     def measure(step: int, net: torch.nn.Module) -> dict:
-        x = generate(net, n_eval, steps=s.sample_steps, t0=cfg.t0, seed=seed + 60, progress=False)
-        err = sample_errors(x, gp)
+        x = generate(net, n_eval, steps=s.sample_steps, t0=cfg.t0, seed=stream(seed, "eval_sampler"), progress=False)
+        err = CovarianceErrors.of_samples(x, gp)
         _, G = _whitened(x, gp)
         gaps = metrics.gap_errors(G, gp.Gamma)
         return {"temporal": err.temporal, "spatial": err.spatial, "covariance": err.covariance, "gaps": gaps.tolist()}
 
     at = eval_steps(cfg.steps, s.eval_points)
-    res = train(model, data, cfg, checkpoint=checkpoint, device=dev, progress=progress, on_step=measure, at_steps=at)
-    net = res.ema
-
-    start = time.perf_counter()
-    if is_dit:
-        x_gen, times, maps = attention.generate_with_attention(
-            net, s.n_gen, steps=s.sample_steps, t0=cfg.t0, method="heun", seed=seed + 10
-        )
-    else:
-        x_gen = generate(net, s.n_gen, steps=s.sample_steps, t0=cfg.t0, seed=seed + 10, progress=False)
-    generate_seconds = time.perf_counter() - start
-    x_true = gp.sample(s.n_gen, generator=torch.Generator().manual_seed(seed + 20))
-    gen, true = sample_errors(x_gen, gp), sample_errors(x_true, gp)
+    trial = run_trial(
+        config, checkpoint, device, progress, prepared=prepared, attention=is_dit, on_step=measure, at_steps=at
+    )
+    res, net, x_gen, x_true, times, maps = trial.result, trial.net, trial.x_gen, trial.x_true, trial.times, trial.maps
+    generate_seconds = trial.generate_seconds
+    gen, true = CovarianceErrors.of_samples(x_gen, gp), CovarianceErrors.of_samples(x_true, gp)
     C_gen, G_gen = _whitened(x_gen, gp)
     C_true, G_true = _whitened(x_true, gp)
     period = _period(net)
@@ -209,7 +201,7 @@ def run_point(
     dyn: dict = {}
     if res.evals:
         ev = sorted(res.evals, key=lambda e: e["step"])
-        true_eval = sample_errors(x_eval_true, gp)
+        true_eval = CovarianceErrors.of_samples(x_eval_true, gp)
         _, G_eval_true = _whitened(x_eval_true, gp)
         dyn = {
             "eval_steps": np.array([e["step"] for e in ev]),
@@ -268,13 +260,10 @@ def columns(p: Probe) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- summary
-def plot(points: list[Probe], axes_names: tuple[str, ...] = ("arch", "N", "depth", "ell")):
+def plot_probe(points: list[Probe], axes_names: tuple[str, ...] = ("arch", "N", "depth", "ell")):
     """The sweep's summary figure: the generated and true temporal and covariance errors against whichever of
     ``axes_names`` varies among ``points`` (seeds drawn as dots, the mean as a line). Returns the ``Figure``."""
     import matplotlib.pyplot as plt
-
-    from .probe_analysis import group
-    from .sample_complexity import value as metric
 
     axis = next((a for a in axes_names if len(group(points, a)) > 1), "seed")
     grouped = group(points, axis)
@@ -283,10 +272,10 @@ def plot(points: list[Probe], axes_names: tuple[str, ...] = ("arch", "N", "depth
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     for a, name in zip(ax, ("temporal", "covariance"), strict=True):
         for k, (part, style) in enumerate((("generated", "o-"), ("true", "s--"))):
-            means = [np.mean([metric(p, f"{part}.{name}") for p in pts]) for pts in grouped.values()]
+            means = [np.mean([value(p, f"{part}.{name}") for p in pts]) for pts in grouped.values()]
             a.plot(xs, means, style, color=f"C{k}", label=f"{part} sequences")
             for i, pts in enumerate(grouped.values()):
-                a.plot([xs[i]] * len(pts), [metric(p, f"{part}.{name}") for p in pts], ".", color=f"C{k}", alpha=0.4)
+                a.plot([xs[i]] * len(pts), [value(p, f"{part}.{name}") for p in pts], ".", color=f"C{k}", alpha=0.4)
         a.set_xticks(xs, labels)
         a.set_xlabel(axis)
         a.set_yscale("log")
@@ -296,81 +285,28 @@ def plot(points: list[Probe], axes_names: tuple[str, ...] = ("arch", "N", "depth
 
 
 # ------------------------------------------------------------------------------------------------- sweeps
-BASE = FIGURE1  # Figure 1's configuration in each profile: the DiT of the chapter "A diffusion transformer learns"
-_SEEDS3 = {"smoke": (0,), "cpu": (0, 1, 2), "gpu": (0, 1, 2)}
-_SEEDS2 = {"smoke": (0,), "cpu": (0, 1), "gpu": (0, 1)}
-EVAL_POINTS = {"smoke": 3, "cpu": 8, "gpu": 10}
-ARCHS = ("dit", "unet", "diffusers-unet")
-N_GRID = {"smoke": (8, 16), "cpu": (8, 16, 32, 64), "gpu": (32, 64, 128, 256)}
-DEPTH_GRID = {"smoke": (1, 3), "cpu": (1, 2, 4, 8, 12), "gpu": (2, 4, 8, 12, 16)}
-PAPER_DEPTH = {"smoke": (3,), "cpu": (12,), "gpu": (12,)}  # the paper's 12 blocks (smoke: its largest depth)
-ELL_GRID = {"smoke": (1.0, 2.0), "cpu": (1.0, 2.0, 4.0, 8.0), "gpu": (2.0, 4.0, 8.0, 16.0)}
+SEEDS3 = {"smoke": (0,), "cpu": (0, 1, 2), "gpu": (0, 1, 2)}
+SEEDS2 = {"smoke": (0,), "cpu": (0, 1), "gpu": (0, 1)}
 
 
-def _per_profile(**axes: dict[str, tuple]) -> dict[str, dict[str, tuple]]:
-    return {p: {k: v[p] for k, v in axes.items()} for p in ("smoke", "cpu", "gpu")}
-
-
-def _sweep(name: str, description: str, base: dict | None = None, **axes: dict[str, tuple]) -> Sweep:
-    return Sweep(name, description, base or BASE, _per_profile(**axes), Probe, run_point, columns, plot)
-
-
-SWEEPS = (
-    _sweep(
-        "architecture",
-        "Figures 11 and 13: the DiT against a UNet of the same size and diffusers' UNet1DModel, with training dynamics",
-        base={p: c.replace(eval_points=EVAL_POINTS[p]) for p, c in BASE.items()},
-        arch={p: ARCHS for p in ("smoke", "cpu", "gpu")},
-        seed=_SEEDS3,
-    ),
-    _sweep(
-        "unet-receptive-field",
-        "Figure 11's filter-size question: one-level UNets with short (k=3) and long (k=7) convolutions",
-        base={p: c.replace(arch="unet", levels=1) for p, c in BASE.items()},
-        kernel_size={p: (3, 7) for p in ("smoke", "cpu", "gpu")},
-        seed=_SEEDS2,
-    ),
-    _sweep("sequence-length", "Figure 12 (left): the error against the sequence length N", N=N_GRID, seed=_SEEDS2),
-    _sweep(
-        "depth",
-        "Figure 12 (right): the error against the number of blocks",
-        depth=DEPTH_GRID,
-        seed=_SEEDS2,
-    ),
-    _sweep(
-        "attention-depth",
-        "Figures 5 and 10 at the paper's depth: attention along denoising over three seeds",
-        depth=PAPER_DEPTH,
-        seed=_SEEDS3,
-    ),  # fmt: skip
-    _sweep("attention-bandwidth", "does the fitted attention bandwidth follow ell?", ell=ELL_GRID, seed=_SEEDS2),
-    _sweep(
-        "attention-white",
-        "attention of a DiT trained on data white in time (Gamma = I)",
-        ell={p: (WHITE_ELL,) for p in ("smoke", "cpu", "gpu")},
-        seed=_SEEDS3,
-    ),
-)
-
-
-def sweeps(names: tuple[str, ...] | None = None, profile: str | None = None, progress: bool = True) -> dict:
-    """The sweeps ``names`` (default all of :data:`SWEEPS`) of ``profile`` as :class:`gptheory.sweep.SweepResult` by
-    name: shipped or cached points are loaded, missing ones trained (and cached)."""
-    chosen = [s for s in SWEEPS if names is None or s.name in names]
-    return {s.name: run_sweep(s, profile, out=None, progress=progress) for s in chosen}
+def probe_sweep(
+    name: str, description: str, base: dict[str, ExperimentConfig] | None = None, **axes: dict[str, tuple]
+) -> Sweep:
+    """A sweep of probe points: ``base`` (default :data:`PROBE`) and, per flat field name, its values per profile."""
+    grid = {p: {k: v[p] for k, v in axes.items()} for p in PROFILES}
+    return Sweep(name, description, base or PROBE, grid, Probe, run_probe, columns, plot_probe)
 
 
 __all__ = [
-    "ARCHS",
-    "BASE",
     "NAME",
     "N_EVAL",
+    "PROBE",
     "Probe",
-    "SWEEPS",
-    "WHITE_ELL",
+    "SEEDS2",
+    "SEEDS3",
     "columns",
     "eval_steps",
-    "plot",
-    "run_point",
-    "sweeps",
+    "plot_probe",
+    "probe_sweep",
+    "run_probe",
 ]

@@ -1,31 +1,28 @@
 """Theorem 2 and Figure 4(a): how the error of a trained DiT falls with the number ``n`` of training sequences.
 
-Each grid point trains a DiT on ``n`` sequences of one process (:mod:`gptheory.experiments.dit_learns`' ``prepare``),
-generates ``n_gen`` sequences and measures them with the estimators below, next to two references on the
-same footing:
+Each grid point runs one trial (:func:`gptheory.trial.run_trial`: a DiT trained on ``n`` sequences of one process,
+``n_gen`` generated sequences, as many fresh true ones) and measures them with
+:class:`gptheory.metrics.CovarianceErrors`, next to two references on the same footing:
 
 * the ``n`` training sequences themselves: the paper's normaliser (Appendix D.1), so
   ``paper_relative_error = err(generated) / err(training set)`` on the full ``(N d, N d)`` covariance;
 * the *structured Gaussian yardstick*: the maximum-likelihood ``Gamma_hat (x) Sigma_hat`` of the same ``n``
-  sequences (:func:`fit_kronecker`, a learner told that the covariance is a Kronecker product), measured both
-  exactly and through ``n_gen`` samples, like the DiT.
+  sequences (:func:`gptheory.metrics.fit_kronecker`, a learner told that the covariance is a Kronecker product),
+  measured both exactly and through ``n_gen`` samples, like the DiT.
 
-Estimators, for samples ``x: (n, N, d)`` with pair covariances ``C_ij: (d, d)`` (:mod:`gptheory.metrics`):
+The errors (:class:`~gptheory.metrics.CovarianceErrors`): the whitened temporal kernel
+``Gamma_hat_ij = tr(Sigma^{-1} C_ij) / d`` and beside it the least-squares projection ``<C_ij, Sigma> / ||Sigma||^2``;
+the spatial error, the mean over frames of ``||C_ii - Sigma|| / ||Sigma||``; the full covariance
+``||C - Gamma (x) Sigma|| / ||Gamma (x) Sigma||``; ``W2`` between the Gaussian fitted to the samples and the truth.
 
-* temporal kernel, whitened: ``Gamma_hat_ij = tr(Sigma^{-1} C_ij) / d``
-  (:func:`gptheory.metrics.temporal_kernel_whitened`); and the least-squares projection
-  ``<C_ij, Sigma> / ||Sigma||^2``, reported beside it;
-* spatial: mean over frames of ``||C_ii - Sigma|| / ||Sigma||``;
-  covariance: ``||C - Gamma (x) Sigma|| / ||Gamma (x) Sigma||``;
-* ``W2`` between the Gaussian fitted to the samples (their mean and covariance) and the truth (Bures formula).
-
-Lemma 12 (the early-stopping perturbation) is exact here: :mod:`gptheory.early_stopping`.
+Reading the sweeps: :func:`slopes` (log-log slopes against ``n``, :func:`gptheory.statistics.loglog_fit`),
+:func:`means`, :func:`ordering` and the figure :func:`plot_sample_complexity`; :func:`sample_complexity` returns both
+sweeps. Lemma 12 (the early-stopping perturbation) is exact here: :mod:`gptheory.early_stopping`.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,77 +30,17 @@ import torch
 
 from .. import metrics
 from ..config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
-from ..gp import DTYPE, GaussianProcess, psd_sqrt
-from ..profiles import device as default_device
-from ..results import Record
-from ..samplers import generate
+from ..gp import DTYPE, psd_sqrt
+from ..metrics import CovarianceErrors, fit_kronecker
+from ..results import Record, by_process, group, mean, setting, value
+from ..statistics import Fit, loglog_fit
 from ..sweep import Sweep, run_sweep
-from ..train import TrainConfig, train
+from ..train import TrainConfig
+from ..trial import run_trial, stream
 from ..unroll import condition_number, truncation_length
-from .dit_learns import prepare
 
 NAME = "sample_complexity"
 BAND_TOL = 1e-2  # the tolerance of the band J reported with each point (unroll.truncation_length)
-
-
-@dataclass
-class SampleErrors:
-    """The errors of one set of sequences (or of one exact covariance) against the truth; see the module doc."""
-
-    temporal: float
-    temporal_ls: float
-    spatial: float
-    covariance: float
-    w2: float
-
-
-def errors(C: torch.Tensor, mean: torch.Tensor, gp: GaussianProcess) -> SampleErrors:
-    """:class:`SampleErrors` of pair covariances ``C: (N, N, d, d)`` and mean ``mean: (N, d)`` against ``gp``."""
-    base = metrics.errors_of_covariance(C, gp.Gamma, gp.Sigma)
-    flat = metrics.flat_covariance(C)
-    truth = gp.covariance()
-    w2 = metrics.gaussian_w2(mean.flatten(), flat, gp.mu.flatten(), truth)
-    return SampleErrors(
-        temporal=metrics.relative_error(metrics.temporal_kernel_whitened(C, gp.Sigma), gp.Gamma),
-        temporal_ls=base["temporal"],
-        spatial=base["spatial"],
-        covariance=base["covariance"],
-        w2=w2,
-    )
-
-
-def sample_errors(x: torch.Tensor, gp: GaussianProcess) -> SampleErrors:
-    """:class:`SampleErrors` of sequences ``x: (n, N, d)``."""
-    x = x.to(DTYPE)
-    return errors(metrics.pair_covariance(x), x.mean(0), gp)
-
-
-def fit_kronecker(x: torch.Tensor, iters: int = 100, tol: float = 1e-10) -> tuple[torch.Tensor, torch.Tensor]:
-    """Maximum-likelihood ``(Gamma_hat: (N, N), Sigma_hat: (d, d))`` of ``x: (n, N, d)`` under ``vec(x - mean) ~
-    N(0, Gamma (x) Sigma)`` by the flip-flop iteration (alternating the two closed-form updates):
-
-        Gamma <- sum_k X_k Sigma^{-1} X_k^T / (n d),    Sigma <- sum_k X_k^T Gamma^{-1} X_k / (n N),
-
-    with ``X_k`` the centred sequences. The scale is split so that ``mean(diag Gamma_hat) = 1``. Needs ``n d > N``
-    and ``n N > d`` for both estimates to be invertible.
-    """
-    x = x.to(DTYPE)
-    n, N, d = x.shape
-    if n * d <= N or n * N <= d:
-        raise ValueError(f"fit_kronecker needs n*d > N and n*N > d, got n={n}, N={N}, d={d}")
-    xc = x - x.mean(0)
-    Sigma = torch.eye(d, dtype=DTYPE)
-    Gamma = torch.eye(N, dtype=DTYPE)
-    for _ in range(iters):
-        Gamma_new = torch.einsum("kia,ab,kjb->ij", xc, torch.linalg.inv(Sigma), xc) / (n * d)
-        Sigma = torch.einsum("kia,ij,kjb->ab", xc, torch.linalg.inv(Gamma_new), xc) / (n * N)
-        Sigma = 0.5 * (Sigma + Sigma.T)
-        change = float((Gamma_new - Gamma).abs().max())
-        Gamma = 0.5 * (Gamma_new + Gamma_new.T)
-        if change < tol:
-            break
-    s = Gamma.diagonal().mean()
-    return Gamma / s, Sigma * s
 
 
 def _kron_pairs(Gamma: torch.Tensor, Sigma: torch.Tensor) -> torch.Tensor:
@@ -119,7 +56,7 @@ def _sample_kronecker(Gamma: torch.Tensor, Sigma: torch.Tensor, n: int, seed: in
 
 
 @dataclass
-class Point(Record):
+class SampleComplexity(Record):
     """One grid point of the sample-complexity sweeps.
 
     Attributes:
@@ -135,11 +72,11 @@ class Point(Record):
 
     NAME = NAME
 
-    dit: SampleErrors
-    train: SampleErrors
-    yardstick: SampleErrors
-    yardstick_exact: SampleErrors
-    truth: SampleErrors
+    dit: CovarianceErrors
+    train: CovarianceErrors
+    yardstick: CovarianceErrors
+    yardstick_exact: CovarianceErrors
+    truth: CovarianceErrors
     paper_relative_error: float
     kappa: float
     kappa_t0: float
@@ -151,45 +88,39 @@ class Point(Record):
     Gamma_hat: np.ndarray
 
 
-def run_point(
+def run_sample_complexity(
     config: ExperimentConfig,
     checkpoint: str | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
-) -> Point:
-    """Train on ``config.n_train`` sequences, generate ``config.sampler.n_gen``, measure (:class:`Point`)."""
-    dev = torch.device(device) if device is not None else default_device()
-    gp, data, model, cfg = prepare(config, checkpointed=checkpoint is not None)
-    res = train(model, data, cfg, checkpoint=checkpoint, device=dev, progress=progress)
-    s, seed = config.sampler, config.seed
-    start = time.perf_counter()
-    x_gen = generate(res.ema, s.n_gen, steps=s.sample_steps, t0=cfg.t0, seed=seed + 10, progress=False)
-    generate_seconds = time.perf_counter() - start
-    x_true = gp.sample(s.n_gen, generator=torch.Generator().manual_seed(seed + 20))
+) -> SampleComplexity:
+    """Train on ``config.n_train`` sequences, generate ``config.sampler.n_gen``, measure (:class:`SampleComplexity`)."""
+    trial = run_trial(config, checkpoint, device, progress)
+    gp, data, cfg, res, x_gen = trial.gp, trial.data, trial.train_config, trial.result, trial.x_gen
     G_fit, S_fit = fit_kronecker(data)
-    x_fit = _sample_kronecker(G_fit, S_fit, s.n_gen, seed + 30)
-    dit = sample_errors(x_gen, gp)
-    trn = sample_errors(data, gp)
+    x_fit = _sample_kronecker(G_fit, S_fit, config.sampler.n_gen, stream(config.seed, "yardstick"))
+    dit = CovarianceErrors.of_samples(x_gen, gp)
+    trn = CovarianceErrors.of_samples(data, gp)
     C_gen = metrics.pair_covariance(x_gen)
-    return Point(
+    return SampleComplexity(
         dit=dit,
         train=trn,
-        yardstick=sample_errors(x_fit, gp),
-        yardstick_exact=errors(_kron_pairs(G_fit, S_fit), torch.zeros(gp.N, gp.d, dtype=DTYPE), gp),
-        truth=sample_errors(x_true, gp),
+        yardstick=CovarianceErrors.of_samples(x_fit, gp),
+        yardstick_exact=CovarianceErrors.of_pairs(_kron_pairs(G_fit, S_fit), torch.zeros(gp.N, gp.d, dtype=DTYPE), gp),
+        truth=CovarianceErrors.of_samples(trial.x_true, gp),
         paper_relative_error=dit.covariance / trn.covariance,
         kappa=float(gp.spectrum.max() / gp.spectrum.min().clamp(min=1e-300)),
-        kappa_t0=condition_number(gp, cfg.t0, model.schedule),
+        kappa_t0=condition_number(gp, cfg.t0, res.ema.schedule),
         J=truncation_length(gp.nu, gp.ell, gp.N, BAND_TOL),
         train_seconds=res.seconds,
-        generate_seconds=generate_seconds,
+        generate_seconds=trial.generate_seconds,
         steps=res.steps,
         final_loss=res.log[-1]["loss"],
         Gamma_hat=metrics.temporal_kernel_whitened(C_gen, gp.Sigma).numpy(),
     )
 
 
-def columns(p: Point) -> dict:
+def columns(p: SampleComplexity) -> dict:
     """The scalar metrics of one row of ``results.csv``."""
     out = {}
     for part in ("dit", "train", "yardstick", "yardstick_exact", "truth"):
@@ -199,66 +130,27 @@ def columns(p: Point) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- analysis
-def slope(n: np.ndarray, err: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Least-squares slope of ``log err`` on ``log n`` and its ``level`` confidence interval (Student t over the
-    residuals; every run counts, seeds included). Returns ``(slope, low, high)``: all ``nan`` with fewer than two
-    distinct ``n``, ``nan`` bounds with fewer than three runs (no spread to estimate)."""
-    from scipy import stats
-
-    x, y = np.log(np.asarray(n, float)), np.log(np.asarray(err, float))
-    if len(np.unique(x)) < 2:
-        return math.nan, math.nan, math.nan
-    fit = stats.linregress(x, y)
-    dof = len(x) - 2
-    if dof < 1 or not np.isfinite(fit.stderr):
-        return float(fit.slope), math.nan, math.nan
-    half = stats.t.ppf(0.5 + level / 2, dof) * fit.stderr
-    return float(fit.slope), float(fit.slope - half), float(fit.slope + half)
-
-
-def value(p: Point, metric: str) -> float:
-    """A metric of a point by dotted name: ``"dit.temporal"``, ``"yardstick.w2"``, ``"paper_relative_error"``."""
-    obj = p
-    for part in metric.split("."):
-        obj = getattr(obj, part)
-    return float(obj)
-
-
-def by_process(points: list[Point]) -> dict[tuple[float, float], list[Point]]:
-    """The points grouped by their process ``(nu, ell)``, in sorted order."""
-    groups: dict[tuple[float, float], list[Point]] = {}
-    for p in points:
-        proc = p.config["process"]
-        groups.setdefault((proc["nu"], proc["ell"]), []).append(p)
-    return dict(sorted(groups.items()))
-
-
-def n_of(p: Point) -> int:
-    return int(p.config["n_train"])
-
-
 def slopes(
-    points: list[Point], metric: str = "dit.temporal", level: float = 0.95, n_max: float = math.inf
-) -> dict[tuple, tuple]:
-    """For each process ``(nu, ell)``: the fitted log-log slope of ``metric`` against ``n`` with its interval
-    (:func:`slope`), over every run (all seeds) with ``n <= n_max``."""
+    points: list[SampleComplexity], metric: str = "dit.temporal", level: float = 0.95, n_max: float = math.inf
+) -> dict[tuple[float, float], Fit]:
+    """For each process ``(nu, ell)``: the log-log fit of ``metric`` against ``n`` with the ``level`` interval of its
+    slope (:func:`gptheory.statistics.loglog_fit`), over every run (all seeds) with ``n <= n_max``."""
     out = {}
     for key, pts in by_process(points).items():
-        pts = [p for p in pts if n_of(p) <= n_max]
-        out[key] = slope(np.array([n_of(p) for p in pts]), np.array([value(p, metric) for p in pts]), level)
+        pts = [p for p in pts if setting(p, "n_train") <= n_max]
+        n = np.array([setting(p, "n_train") for p in pts])
+        out[key] = loglog_fit(n, np.array([value(p, metric) for p in pts]), level)
     return out
 
 
-def means(points: list[Point], metric: str) -> dict[tuple, dict[int, float]]:
+def means(points: list[SampleComplexity], metric: str) -> dict[tuple[float, float], dict[int, float]]:
     """For each process ``(nu, ell)``: ``n -> mean of metric over seeds``."""
-    out = {}
-    for key, pts in by_process(points).items():
-        ns = sorted({n_of(p) for p in pts})
-        out[key] = {n: float(np.mean([value(p, metric) for p in pts if n_of(p) == n])) for n in ns}
-    return out
+    return {
+        key: {n: mean(at, metric) for n, at in group(pts, "n_train").items()} for key, pts in by_process(points).items()
+    }
 
 
-def ordering(points: list[Point], axis: str, metric: str = "dit.temporal") -> dict[int, bool]:
+def ordering(points: list[SampleComplexity], axis: str, metric: str = "dit.temporal") -> dict[int, bool]:
     """Whether the paper's ordering holds at each ``n``: error decreasing in ``nu`` (``axis="nu"``) or increasing
     in ``ell`` (``axis="ell"``), comparing means over seeds."""
     m = means(points, metric)
@@ -267,7 +159,7 @@ def ordering(points: list[Point], axis: str, metric: str = "dit.temporal") -> di
     return {n: all(m[a][n] > m[b][n] for a, b in zip(keys, keys[1:], strict=False)) for n in ns}
 
 
-def plot(points: list[Point], metric: str = "dit.temporal"):
+def plot_sample_complexity(points: list[SampleComplexity], metric: str = "dit.temporal"):
     """Error against ``n`` on log-log axes, one line per process (``nu``, ``ell``), mean over seeds with each seed
     drawn as a dot; the yardstick dashed. Returns the matplotlib ``Figure``."""
     import matplotlib.pyplot as plt
@@ -275,7 +167,7 @@ def plot(points: list[Point], metric: str = "dit.temporal"):
     field = metric.split(".")[-1]
     fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
     for k, (key, pts) in enumerate(by_process(points).items()):
-        n = np.array([n_of(p) for p in pts])
+        n = np.array([setting(p, "n_train") for p in pts])
         e = np.array([value(p, metric) for p in pts])
         y = np.array([value(p, f"yardstick.{field}") for p in pts])
         ns = np.unique(n)
@@ -291,14 +183,14 @@ def plot(points: list[Point], metric: str = "dit.temporal"):
     return fig
 
 
-def sweeps(profile: str | None = None, progress: bool = True) -> dict:
+def sample_complexity(profile: str | None = None, progress: bool = True) -> dict:
     """Both Figure 4(a) sweeps of ``profile`` as :class:`gptheory.sweep.SweepResult` by name: shipped or cached
     points are loaded, missing ones trained (and cached)."""
     return {s.name: run_sweep(s, profile, out=None, progress=progress) for s in SWEEPS}
 
 
 # ------------------------------------------------------------------------------------------------- sweeps
-BASE = {
+SAMPLE_COMPLEXITY = {
     "smoke": ExperimentConfig(
         process=ProcessConfig(N=8, d=2, nu=1.0, ell=2.0),
         n_train=64,
@@ -345,32 +237,26 @@ SWEEPS = tuple(
     Sweep(
         name=f"sample-complexity-{axis}",
         description=f"Figure 4(a): error against n for {_WHAT[axis]}",
-        base=BASE,
+        base=SAMPLE_COMPLEXITY,
         grid=_grid(axis),
-        record=Point,
-        point=run_point,
+        record=SampleComplexity,
+        point=run_sample_complexity,
         columns=columns,
-        plot=plot,
+        plot=plot_sample_complexity,
     )
     for axis in ("nu", "ell")
 )
 
 __all__ = [
-    "BASE",
-    "Point",
+    "NAME",
+    "SAMPLE_COMPLEXITY",
     "SWEEPS",
-    "SampleErrors",
+    "SampleComplexity",
     "columns",
-    "errors",
-    "fit_kronecker",
-    "plot",
-    "run_point",
-    "sample_errors",
-    "by_process",
     "means",
     "ordering",
-    "slope",
+    "plot_sample_complexity",
+    "run_sample_complexity",
+    "sample_complexity",
     "slopes",
-    "sweeps",
-    "value",
 ]

@@ -1,0 +1,253 @@
+"""Appendix D.2, the chapter "Does the architecture matter?": the DiT against UNets, and the error against the
+sequence length and the depth (Figures 11, 12 and 13).
+
+Every point is a :class:`~.probe.Probe` (one trained network measured from every side). The sweeps
+(``python -m gptheory sweep NAME``):
+
+* ``architecture``: the DiT against a UNet of the same size and diffusers' ``UNet1DModel`` (:data:`COMPARED_ARCHS`),
+  with training dynamics (Figures 11 and 13);
+* ``architecture-receptive-field``: one-level UNets with short (``k=3``) and long (``k=7``) convolutions, the
+  filter-size question of Figure 11;
+* ``architecture-length`` and ``architecture-depth``: the error against the sequence length ``N`` and the number of
+  blocks (Figure 12).
+
+:func:`architecture` returns them; the figures (``plot_*``) and the numbers behind the chapter's verdicts (when was
+something learned, how many blocks suffice) read their records.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..attention import lag_profile
+from ..profiles import PROFILES
+from ..results import group, value
+from ..sweep import run_sweep
+from .probe import PROBE, SEEDS2, SEEDS3, Probe, probe_sweep
+
+COMPARED_ARCHS = ("dit", "unet", "diffusers-unet")
+EVAL_POINTS = {"smoke": 3, "cpu": 8, "gpu": 10}  # training-dynamics evaluations of the architecture sweep
+N_GRID = {"smoke": (8, 16), "cpu": (8, 16, 32, 64), "gpu": (32, 64, 128, 256)}
+DEPTH_GRID = {"smoke": (1, 3), "cpu": (1, 2, 4, 8, 12), "gpu": (2, 4, 8, 12, 16)}
+
+SWEEPS = (
+    probe_sweep(
+        "architecture",
+        "Figures 11 and 13: the DiT against a UNet of the same size and diffusers' UNet1DModel, with training dynamics",
+        base={p: c.replace(eval_points=EVAL_POINTS[p]) for p, c in PROBE.items()},
+        arch={p: COMPARED_ARCHS for p in PROFILES},
+        seed=SEEDS3,
+    ),
+    probe_sweep(
+        "architecture-receptive-field",
+        "Figure 11's filter-size question: one-level UNets with short (k=3) and long (k=7) convolutions",
+        base={p: c.replace(arch="unet", levels=1) for p, c in PROBE.items()},
+        kernel_size={p: (3, 7) for p in PROFILES},
+        seed=SEEDS2,
+    ),
+    probe_sweep(
+        "architecture-length", "Figure 12 (left): the error against the sequence length N", N=N_GRID, seed=SEEDS2
+    ),
+    probe_sweep(
+        "architecture-depth", "Figure 12 (right): the error against the number of blocks", depth=DEPTH_GRID, seed=SEEDS2
+    ),  # fmt: skip
+)
+
+
+def architecture(profile: str | None = None, progress: bool = True) -> dict:
+    """The chapter's sweeps of ``profile`` as :class:`gptheory.sweep.SweepResult` by name: shipped or cached points
+    are loaded, missing ones trained (and cached)."""
+    return {s.name: run_sweep(s, profile, out=None, progress=progress) for s in SWEEPS}
+
+
+# --------------------------------------------------------------------------------------------- verdicts
+def learned_step(steps: np.ndarray, err: np.ndarray, floor: float, factor: float = 2.0) -> float:
+    """When a quantity was learned during training: the first of ``steps: (E,)`` from which its error ``err: (E,)``
+    stays within ``factor`` times ``max(final error, floor)``, where ``floor`` is the error of as many true sequences
+    (the estimator's noise).
+
+    ``nan`` when the first measurement is already within that band: the quantity is at its final level from the
+    start (for example a weak correlation that white noise already gets right), so there is nothing to time.
+    """
+    steps, err = np.asarray(steps), np.asarray(err, float)
+    if steps.size == 0 or steps.shape != err.shape:
+        raise ValueError(f"steps and err must be non-empty and of one shape, got {steps.shape} and {err.shape}")
+    band = factor * max(float(err[-1]), float(floor))
+    if err[0] <= band:
+        return math.nan
+    above = np.nonzero(err > band)[0]
+    return float(steps[above[-1] + 1]) if above[-1] + 1 < len(steps) else float(steps[-1])
+
+
+def gap_learned_steps(p: Probe, factor: float = 2.0) -> np.ndarray:
+    """:func:`learned_step` of the temporal-kernel error at each gap ``h``, ``(N,)``, against the true-sample floor
+    at that gap (needs training dynamics)."""
+    E, floor = p.eval_gap_error, p.eval_gap_error_true
+    return np.array([learned_step(p.eval_steps, E[:, h], floor[h], factor) for h in range(E.shape[1])])
+
+
+def smallest_sufficient(means: dict, tolerance: float = 0.1) -> object:
+    """The smallest key of ``means: {value: mean error}`` whose error is within ``1 + tolerance`` of the best."""
+    if not means:
+        raise ValueError("means must hold at least one value")
+    best = min(means.values())
+    return min(k for k, v in means.items() if v <= (1 + tolerance) * best)
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def plot_kernels(models: dict[str, Probe]):
+    """Figure 11, first column: the true temporal kernel and each model's estimate ``Gamma_hat`` (heat maps), and all
+    of them against the lag ``h`` (diagonal means). ``models``: label -> one point (one seed). Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    first = next(iter(models.values()))
+    panels = {"truth": first.Gamma, **{k: p.Gamma_hat for k, p in models.items()}}
+    fig, ax = plt.subplots(1, len(panels) + 1, figsize=(3.4 * (len(panels) + 1), 3.3), constrained_layout=True)
+    lim = float(np.abs(first.Gamma).max())
+    for a, (label, M) in zip(ax, panels.items(), strict=False):
+        im = a.imshow(M, cmap="viridis", vmin=-0.15 * lim, vmax=lim)
+        a.set_title(label)
+        a.set_xlabel("frame j")
+    ax[0].set_ylabel("frame i")
+    fig.colorbar(im, ax=ax[: len(panels)], shrink=0.8)
+    last = ax[-1]
+    last.plot(lag_profile(first.Gamma), "k-", lw=2, label="truth")
+    for k, (label, p) in enumerate(models.items()):
+        last.plot(lag_profile(p.Gamma_hat), ".-", color=f"C{k}", label=label, alpha=0.8)
+    last.set_xlabel("gap h (frames)")
+    last.set_title("kernel against the gap")
+    last.legend(fontsize=8)
+    return fig
+
+
+def plot_pair_blocks(models: dict[str, Probe]):
+    """Figure 11, other columns: the cross-frame covariances ``C_{0,h}: (d, d)`` at a few gaps ``h``, the truth
+    ``Gamma_{0h} Sigma`` in the first row and each model's estimate below, on one colour scale per gap."""
+    import matplotlib.pyplot as plt
+
+    first = next(iter(models.values()))
+    gaps = first.pair_gaps
+    rows = {"truth": np.stack([first.Gamma[0, h] * first.Sigma for h in gaps])}
+    rows |= {k: p.pair_blocks for k, p in models.items()}
+    fig, ax = plt.subplots(len(rows), len(gaps), figsize=(2.3 * len(gaps), 2.1 * len(rows)), constrained_layout=True)
+    for j, h in enumerate(gaps):
+        lim = float(np.abs(rows["truth"][j]).max()) or 1.0
+        for i, (label, blocks) in enumerate(rows.items()):
+            a = ax[i, j]
+            a.imshow(blocks[j], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            a.set_xticks([])
+            a.set_yticks([])
+            if i == 0:
+                a.set_title(f"$C_{{0,{h}}}$, $\\gamma$={first.Gamma[0, h]:.2g}", fontsize=10)
+            if j == 0:
+                a.set_ylabel(label)
+    return fig
+
+
+def plot_gap_errors(groups: dict[str, list[Probe]]):
+    """Errors by gap, mean over seeds: of the temporal kernel (left) and of the cross-frame covariances (right), with
+    the true-sample floor dashed and each network's receptive field as a dotted vertical line."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    for a, (gen, true, title) in zip(
+        ax,
+        (("gap_error", "gap_error_true", "temporal kernel, RMS error at gap h"),
+         ("block_error", "block_error_true", "cross-frame covariance $C_{i,i+h}$, error / $\\|\\Sigma\\|$")),
+        strict=True,
+    ):  # fmt: skip
+        for k, (label, pts) in enumerate(groups.items()):
+            a.semilogy(np.mean([getattr(p, gen) for p in pts], 0), ".-", color=f"C{k}", label=label)
+            rf = pts[0].receptive_field
+            if rf < pts[0].Gamma.shape[0] - 1:
+                a.axvline(rf, color=f"C{k}", ls=":", alpha=0.8)
+        a.semilogy(np.mean([getattr(p, true) for pts in groups.values() for p in pts], 0), "k--", label="true samples")
+        a.set_xlabel("gap h (frames)")
+        a.set_title(title, fontsize=10)
+    ax[0].legend(fontsize=8)
+    return fig
+
+
+def plot_dynamics(groups: dict[str, list[Probe]]):
+    """Figure 13: the temporal and spatial errors of samples generated during training against the step (mean over
+    seeds, each seed faint), with the floor of as many true sequences dashed."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    for a, (name, floor_index) in zip(ax, (("eval_temporal", 0), ("eval_spatial", 1)), strict=True):
+        for k, (label, pts) in enumerate(groups.items()):
+            steps = pts[0].eval_steps
+            for p in pts:
+                a.loglog(p.eval_steps, getattr(p, name), color=f"C{k}", alpha=0.25)
+            a.loglog(steps, np.mean([getattr(p, name) for p in pts], 0), "o-", color=f"C{k}", label=label)
+        floor = np.mean([p.eval_true[floor_index] for pts in groups.values() for p in pts])
+        a.axhline(floor, color="k", ls="--", label="true samples")
+        a.set_xlabel("training step")
+        a.set_title(name.replace("eval_", "") + " error of generated sequences", fontsize=10)
+    ax[0].legend(fontsize=8)
+    return fig
+
+
+def plot_gap_dynamics(points: list[Probe]):
+    """The temporal-kernel error at each gap (rows) against the training step (columns), mean over seeds, on a log
+    colour scale; the true kernel ``gamma(h)`` beside it for reference."""
+    import matplotlib.colors as colors
+    import matplotlib.pyplot as plt
+
+    E = np.mean([p.eval_gap_error for p in points], 0)  # (E, N)
+    steps = points[0].eval_steps
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 1]}, constrained_layout=True)
+    im = ax[0].imshow(E.T, aspect="auto", origin="lower", cmap="magma", norm=colors.LogNorm())
+    ax[0].set_xticks(range(len(steps)), [str(s) for s in steps])
+    ax[0].set_xlabel("training step")
+    ax[0].set_ylabel("gap h")
+    ax[0].set_title("RMS error of the temporal kernel at gap h", fontsize=10)
+    fig.colorbar(im, ax=ax[0])
+    ax[1].plot(lag_profile(points[0].Gamma), np.arange(E.shape[1]), "k-")
+    ax[1].set_xlabel("$\\gamma(h)$")
+    ax[1].set_ylim(-0.5, E.shape[1] - 0.5)
+    return fig
+
+
+def plot_versus(points: list[Probe], axis: str, names: tuple[str, ...], logx: bool = False):
+    """Figure 12: metrics ``names`` (dotted, e.g. ``"paper_relative_error"``) against the setting ``axis``, mean over
+    seeds with each seed as a dot, one panel per metric."""
+    import matplotlib.pyplot as plt
+
+    grouped = group(points, axis)
+    xs = np.array(list(grouped), dtype=float)
+    fig, ax = plt.subplots(1, len(names), figsize=(5.2 * len(names), 3.8), constrained_layout=True, squeeze=False)
+    for a, name in zip(ax[0], names, strict=True):
+        for x, pts in grouped.items():
+            a.plot([x] * len(pts), [value(p, name) for p in pts], "o", color="C0", alpha=0.4, ms=4)
+        a.plot(xs, [np.mean([value(p, name) for p in pts]) for pts in grouped.values()], "-", color="C0")
+        if name.startswith("generated."):
+            true = name.replace("generated.", "true.")
+            a.plot(xs, [np.mean([value(p, true) for p in pts]) for pts in grouped.values()], "k--", label="true")
+            a.legend(fontsize=8)
+        a.set_xlabel(axis)
+        a.set_xscale("log" if logx else "linear")
+        a.set_xticks(xs, [f"{x:g}" for x in xs])
+        a.set_title(name, fontsize=10)
+    return fig
+
+
+__all__ = [
+    "COMPARED_ARCHS",
+    "DEPTH_GRID",
+    "EVAL_POINTS",
+    "N_GRID",
+    "SWEEPS",
+    "architecture",
+    "gap_learned_steps",
+    "learned_step",
+    "plot_dynamics",
+    "plot_gap_dynamics",
+    "plot_gap_errors",
+    "plot_kernels",
+    "plot_pair_blocks",
+    "plot_versus",
+    "smallest_sufficient",
+]

@@ -1,0 +1,159 @@
+"""One trial: the train-and-measure step every experiment of the book shares, with its random streams named here.
+
+A trial of an :class:`~gptheory.config.ExperimentConfig` is
+
+1. :func:`prepare`: the process (``Sigma`` seeded by ``process.sigma_seed``), its fixed training set, a freshly
+   initialised network and the :class:`~gptheory.train.TrainConfig`;
+2. :func:`run_trial`: training (resumable from a checkpoint, with measurements at chosen steps), generating
+   ``sampler.n_gen`` sequences from the EMA weights (recording the attention of a DiT on the way when asked), and
+   drawing as many fresh true sequences, the estimators' yardstick.
+
+The experiments (:mod:`gptheory.experiments`) measure what a :class:`Trial` holds, each in its own way.
+
+Random streams. Every random draw of an experiment is seeded by ``config.seed`` plus the offset :data:`STREAMS`
+names, so a stream never depends on how much another one drew (:func:`stream`, :func:`generator`). Inside
+:func:`gptheory.train.train` the batches use ``seed + 1`` and the training noise ``seed + 2`` (the training
+configuration's own seed, which is ``config.seed``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from .attention import generate_with_attention
+from .config import ExperimentConfig
+from .denoiser import build_model
+from .gp import GaussianProcess
+from .profiles import device as default_device
+from .samplers import generate
+from .train import TrainConfig, TrainResult, train, training_set
+
+# offset of each random stream from ``config.seed``
+STREAMS: dict[str, int] = {
+    "data": 0,  # the training set (gptheory.train.training_set)
+    "init": 0,  # the network's initial weights (gptheory.denoiser.build_model)
+    "sampler": 10,  # the starting noise of the generated sequences
+    "true": 20,  # the fresh true sequences generated sequences are compared with
+    "yardstick": 30,  # draws from the structured Gaussian fitted to the training set (sample complexity)
+    "eigen": 30,  # the probes of the network's linear response (gptheory.attention.eigen_response, dit_learns)
+    "attention_init": 40,  # the noise of the untrained DiT's attention maps (probe)
+    "eval_true": 50,  # the true sequences measured beside training-dynamics evaluations (probe)
+    "eval_sampler": 60,  # the starting noise of the training-dynamics evaluations (probe)
+}
+
+
+def stream(seed: int, name: str) -> int:
+    """The seed of stream ``name`` (a key of :data:`STREAMS`) for an experiment seeded by ``seed``."""
+    if name not in STREAMS:
+        raise KeyError(f"no random stream {name!r}; valid: {', '.join(STREAMS)}")
+    return int(seed) + STREAMS[name]
+
+
+def generator(seed: int, name: str) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with :func:`stream` ``(seed, name)``."""
+    return torch.Generator().manual_seed(stream(seed, name))
+
+
+class Prepared(NamedTuple):
+    """What :func:`prepare` returns (unpacks as ``gp, data, model, train_config``)."""
+
+    gp: GaussianProcess
+    data: torch.Tensor
+    model: torch.nn.Module
+    train_config: TrainConfig
+
+
+def prepare(config: ExperimentConfig, checkpointed: bool = False) -> Prepared:
+    """The process, its fixed training set ``(n_train, N, d)`` (stream ``data``), the freshly initialised network
+    (stream ``init``) and the :class:`TrainConfig` of ``config``
+    (:meth:`~gptheory.config.ExperimentConfig.train_config`; ``checkpointed``: a checkpoint every tenth of the run)."""
+    p = config.process
+    gp = GaussianProcess(p.N, p.d, nu=p.nu, ell=p.ell, seed=p.sigma_seed)
+    data = training_set(gp, config.n_train, seed=stream(config.seed, "data"))
+    model = build_model(stream(config.seed, "init"), N=p.N, d=p.d, **config.model.__dict__)
+    return Prepared(gp, data, model, config.train_config(checkpointed))
+
+
+@dataclass
+class Trial:
+    """One trained network and what it generated.
+
+    Attributes:
+        gp, data, train_config: as :func:`prepare` made them; result: what :func:`gptheory.train.train` returned
+            (``result.ema`` generated the sequences; ``result.evals`` holds the measurements during training).
+        x_gen: the generated sequences ``(n_gen, N, d)`` (float32); x_true: as many true ones ``(n_gen, N, d)``
+            (float64, stream ``true``).
+        generate_seconds: wall time of the generation (s).
+        times, maps: with ``attention``: the sampler's times ``(K,)`` from ``T`` down to ``t0`` and every layer's
+            attention there ``(K, depth, N, N)`` (:func:`gptheory.attention.generate_with_attention`); else ``None``.
+    """
+
+    gp: GaussianProcess
+    data: torch.Tensor
+    train_config: TrainConfig
+    result: TrainResult
+    x_gen: torch.Tensor
+    x_true: torch.Tensor
+    generate_seconds: float
+    times: torch.Tensor | None = None
+    maps: torch.Tensor | None = None
+
+    @property
+    def net(self) -> torch.nn.Module:
+        """The network that generated: the EMA of the trained weights."""
+        return self.result.ema
+
+
+def run_trial(
+    config: ExperimentConfig,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    *,
+    prepared: Prepared | None = None,
+    attention: bool = False,
+    on_step: Callable[[int, torch.nn.Module], dict] | None = None,
+    at_steps: tuple[int, ...] | list[int] = (),
+) -> Trial:
+    """Train the network of ``config``, generate ``config.sampler.n_gen`` sequences (stream ``sampler``) and draw as
+    many true ones (stream ``true``).
+
+    Args:
+        config: the experiment's configuration.
+        checkpoint: training checkpoint; an unfinished run resumes from it, a finished one is reloaded.
+        device: default :func:`gptheory.profiles.device`.
+        progress: ``tqdm`` bars for training.
+        prepared: what :func:`prepare` made for ``config``, when the caller measured the untrained network first
+            (made here otherwise).
+        attention: generate with :func:`gptheory.attention.generate_with_attention` (Heun, a DiT only) and keep
+            the attention maps; else :func:`gptheory.samplers.generate`.
+        on_step, at_steps: measurements during training (:func:`gptheory.train.train`).
+    """
+    dev = torch.device(device) if device is not None else default_device()
+    if prepared is None:
+        prepared = prepare(config, checkpointed=checkpoint is not None)
+    gp, data, model, cfg = prepared
+    res = train(
+        model, data, cfg, checkpoint=checkpoint, device=dev, progress=progress, on_step=on_step, at_steps=at_steps
+    )
+    s, seed = config.sampler, stream(config.seed, "sampler")
+    times = maps = None
+    start = time.perf_counter()
+    if attention:
+        x_gen, times, maps = generate_with_attention(
+            res.ema, s.n_gen, steps=s.sample_steps, t0=cfg.t0, method="heun", seed=seed
+        )
+    else:
+        x_gen = generate(res.ema, s.n_gen, steps=s.sample_steps, t0=cfg.t0, seed=seed, progress=False)
+    generate_seconds = time.perf_counter() - start
+    x_true = gp.sample(s.n_gen, generator=generator(config.seed, "true"))
+    return Trial(gp, data, cfg, res, x_gen, x_true, generate_seconds, times, maps)
+
+
+__all__ = ["STREAMS", "Prepared", "Trial", "generator", "prepare", "run_trial", "stream"]

@@ -2,7 +2,7 @@
 
 * ``train`` trains a DiT on Gaussian-process sequences and writes a checkpoint and the training log; running it
   again with the same ``--out`` resumes an interrupted run.
-* ``dit-learns`` calls :func:`gptheory.experiments.dit_learns.learn_process` -- the saved result of exactly this
+* ``dit-learns`` calls :func:`gptheory.experiments.dit_learns.dit_learns` -- the saved result of exactly this
   configuration when there is one, else train (resuming from the checkpoint in ``--out``), generate and
   measure -- and writes ``figure1.png``, ``metrics.json`` and ``log.json``.
 * ``sweep NAME`` runs a grid of trainings (:mod:`gptheory.sweep`) and writes ``results.csv`` and ``summary.png``;
@@ -45,12 +45,12 @@ def _refresh(p: argparse.ArgumentParser) -> None:
 def cmd_train(a: argparse.Namespace) -> dict:
     import torch
 
-    from .experiments.dit_learns import dit_learns_config as settings
+    from .experiments.dit_learns import dit_learns_config
     from .profiles import device as default_device
     from .train import train
     from .trial import prepare
 
-    config = settings(a.profile, **options_from(a))
+    config = dit_learns_config(a.profile, **options_from(a))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     _, data, model, cfg = prepare(config, checkpointed=True)
@@ -74,12 +74,11 @@ def cmd_train(a: argparse.Namespace) -> dict:
 def cmd_dit_learns(a: argparse.Namespace) -> dict:
     import matplotlib.pyplot as plt
 
-    from .experiments.dit_learns import dit_learns as learn_process
-    from .experiments.dit_learns import plot_figure1
+    from .experiments.dit_learns import dit_learns, plot_figure1
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    res = learn_process(
+    res = dit_learns(
         a.profile,
         refresh=a.refresh,
         checkpoint=out / "dit_learns.pt",

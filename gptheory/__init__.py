@@ -30,8 +30,9 @@ from .profiles import by_profile, device, profile
 from .samplers import generate, prior, sample
 from .schedules import DDPMSchedule, OUSchedule, Schedule
 from .train import TrainConfig, train
+from .truncation import banded, truncation_length
 from .unet import UNet1D
-from .unroll import banded, condition_number, gd_score, truncation_length
+from .unroll import condition_number, gd_score
 from .version import __version__ as __version__
 
 __all__ = [

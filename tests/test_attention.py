@@ -32,7 +32,7 @@ from gptheory.attention import (
 from gptheory.dit import DiT
 from gptheory.samplers import generate, prior, sample
 from gptheory.schedules import DDPMSchedule, OUSchedule
-from gptheory.unroll import banded
+from gptheory.truncation import banded
 
 
 def randomized(model: DiT, seed: int = 0, scale: float = 0.3) -> DiT:

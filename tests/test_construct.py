@@ -25,7 +25,8 @@ from gptheory.construct import (
     size_report,
     trapezoid,
 )
-from gptheory.unroll import banded, condition_number, gd_score, is_psd
+from gptheory.truncation import banded, is_psd
+from gptheory.unroll import condition_number, gd_score
 
 SCHED = OUSchedule()
 N, d = 16, 3

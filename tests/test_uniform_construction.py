@@ -16,7 +16,8 @@ from gptheory.construct import (
 )
 from gptheory.construct.builder import ranges
 from gptheory.gp import random_spatial_covariance
-from gptheory.unroll import banded, condition_number, is_psd, predicted_steps, truncated_score
+from gptheory.truncation import banded, is_psd
+from gptheory.unroll import condition_number, predicted_steps, truncated_score
 
 SCHED = OUSchedule()
 EPS = 1e-2

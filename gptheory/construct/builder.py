@@ -22,7 +22,8 @@ import torch
 
 from ..gp import DTYPE, GaussianProcess
 from ..schedules import Schedule
-from ..unroll import banded, kron_extremes, operator_bounds
+from ..truncation import banded
+from ..unroll import kron_extremes, operator_bounds
 from ..validation import nonneg_int, positive_int, real_in
 from .embedding import frame_embedding, gap_inner_products, resolution
 from .heads import band_heads, kernel_head, softmax_normaliser

@@ -37,7 +37,8 @@ from ..statistics import Fit, loglog_fit
 from ..sweep import Sweep, run_sweep
 from ..train import TrainConfig
 from ..trial import run_trial, stream
-from ..unroll import condition_number, truncation_length
+from ..truncation import truncation_length
+from ..unroll import condition_number
 
 NAME = "sample_complexity"
 BAND_TOL = 1e-2  # the tolerance of the band J reported with each point (unroll.truncation_length)

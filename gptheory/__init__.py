@@ -1,26 +1,52 @@
 """gptheory: the executable companion to "Diffusion Transformer Captures Spatial-Temporal
 Dependencies: A Theory for Gaussian Process Data" (Fu, Dou, Guo, Wang, Chen; ICLR 2025).
 
-The math (exact Gaussian-process score, schedules, samplers, metrics) lives in one module per idea;
-the most used names are re-exported here. One sentence per module:
+The core (math, networks, training, configuration) is flat; the experiments, the bouncing ball and the book's
+helpers are subpackages above it, and ``import gptheory`` loads only the core. One line per module:
 
-* ``gp`` -- Gaussian-process sequences ``N(mu, Gamma (x) Sigma)`` and their exact diffusion score;
-* ``schedules`` -- the forward processes ``(alpha_t, sigma_t)`` and the noising ``x_t = alpha_t x0 + sigma_t eps``;
-* ``samplers`` -- the backward process for any score, and sampling from a trained network (``generate``);
-* ``unroll`` -- the score as the last iterate of gradient descent, and the banded kernel (Section 3);
-* ``construct`` -- the transformer with hand-set weights that runs that gradient descent (Theorem 1);
-* ``denoiser`` -- what every score network shares (input checks, eps/v output, training target, score);
-* ``model`` -- the diffusion transformer (DiT) that learns the score;
+The math
+* ``gp`` -- Gaussian-process sequences ``vec(x) ~ N(mu, Gamma (x) Sigma)`` and their exact diffusion score;
+* ``schedules`` -- variance-preserving forward processes ``(alpha_t, sigma_t)`` and the noising of data;
+* ``samplers`` -- the backward process for any score function, and sampling from a trained network (``generate``);
+* ``unroll`` -- the score as the last iterate of gradient descent, its condition number and step counts (Lemma 1);
+* ``truncation`` -- the band ``Gamma_bar``, its PSD checks and the band length Corollary 1 prescribes;
+* ``early_stopping`` -- Lemma 12 exactly: how far stopping the sampler at ``t0`` moves Gaussian data;
+* ``metrics`` -- what a generator learned: covariance estimates and errors, the Kronecker fit, Gaussian distances;
+* ``statistics`` -- the log-log fit with its interval, rank correlation and the comparison rules over seeds;
+* ``attention`` -- measurements on a trained DiT: its attention against the kernel, its weights, its noise response;
+* ``construct`` -- the transformer with hand-set weights that runs gradient descent to the score (Theorem 1).
+
+The networks and their training
+* ``denoiser`` -- what every score network shares (input checks, eps/v output, training target, score), and
+  ``build_model``;
+* ``dit`` -- the one-dimensional diffusion transformer (DiT) that learns the score;
 * ``unet``, ``diffusers_unet`` -- the attention-free peers: a 1D UNet over the frames, and diffusers' ``UNet1DModel``;
-* ``train``, ``checkpoint`` -- training it (resumable) and its checkpoint files;
-* ``analysis`` -- measurements on a trained DiT (attention against the kernel, per-direction noise response);
-* ``metrics`` -- what a generator learned (covariance estimates, the paper's relative error);
-* ``experiments``, ``results`` -- the paper's experiment as one driver, and its small saved results;
-* ``profiles`` -- problem sizes per profile (smoke, cpu, gpu), device and precision;
-* ``atomic``, ``validation``, ``notebook``, ``plots`` -- whole-or-nothing files, input checks, chapter helpers,
-  shared figures; ``bench`` -- speed against peers.
+* ``train`` -- the training recipe (AdamW, EMA, time sampling), resumable; ``checkpoint`` -- its checkpoint files;
+* ``config`` -- the one typed configuration of every training and the command-line options derived from it;
+* ``validation`` -- the input rules, each written once, that configurations and networks share;
+* ``profiles`` -- problem sizes per profile (smoke, cpu, gpu), device and precision.
+
+Results and many trainings
+* ``trial`` -- the train-and-measure step every experiment shares, with its random streams named in one place;
+* ``results`` -- typed records with provenance, the shipped results (``shipped/``) and the local cache, and
+  reading helpers (group, setting, summary);
+* ``provenance`` -- where a result came from (source hash, commit, device, date); ``atomic`` -- files written whole
+  or not at all; ``version`` -- the package version;
+* ``sweep`` -- a grid of trainings, resumable, with its table; ``executors`` -- where its points run (this
+  process, local workers, Slurm).
+
+Subpackages
+* ``experiments`` -- one module per experiment chapter (``dit_learns``, ``sample_complexity``, ``architecture``,
+  ``attention_learned``, and ``probe``, the measurement the last two share) and the registry of their sweeps;
+* ``bouncing_ball`` -- Section 6.2: the video generator (``videos``), the tracker (``tracking``), the frame VAE
+  (``vae``), latent statistics (``latents``), figures (``figures``) and the experiment (``experiment``);
+* ``book`` -- what serves only the chapters: numbers into prose and tables (``notebook``), verdict words
+  (``prose``), exercise checks (``exercises``), shared plots (``plots``);
+* ``bench`` -- benchmarks against peers that print JSON; ``__main__`` -- the command line
+  (``python -m gptheory train | dit-learns | sweep NAME | bouncing-ball``).
 """
 
+from .config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
 from .construct import build_gd_transformer, size_report
 from .denoiser import Denoiser
 from .diffusers_unet import DiffusersUNet1D
@@ -36,6 +62,10 @@ from .unroll import condition_number, gd_score
 from .version import __version__ as __version__
 
 __all__ = [
+    "ExperimentConfig",
+    "ModelConfig",
+    "ProcessConfig",
+    "SamplerConfig",
     "DDPMSchedule",
     "Denoiser",
     "DiT",

@@ -31,11 +31,10 @@ import math
 import typing
 from dataclasses import dataclass, field, fields
 
-from .bouncing_ball.videos import check_geometry
 from .denoiser import ARCHS, PREDICTIONS, SHAPE_DEFAULTS, check_arch
 from .dit import ACTIVATIONS, TOKENS, dit_args
 from .train import TrainConfig
-from .validation import nonneg_int, one_of, option, positive_int, real_in
+from .validation import check_geometry, nonneg_int, one_of, option, positive_int, real_in
 
 
 @dataclass(frozen=True)

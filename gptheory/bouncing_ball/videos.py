@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..validation import nonneg_int, positive_int, real_in
+from ..validation import check_geometry, nonneg_int, positive_int
 
 
 @dataclass
@@ -49,33 +49,6 @@ class Videos:
     @property
     def T(self) -> int:
         return self.frames.shape[1]
-
-
-def check_geometry(
-    size: int, radius: float, speed: float, T: int | None = None, T_name: str = "T"
-) -> tuple[int, float, float]:
-    """Validate the geometry once, where it enters; raises ``ValueError`` naming the parameter (``T_name`` for
-    the number of frames).
-
-    The ball must fit the frame with room to move (``2 radius < size``), and move less than the free width
-    ``size - 2 radius`` per frame (at most one hit per wall per frame).
-    """
-    size = positive_int("size", size)
-    if size < 4:
-        raise ValueError(f"size must be at least 4 pixels, got {size}")
-    radius = real_in("radius", radius, 0.0, math.inf, low_open=True)
-    if 2 * radius >= size:
-        raise ValueError(
-            f"radius must be below size / 2 = {size / 2:g} so the ball fits the {size}x{size} frame "
-            f"with room to move, got radius={radius:g}"
-        )
-    free = size - 2 * radius
-    speed = real_in("speed", speed, 0.0, free, low_open=True, high_open=True)
-    if T is not None:
-        T = positive_int(T_name, T)
-        if T < 2:
-            raise ValueError(f"{T_name} must be at least 2 (motion needs two frames), got {T_name}={T}")
-    return size, radius, speed
 
 
 def initial_state(n: int, size: int, radius: float, speed: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +144,6 @@ def ball_mass(radius: float) -> float:
 __all__ = [
     "Videos",
     "ball_mass",
-    "check_geometry",
     "initial_state",
     "make_videos",
     "random_frames",

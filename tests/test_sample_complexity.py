@@ -1,4 +1,4 @@
-"""Tests for gptheory.experiments.sample_complexity: yardstick fit, Lemma 12, metrics, slopes."""
+"""Tests for gptheory.experiments.sample_complexity: yardstick fit, metrics, slopes."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import pytest
 import torch
 
 from gptheory import GaussianProcess, metrics
-from gptheory.early_stopping import early_stopping_gap
 from gptheory.experiments import sample_complexity as sc
 from gptheory.provenance import Provenance
-from gptheory.schedules import DDPMSchedule, OUSchedule
 
 
 def test_errors_of_the_truth_are_zero_and_grow_with_a_wrong_kernel():
@@ -40,28 +38,6 @@ def test_kronecker_fit_is_a_fixed_point_of_the_likelihood_and_recovers_the_truth
     assert metrics.relative_error(G, gp.Gamma) < 0.05 and metrics.relative_error(S, gp.Sigma) < 0.05
     with pytest.raises(ValueError, match="n\\*d > N"):
         sc.fit_kronecker(x[:2])
-
-
-def test_lemma12_matches_the_dense_gaussian_formulas_and_the_bound_holds():
-    gp = GaussianProcess(5, 2, nu=1.0, ell=1.5, seed=3)
-    for schedule in (OUSchedule(), DDPMSchedule()):
-        t0 = torch.tensor([1e-4, 1e-2, 0.3], dtype=torch.float64)
-        gap = early_stopping_gap(gp, t0, schedule)
-        C = gp.covariance()
-        zero = torch.zeros(C.shape[0], dtype=torch.float64)
-        for k, t in enumerate(t0):
-            a, s = schedule.alpha(t), schedule.sigma(t)
-            Ct = a**2 * C + s**2 * torch.eye(C.shape[0], dtype=torch.float64)
-            assert gap.kl[k] == pytest.approx(metrics.gaussian_kl(zero, C, zero, Ct), rel=1e-6)
-            # the dense Bures formula subtracts O(tr C) terms: at W2 ~ 1e-5 it keeps only ~1e-9 absolute accuracy
-            assert gap.w2[k] == pytest.approx(metrics.gaussian_w2(zero, C, zero, Ct), rel=1e-5, abs=1e-8)
-        assert np.all(gap.kl <= gap.kl_bound_sum) and np.all(gap.kl_bound_sum <= gap.kl_bound * (1 + 1e-12))
-        assert np.all(np.diff(gap.kl) > 0)
-        # the per-eigenvalue bound is tight for small t0 (second order in u): within 5 % at t0 = 1e-4
-        assert gap.kl_bound_sum[0] == pytest.approx(gap.kl[0], rel=0.05)
-    # small t0: KL ~ t0^2, so two decades of t0 are four of KL
-    small = early_stopping_gap(gp, torch.tensor([1e-6, 1e-4], dtype=torch.float64), OUSchedule())
-    assert math.log10(small.kl[1] / small.kl[0]) == pytest.approx(4.0, abs=0.05)
 
 
 def test_slope_recovers_a_power_law_and_its_interval_covers_it():

@@ -1,10 +1,14 @@
-"""gptheory.book.notebook: glue shows nothing under a cell in the book and prints outside it; readable tables."""
+"""gptheory.book.notebook: glue shows nothing under a cell in the book and prints outside it, glued values are plain
+numbers, readable tables, and explore draws its default without widgets."""
 
 from __future__ import annotations
 
 import sys
 
-from gptheory.book.notebook import glue, html_table
+import numpy as np
+import torch
+
+from gptheory.book.notebook import _plain, explore, glue, html_table, widgets_enabled
 
 
 def test_glue_returns_nothing_so_no_stray_number_appears_under_a_cell():
@@ -27,3 +31,17 @@ def test_html_table_pads_cells_keeps_markup_and_never_splits_numbers():
     cells = html.split("<td")[1:]
     assert all("nowrap" in c for c in cells[:3])  # numbers, and "0.58 / 0.11", stay on one line
     assert "nowrap" not in cells[3]  # a cell with words may wrap, so the table fits the page
+
+
+def test_glue_values_become_plain_numbers():
+    assert type(_plain(np.float64(1.5))) is float
+    assert type(_plain(torch.tensor(2))) is int
+    assert _plain([1, 2]) == [1, 2]
+
+
+def test_explore_draws_the_default_without_widgets(monkeypatch):
+    monkeypatch.setenv("GPTHEORY_NO_WIDGETS", "1")
+    assert not widgets_enabled()
+    calls = []
+    explore(lambda a, b: calls.append((a, b)), a=(0, 10, 1, 3), b=(0.0, 1.0, 0.1, 0.5))
+    assert calls == [(3, 0.5)]

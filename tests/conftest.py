@@ -1,4 +1,5 @@
-"""Shared fixtures: small, awkward shapes by default (N != d, odd sizes, non-zero means)."""
+"""Shared fixtures: small, awkward shapes by default (N != d, odd sizes, non-zero means); torch's thread count put back
+after every test; the slow tests, marked here in one table with what each costs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,56 @@ import pytest
 import torch
 
 from gptheory import GaussianProcess
+
+# The slow tests: a plain `pytest` leaves them out (pyproject.toml: addopts = -m "not slow"), and `.ci/test` runs them
+# once, explicitly, with `pytest -m slow`. The number is the test's cost in seconds (call plus its share of fixtures),
+# measured one file at a time on the shared 2-core development machine under load (about twice an idle CI runner's).
+# One table rather than decorators, so that the files' owners can rename and move tests freely: an entry that names
+# a test no longer in its file is an error at collection, so the table cannot go stale silently.
+SLOW = {
+    "test_cli.py::test_reproduce_figure1_writes_metrics_and_figure": 105,
+    "test_cli.py::test_train_command_writes_resumable_checkpoint": 23,
+    "test_bench.py::test_train_benchmark_tiny": 64,
+    "test_bench.py::test_sweep_benchmark_computes_the_same_points_both_ways": 146,  # spawns two worker processes
+    "test_bouncing_ball.py::test_smoke_pipeline": 47,
+    "test_bouncing_ball.py::test_a_finished_run_reloads_from_its_checkpoints": 7,  # shares the smoke pipeline's run
+    "test_bouncing_ball.py::test_command_line_writes_the_three_files": 46,
+    "test_bouncing_ball.py::test_gpu_profile_runs_on_the_cpu_at_a_tiny_size": 16,
+    "test_executors.py::test_worker_processes_run_every_point_once_with_their_share_of_the_cores": 25,
+    "test_attention.py::test_eigen_response_and_variance_drift_predict_what_the_sampler_does": 19,
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    found = set()
+    for item in items:
+        key = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        if key in SLOW:
+            item.add_marker(pytest.mark.slow(reason=f"about {SLOW[key]} s"))
+            found.add(key)
+    if any("::" in arg for arg in config.args):  # single tests asked for by name: the table is not checked
+        return
+    files = {item.path.name for item in items}
+    stale = sorted(k for k in SLOW if k.split("::")[0] in files and k not in found)
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist (renamed or moved?): {stale}")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_threads_after_the_module():
+    """Put torch's thread count back after each test module (a module-scoped fixture may change it)."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads_after_the_test():
+    """Put torch's thread count back after each test, so that no test runs with another test's setting."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -76,3 +76,16 @@ def test_train_benchmark_tiny(capsys):
     # the ceiling assumes our non-product time vanished, so it bounds the measured speed-up of medians
     assert bound["speedup_ceiling_if_ours_had_no_other_time"] >= out["fp32"]["speedup_of_medians"] - 0.01
     assert json.loads(capsys.readouterr().out)["benchmark"] == "train"
+
+
+def test_sweep_benchmark_computes_the_same_points_both_ways(monkeypatch, tmp_path, capsys):
+    from gptheory import results
+    from gptheory.bench.sweep import main as bench_sweep
+
+    monkeypatch.setattr(results, "SHIPPED", results.SHIPPED)  # the benchmark points it elsewhere: put it back after
+    monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path / "cache"))  # and sets the cache per mode: restored after
+    out = bench_sweep(["--profile", "smoke", "--points", "2", "--workers", "2", "--steps", "2"])
+    assert out["points"] == 2 and out["workers_points_computed"] == out["serial_points_computed"] == 2
+    assert out["speedup"] == pytest.approx(out["seconds"]["serial"] / out["seconds"]["workers"])
+    assert out["matmul_gflops_fp32_before"] > 0 and out["cpu"].startswith("cpu (")
+    assert json.loads(capsys.readouterr().out) == out

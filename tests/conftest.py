@@ -23,6 +23,11 @@ SLOW = {
     "test_bouncing_ball.py::test_command_line_writes_the_three_files": 46,
     "test_bouncing_ball.py::test_gpu_profile_runs_on_the_cpu_at_a_tiny_size": 16,
     "test_executors.py::test_worker_processes_run_every_point_once_with_their_share_of_the_cores": 25,
+    "test_dit_learns.py::test_learn_process_trains_once_and_not_after_a_code_change": 148,
+    "test_dit_learns.py::test_run_end_to_end_tiny": 72,
+    "test_probe.py::test_each_sweep_runs_in_the_smoke_profile": 114,  # runs every probe sweep (the swept fixture)
+    "test_probe.py::test_what_each_sweep_varies_shows_in_its_points": 1,  # reads the swept fixture's points
+    "test_probe.py::test_provenance_counts_a_point_shared_by_sweeps_once": 1,  # the same
     "test_attention.py::test_eigen_response_and_variance_drift_predict_what_the_sampler_does": 19,
 }
 

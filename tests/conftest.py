@@ -28,6 +28,8 @@ SLOW = {
     "test_probe.py::test_each_sweep_runs_in_the_smoke_profile": 114,  # runs every probe sweep (the swept fixture)
     "test_probe.py::test_what_each_sweep_varies_shows_in_its_points": 1,  # reads the swept fixture's points
     "test_probe.py::test_provenance_counts_a_point_shared_by_sweeps_once": 1,  # the same
+    "test_samplers.py::test_samples_reproduce_the_process": 151,  # 116 s with Euler-Maruyama, 35 s with Heun
+    "test_samplers.py::test_generate_is_seeded_and_independent_of_the_batch_size": 46,
     "test_attention.py::test_eigen_response_and_variance_drift_predict_what_the_sampler_does": 19,
 }
 

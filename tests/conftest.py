@@ -32,10 +32,13 @@ SLOW = {
     "test_sweep.py::test_workers_and_the_submitit_path_give_the_same_points": 137,
     "test_sweep.py::test_a_sweep_writes_a_tidy_table_and_a_second_run_does_no_work": 71,
     "test_sweep.py::test_sweep_command_line": 45,
+    "test_shipped.py::test_one_shipped_point_reruns_from_scratch": 311,  # (also decorated slow in its file)
+    "test_shipped.py::test_one_shipped_probe_point_reruns_from_scratch": 189,  # (also decorated slow in its file)
     "test_train.py::test_v_prediction_learns_the_correlation": 144,
     "test_train.py::test_v_prediction_trains_resumes_and_reloads": 69,
     "test_train.py::test_same_seed_same_weights_and_loss_goes_down": 51,
     "test_unet.py::test_unet_trains_with_the_dit_engine_samples_and_reloads": 48,
+    "test_vae.py::test_training_lowers_the_loss_and_resumes_exactly": 140,
 }
 
 

@@ -14,7 +14,11 @@ The math
 * ``metrics`` -- what a generator learned: covariance estimates and errors, the Kronecker fit, Gaussian distances;
 * ``statistics`` -- the log-log fit with its interval, rank correlation and the comparison rules over seeds;
 * ``attention`` -- measurements on a trained DiT: its attention against the kernel, its weights, its noise response;
-* ``construct`` -- the transformer with hand-set weights that runs gradient descent to the score (Theorem 1).
+* ``construct`` -- the transformer with hand-set weights that runs gradient descent to the score (Theorem 1):
+  ``builder`` writes its weights, ``layers`` and ``modules`` are its blocks and slot-by-slot moves, ``embedding`` the
+  frames' time code, ``heads`` the kernel-mixing attention, ``network`` the assembled module, ``size`` its size
+  against Theorem 1's orders, ``uniform`` one network for every ``t`` and ``over_times`` its comparison with per-time
+  networks.
 
 The networks and their training
 * ``denoiser`` -- what every score network shares (input checks, eps/v output, training target, score), and
@@ -42,7 +46,8 @@ Subpackages
   (``vae``), latent statistics (``latents``), figures (``figures``) and the experiment (``experiment``);
 * ``book`` -- what serves only the chapters: numbers into prose and tables (``notebook``), verdict words
   (``prose``), exercise checks (``exercises``), shared plots (``plots``);
-* ``bench`` -- benchmarks against peers that print JSON; ``__main__`` -- the command line
+* ``bench`` -- benchmarks that print JSON (``score``: the exact score against dense and library solvers; ``train``
+  and ``sweep``: training and sweep throughput); ``__main__`` -- the command line
   (``python -m gptheory train | dit-learns | sweep NAME | bouncing-ball``).
 """
 

@@ -260,3 +260,14 @@ def test_non_convex_band_is_refused():
     J = next(j for j in range(2, N) if not is_psd(banded(gp.Gamma, j)))
     with pytest.raises(ValueError, match="not convex"):
         build_gd_transformer(gp, 1e-3, SCHED, 3, J=J)
+
+
+def test_softmax_construction_needs_one_more_block_per_step_than_relu():
+    """construction: against the paper's B.5, our softmax network is deeper (24 against 19 blocks at N=32, d=4,
+    5 steps), by the one multiplication by Z_i per step."""
+    gp, sched = GaussianProcess(32, 4, nu=2.0, ell=2.0, seed=0), OUSchedule()
+    for steps in (5, 10):
+        relu = size_report(build_gd_transformer(gp, 0.5, sched, steps))["blocks"]
+        soft = size_report(build_gd_transformer(gp, 0.5, sched, steps, attention="softmax"))["blocks"]
+        assert soft - relu == steps
+    assert size_report(build_gd_transformer(gp, 0.5, sched, 5))["blocks"] == 19

@@ -1,6 +1,9 @@
-"""GaussianProcess against dense formulas, scipy.stats and torch.distributions."""
+"""GaussianProcess against dense formulas, scipy.stats and torch.distributions; the kernel's conditioning as the
+chapters state it."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -188,3 +191,16 @@ def test_bad_score_inputs_are_clear_errors():
         gp.score(x, torch.full((3,), 0.5), OU)
     with pytest.raises(ValueError, match="schedule must be given"):
         gp.log_prob(x, 0.5)
+
+
+def kappa(N: int, nu: float, ell: float) -> float:
+    lam = np.linalg.eigvalsh(kernel_matrix(N, nu, ell).numpy())
+    return float(lam.max() / lam.min())
+
+
+def test_ou_condition_number_grows_like_ell_squared():
+    """gp_sequences: kappa(Gamma) of the OU kernel grows like ell^2 (limit ((1+rho)/(1-rho))^2 ~ 4 ell^2), not ell."""
+    exponent = math.log(kappa(128, 1.0, 16.0) / kappa(128, 1.0, 4.0)) / math.log(4)
+    assert 1.8 < exponent < 2.05
+    rho = math.exp(-1 / 8)
+    assert abs(kappa(512, 1.0, 8.0) / ((1 + rho) / (1 - rho)) ** 2 - 1) < 0.01  # N = 512 resolves omega ~ 1/ell

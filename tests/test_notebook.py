@@ -1,5 +1,6 @@
-"""gptheory.book.notebook: glue shows nothing under a cell in the book and prints outside it; readable tables; the
-table of saved results with their source."""
+"""gptheory.book.notebook: glue shows nothing under a cell in the book and prints outside it, glued values are plain
+numbers, glue_many, readable tables, the table of saved results with their source, and explore draws its default
+without widgets."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import re
 import sys
 from pathlib import Path
 
-from gptheory.book.notebook import glue, glue_many, html_table
+import numpy as np
+import torch
+
+from gptheory.book.notebook import _plain, explore, glue, glue_many, html_table, widgets_enabled
 from gptheory.provenance import Provenance
 from gptheory.results import Record
 
@@ -73,3 +77,17 @@ def test_provenance_table_lists_each_saved_record_once_with_its_source_and_devic
         ["cpu", "cache", "1 s", "cpu (2 threads)"],
         ["gpu", "shipped", "1 s", "H200"],  # the same file under a second label is not listed again
     ]
+
+
+def test_glue_values_become_plain_numbers():
+    assert type(_plain(np.float64(1.5))) is float
+    assert type(_plain(torch.tensor(2))) is int
+    assert _plain([1, 2]) == [1, 2]
+
+
+def test_explore_draws_the_default_without_widgets(monkeypatch):
+    monkeypatch.setenv("GPTHEORY_NO_WIDGETS", "1")
+    assert not widgets_enabled()
+    calls = []
+    explore(lambda a, b: calls.append((a, b)), a=(0, 10, 1, 3), b=(0.0, 1.0, 0.1, 0.5))
+    assert calls == [(3, 0.5)]

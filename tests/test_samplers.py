@@ -1,4 +1,5 @@
-"""Samplers with the exact score: convergence orders and the law of the output."""
+"""Tests for gptheory.samplers: with the exact score, convergence orders and the law of the output; with a trained
+network, generate is seeded and independent of its batch size."""
 
 from __future__ import annotations
 
@@ -6,12 +7,25 @@ import numpy as np
 import pytest
 import torch
 
-from gptheory import GaussianProcess, OUSchedule, prior, sample
+from gptheory import DDPMSchedule, GaussianProcess, OUSchedule, generate, prior, sample, train
+from gptheory.denoiser import build_model
 from gptheory.metrics import covariance_errors, ode_sampler_kl
 from gptheory.samplers import time_grid
 from gptheory.statistics import loglog_fit
+from gptheory.train import TrainConfig, training_set
 
 OU = OUSchedule()
+N, d = 8, 2  # the network generate samples from: a tiny DiT trained for a few steps
+MODEL = {"N": N, "d": d, "hidden": 16, "depth": 2, "heads": 2}
+
+
+@pytest.fixture(scope="module")
+def data() -> torch.Tensor:
+    return training_set(GaussianProcess(N, d, nu=2.0, ell=3.0), 40, seed=0)
+
+
+def cfg(steps: int) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=16, lr=2e-3, warmup=3, log_every=2, seed=3, precision="fp32")
 
 
 @pytest.mark.parametrize(("method", "order"), [("euler", 1), ("heun", 2)])
@@ -90,3 +104,15 @@ def test_bad_input(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         sample(**args, progress=False)
+
+
+def test_generate_is_seeded_and_independent_of_the_batch_size(data):
+    r = train(build_model(0, **MODEL), data, cfg(steps=4), progress=False)
+    chunks: list[torch.Tensor] = []
+    x = generate(r.ema, 7, DDPMSchedule(), steps=4, batch_size=3, seed=1, progress=False, on_chunk=chunks.append)
+    assert x.shape == (7, N, d) and x.dtype == torch.float32 and torch.isfinite(x).all()
+    assert [c.shape[0] for c in chunks] == [3, 3, 1] and torch.equal(torch.cat(chunks), x)  # the hook sees each chunk
+    for batch_size in (1, 7, 100):
+        other = generate(r.ema, 7, DDPMSchedule(), steps=4, batch_size=batch_size, seed=1, progress=False)
+        torch.testing.assert_close(other, x, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(x, generate(r.ema, 7, DDPMSchedule(), steps=4, seed=2, progress=False))

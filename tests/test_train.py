@@ -215,29 +215,6 @@ def test_compiled_training_matches_eager(data):
         torch.testing.assert_close(pc, pe, rtol=0, atol=1e-5, msg=name)
 
 
-def test_load_checkpoint_explains_what_is_wrong(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_model(tmp_path / "missing.pt")
-    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a gptheory training checkpoint"):
-        load_model(tmp_path / "other.pt")
-    torch.save({"version": 1, "model_config": {}}, tmp_path / "old.pt")
-    with pytest.raises(ValueError, match="format version 1, this gptheory reads version 2"):
-        load_checkpoint(tmp_path / "old.pt")
-
-
-def test_generate_is_seeded_and_independent_of_the_batch_size(data):
-    r = train(build_model(0, **MODEL), data, cfg(steps=4), progress=False)
-    chunks: list[torch.Tensor] = []
-    x = generate(r.ema, 7, DDPMSchedule(), steps=4, batch_size=3, seed=1, progress=False, on_chunk=chunks.append)
-    assert x.shape == (7, N, d) and x.dtype == torch.float32 and torch.isfinite(x).all()
-    assert [c.shape[0] for c in chunks] == [3, 3, 1] and torch.equal(torch.cat(chunks), x)  # the hook sees each chunk
-    for batch_size in (1, 7, 100):
-        other = generate(r.ema, 7, DDPMSchedule(), steps=4, batch_size=batch_size, seed=1, progress=False)
-        torch.testing.assert_close(other, x, rtol=1e-5, atol=1e-6)
-    assert not torch.allclose(x, generate(r.ema, 7, DDPMSchedule(), steps=4, seed=2, progress=False))
-
-
 # ------------------------------------------------------------------------- measurements during training
 AT = [12, 2, 5, 5, 9]  # unsorted, with a repeat: measured once each, in order, the last at the final step
 

@@ -7,7 +7,7 @@ import torch
 
 from gptheory.checkpoint import load_model
 from gptheory.config import ExperimentConfig, ModelConfig
-from gptheory.denoiser import Denoiser, build_model, count_parameters, from_config
+from gptheory.denoiser import Denoiser, build_model, count_parameters
 from gptheory.dit import DiT
 from gptheory.gp import GaussianProcess
 from gptheory.samplers import generate
@@ -131,21 +131,6 @@ def test_matching_fails_clearly_and_leaves_the_global_rng_alone():
     assert count_parameters(UNet1D, 16, 2, channels=9) == n_params(a)
 
 
-def test_build_model_dispatches_on_arch_and_matches_the_dit_it_describes():
-    kw = {"N": 32, "d": 4, "hidden": 64, "depth": 4, "heads": 4, "prediction": "v"}
-    dit = build_model(0, **kw)
-    assert type(dit) is DiT and "arch" not in dit.config()  # DiT configs (checkpoints, cache keys) unchanged
-    unet = build_model(1, arch="unet", kernel_size=5, levels=1, **kw)
-    assert isinstance(unet, UNet1D) and unet.kernel_size == 5 and unet.levels == 1 and unet.prediction == "v"
-    assert abs(n_params(unet) / n_params(dit) - 1) <= 0.1
-    again = build_model(1, arch="unet", kernel_size=5, levels=1, **kw)
-    assert all(torch.equal(p, q) for p, q in zip(unet.parameters(), again.parameters(), strict=True))
-    with pytest.raises(ValueError, match="kernel_size and levels apply to the UNets"):
-        build_model(0, kernel_size=5, **kw)
-    with pytest.raises(ValueError, match="arch must be one of dit, unet, diffusers-unet"):
-        build_model(0, arch="resnet", **kw)
-
-
 def test_model_config_checks_the_new_fields_and_old_cache_keys_stay_valid():
     body = ExperimentConfig().to_dict()
     # the keys every shipped result's cache key was made from, before arch, kernel_size and levels existed
@@ -200,11 +185,6 @@ def test_unet_trains_with_the_dit_engine_samples_and_reloads(tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(back.parameters(), res.ema.parameters(), strict=True))
     x = generate(back, 8, steps=5, progress=False)
     assert x.shape == (8, 16, 2) and torch.isfinite(x).all()
-
-
-def test_from_config_rebuilds_each_architecture():
-    for m in (UNet1D(8, 2, channels=4, levels=1), DiT(8, 2, hidden=16, depth=1, heads=2)):
-        assert type(from_config(m.config())) is type(m) and from_config(m.config()).config() == m.config()
 
 
 # ---------------------------------------------------------------------- the diffusers peer

@@ -21,8 +21,8 @@ SLOW = {
     "test_bouncing_ball.py::test_smoke_pipeline": 47,  # the smoke pipeline, a module fixture
     "test_bouncing_ball.py::test_a_finished_run_reloads_from_its_checkpoints": 7,  # + the smoke pipeline's fixture
     "test_bouncing_ball.py::test_command_line_writes_the_three_files": 46,
-    "test_cli.py::test_reproduce_figure1_writes_metrics_and_figure": 105,
-    "test_dit_learns.py::test_learn_process_trains_once_and_not_after_a_code_change": 148,
+    "test_cli.py::test_dit_learns_writes_metrics_and_figure": 105,
+    "test_dit_learns.py::test_dit_learns_trains_once_and_not_after_a_code_change": 148,
     "test_dit_learns.py::test_run_end_to_end_tiny": 72,
     "test_probe.py::test_each_sweep_runs_in_the_smoke_profile": 114,  # every probe sweep, the module fixture swept
     "test_probe.py::test_what_each_sweep_varies_shows_in_its_points": 1,  # + the swept fixture

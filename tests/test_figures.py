@@ -58,7 +58,7 @@ def _result(T: int = 5) -> Result:
         np.uint8
     )
     numbers = {"correlation_error_generated": 0.123, "correlation_error_true": 0.045}
-    provenance = Provenance.now({"radius": 2.5}, 1.0, "smoke", code="test", commit="test")
+    provenance = Provenance.now({"ball": {"radius": 2.5}}, 1.0, "smoke", code="test", commit="test")
     return Result(result_name="bouncing_ball", numbers=numbers, arrays=arrays, provenance=provenance)
 
 

@@ -231,7 +231,7 @@ def _parser() -> argparse.ArgumentParser:
         "assignment",
         help="an otter-grader master notebook of a chapter's exercises (needs gptheory[course])",
         description="Write OUT/CHAPTER.ipynb, an otter-grader master notebook: the chapter with its exercises as "
-        "questions, their solutions as solution cells and their checks as tests. Then: otter assign "
+        "questions, their solutions as solution cells and their checks as tests. Then: otter assign --debug "
         "OUT/CHAPTER.ipynb OUT/dist",
     )
     pa.add_argument("chapter", help="the chapter's name, e.g. gp_sequences (a chapter with exercises)")

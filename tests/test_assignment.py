@@ -94,9 +94,12 @@ def test_reference_solutions_get_full_marks_and_a_typical_mistake_loses_its_ques
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernels' torch: on a busy 2-core machine 2 threads took 7x longer
     report = write_master(chapter, tmp_path)
     dist = tmp_path / "dist"
-    # as an instructor runs it; otter assign also grades the solutions and fails unless they get full marks
+    # as an instructor runs it: otter assign grades the solutions too, and fails unless they get full marks or
+    # (--debug) when a cell raises
     run = subprocess.run(
-        [sys.executable, "-m", "otter", "assign", report["master"], str(dist)], capture_output=True, text=True
+        [sys.executable, "-m", "otter", "assign", "--debug", report["master"], str(dist)],
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     student = nbformat.read(dist / "student" / f"{chapter}.ipynb", as_version=4)

@@ -17,12 +17,13 @@ use (:mod:`gptheory.book.myst`), so it reads as the chapter does:
 * an exercise without a check is graded by hand (``manual: true``): otter gives the student a cell for the written
   answer and one for the code.
 
-``otter assign DIR/<chapter>.ipynb DIR/dist`` then writes the student notebook (``dist/student``) and the
-autograder (``dist/autograder``, with its zip), after checking that the solutions pass every test; ``otter run -a
-dist/autograder/<zip> SUBMISSION.ipynb`` grades a submission here, without a container. Nothing is installed while
-grading: the notebooks' install cell does nothing where gptheory is importable, and the ``requirements`` of the
-configuration (gptheory from the book's repository) serve only a container (Gradescope, ``otter grade``). Needs
-the ``course`` extra (``pip install "gptheory[course]"``).
+``otter assign --debug DIR/<chapter>.ipynb DIR/dist`` then writes the student notebook (``dist/student``) and the
+autograder (``dist/autograder``, with its zip), after checking that the solutions pass every test (and, with
+``--debug``, that no cell raises: otter ignores errors otherwise); ``otter run -a dist/autograder/<zip>
+<chapter>.ipynb`` grades a submission here, without a container (the submission keeps the notebook's name: its otter
+cell opens the file by that name). Nothing is installed while grading: the notebooks' install cell does nothing where
+gptheory is importable, and the ``requirements`` of the configuration (gptheory from the book's repository) serve
+only a container (Gradescope, ``otter grade``). Needs the ``course`` extra (``pip install "gptheory[course]"``).
 """
 
 from __future__ import annotations
@@ -176,5 +177,5 @@ def write_master(chapter: str, out: Path | str, root: Path | str | None = None) 
         "master": str(path),
         "autograded": [label for label in labels if label in CHECKS],
         "manual": [label for label in labels if label not in CHECKS],
-        "next": f"otter assign {path} {out / 'dist'}",
+        "next": f"otter assign --debug {path} {out / 'dist'}",
     }

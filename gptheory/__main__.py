@@ -1,4 +1,4 @@
-"""Command line: ``python -m gptheory train | dit-learns | sweep NAME | bouncing-ball``.
+"""Command line: ``python -m gptheory train | dit-learns | sweep NAME | bouncing-ball | assignment CHAPTER``.
 
 * ``train`` trains a DiT on Gaussian-process sequences and writes a checkpoint and the training log; running it
   again with the same ``--out`` resumes an interrupted run.
@@ -9,6 +9,8 @@
   a second run does no work for finished points.
 * ``bouncing-ball`` calls :func:`gptheory.bouncing_ball.experiment.bouncing_ball` (Section 6.2) and writes
   ``video.gif``, ``frames.png``, ``figure6.png`` and ``metrics.json``; ``--out`` also holds its resumable checkpoints.
+* ``assignment CHAPTER`` writes ``CHAPTER.ipynb``, an otter-grader master notebook of the chapter's exercises
+  (:mod:`gptheory.book.assignment`; ``otter assign`` makes the student notebook and the autograder from it).
 
 Every configuration option (``--N``, ``--nu``, ``--steps``, ``--hidden`` ...) comes from the fields of the typed
 configuration, by one function (:func:`gptheory.config.add_options`): :class:`gptheory.config.ExperimentConfig` for
@@ -176,6 +178,17 @@ def cmd_bouncing_ball(a: argparse.Namespace) -> dict:
     return report
 
 
+def cmd_assignment(a: argparse.Namespace) -> dict:
+    try:
+        from .book.assignment import write_master
+
+        report = write_master(a.chapter, a.out, a.book)
+    except ModuleNotFoundError as err:  # yaml, jupytext, nbformat, pybtex: not needed by the rest of the package
+        raise ValueError(f'assignment needs the course extra: pip install "gptheory[course]" ({err})') from err
+    print(json.dumps(report, indent=2))
+    return report
+
+
 def _parser() -> argparse.ArgumentParser:
     from .executors import EXECUTORS
     from .experiments import describe
@@ -214,6 +227,16 @@ def _parser() -> argparse.ArgumentParser:
     _runtime(pv)
     _device(pv)
     add_options(pv, VideoConfig)
+    pa = sub.add_parser(
+        "assignment",
+        help="an otter-grader master notebook of a chapter's exercises (needs gptheory[course])",
+        description="Write OUT/CHAPTER.ipynb, an otter-grader master notebook: the chapter with its exercises as "
+        "questions, their solutions as solution cells and their checks as tests. Then: otter assign --debug "
+        "OUT/CHAPTER.ipynb OUT/dist",
+    )
+    pa.add_argument("chapter", help="the chapter's name, e.g. gp_sequences (a chapter with exercises)")
+    pa.add_argument("--out", required=True, help="output folder")
+    pa.add_argument("--book", default=None, help="the book's checkout (default: the one this package runs from)")
     return p
 
 
@@ -221,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = _parser()
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        if a.threads is not None:
+        if getattr(a, "threads", None) is not None:
             import torch
 
             from .validation import positive_int
@@ -232,6 +255,7 @@ def main(argv: list[str] | None = None) -> dict:
             "dit-learns": cmd_dit_learns,
             "sweep": cmd_sweep,
             "bouncing-ball": cmd_bouncing_ball,
+            "assignment": cmd_assignment,
         }
         return commands[a.command](a)
     except ValueError as err:  # bad input: one clear line, no traceback

@@ -18,6 +18,8 @@ from gptheory import GaussianProcess
 SLOW = {
     "test_bench.py::test_sweep_benchmark_computes_the_same_points_both_ways": 146,  # spawns two worker processes
     "test_bench.py::test_train_benchmark_tiny": 64,
+    # two chapters (23 s each), each run three times in otter's kernels: otter assign's check, two gradings
+    "test_assignment.py::test_reference_solutions_get_full_marks_and_a_typical_mistake_loses_its_question": 47,
     "test_bouncing_ball.py::test_smoke_pipeline": 47,  # the smoke pipeline, a module fixture
     "test_bouncing_ball.py::test_a_finished_run_reloads_from_its_checkpoints": 7,  # + the smoke pipeline's fixture
     "test_bouncing_ball.py::test_command_line_writes_the_three_files": 46,

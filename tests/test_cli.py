@@ -59,3 +59,16 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", *TINY, "--threads", "0", "--out", str(tmp_path)])
     assert "threads must be a positive integer" in capsys.readouterr().err
+
+
+def test_assignment_writes_the_master_notebook_and_names_the_chapters_it_accepts(tmp_path, capsys):
+    report = main(["assignment", "gp_sequences", "--out", str(tmp_path)])
+    assert report["master"] == str(tmp_path / "gp_sequences.ipynb") and (tmp_path / "gp_sequences.ipynb").is_file()
+    assert report["autograded"] == ["ex-gp-ar1", "ex-gp-kappa"] and report["manual"] == ["ex-gp-sigma"]
+    assert '"chapter": "gp_sequences"' in capsys.readouterr().out
+    for chapter, why in (("nope", "is not a chapter of"), ("intro", "has no exercises")):
+        with pytest.raises(SystemExit) as err:
+            main(["assignment", chapter, "--out", str(tmp_path)])
+        message = capsys.readouterr().err
+        assert err.value.code == 2 and f"chapter {chapter!r} {why}" in message
+        assert "chapter must be one of" in message and "gp_sequences, gradient_descent" in message

@@ -48,6 +48,13 @@ def test_empty_answer_cell_runs_and_says_what_is_asked(label, capsys):
     assert CHECKS[label].asks in capsys.readouterr().out
 
 
+def test_answer_cell_binds_its_variable_then_the_solution_and_checks_it():
+    assert CHECKS["ex-gp-ar1"].answer_cell().endswith("check('ex-gp-ar1', answer)")  # the student notebooks'
+    cell = CHECKS["ex-gp-ar1"].answer_cell("answer_gp_ar1", "answer_gp_ar1 = 1")  # an assignment's solution cell
+    assert cell.startswith("answer_gp_ar1 = None  # a function of rho") and "\nanswer_gp_ar1 = 1\n" in cell
+    assert cell.endswith("check('ex-gp-ar1', answer_gp_ar1)")
+
+
 def test_wrong_kind_of_answer_is_reported_not_raised():
     ok, message = verdict("ex-gp-ar1", 0.5)  # a number where a function of rho is asked
     assert ok is False and "function" in message

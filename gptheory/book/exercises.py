@@ -37,9 +37,13 @@ class Check:
     verify: Callable[[Any], tuple[bool, str]]
     reference: Callable[[], Any]  # a correct answer (the tests check that it passes)
 
-    def answer_cell(self) -> str:
-        """The code a student notebook puts in the exercise's answer cell."""
-        return f"answer = None  # {self.asks}\n\nfrom gptheory.book.exercises import check\n\ncheck({self.label!r}, answer)"
+    def answer_cell(self, variable: str = "answer", solution: str = "") -> str:
+        """The code a student notebook puts in the exercise's answer cell: ``variable`` bound to ``None``, then checked.
+
+        ``solution`` (code, for an assignment's solution cell) goes right after the binding, to bind the answer.
+        """
+        bind = f"{variable} = None  # {self.asks}\n" + (f"{solution}\n" if solution else "")
+        return f"{bind}\nfrom gptheory.book.exercises import check\n\ncheck({self.label!r}, {variable})"
 
 
 def _function(answer: Any, what: str) -> Callable:

@@ -45,6 +45,8 @@ from pypdf.generic import (
     NullObject,
 )
 
+from gptheory.version import __version__
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import browser_check  # noqa: E402  (.ci/ is not a package: the browser and the local server come from here)
 
@@ -253,8 +255,6 @@ def front_matter(pages: list[Page], student: bool) -> str:
     """The title page and the table of contents (part, chapter and section titles with their page numbers)."""
     esc = html_escape.escape
     edition = "Student edition: exercises without their solutions" if student else "With the solutions"
-    from gptheory.version import __version__
-
     rows, part = [], None
     for page in pages:
         if page.part and page.part != part:

@@ -26,6 +26,13 @@ SLOW = {
     "test_cli.py::test_dit_learns_writes_metrics_and_figure": 105,
     "test_dit_learns.py::test_dit_learns_trains_once_and_not_after_a_code_change": 148,
     "test_dit_learns.py::test_run_end_to_end_tiny": 72,
+    "test_pdf.py::test_printing_reports_no_problem": 221,  # both editions built and printed; 80 s given the HTML
+    "test_pdf.py::test_the_page_count_is_sane": 1,  # + the printed books' fixture
+    "test_pdf.py::test_every_chapter_title_appears_in_order": 1,  # + the printed books' fixture
+    "test_pdf.py::test_no_raw_tex_in_the_text": 1,  # + the printed books' fixture
+    "test_pdf.py::test_the_figures_are_embedded": 2,  # + the printed books' fixture
+    "test_pdf.py::test_the_solutions_are_in_the_full_book_only": 1,  # + the printed books' fixture
+    "test_pdf.py::test_outline_and_links_stay_inside_the_pdf": 1,  # + the printed books' fixture
     "test_probe.py::test_each_sweep_runs_in_the_smoke_profile": 114,  # every probe sweep, the module fixture swept
     "test_probe.py::test_what_each_sweep_varies_shows_in_its_points": 1,  # + the swept fixture
     "test_probe.py::test_provenance_counts_a_point_shared_by_sweeps_once": 1,  # + the swept fixture

@@ -179,8 +179,16 @@ def test_pending_entries_are_still_pending():
 
 
 def test_every_test_file_is_named_after_a_module_or_is_a_whole_book_check():
-    # layout, the book's wiring, the shipped results, citing and publishing
-    whole = {"test_layout.py", "test_book.py", "test_shipped.py", "test_citation.py"}
+    # layout, the book's wiring, the shipped results, the browser check's own checks, the printed book, citing and
+    # publishing
+    whole = {
+        "test_layout.py",
+        "test_book.py",
+        "test_shipped.py",
+        "test_browser_check.py",
+        "test_pdf.py",
+        "test_citation.py",
+    }
     named = {_test_file(name) for name in MODULES} | whole
     strays = sorted(p.name for p in TESTS.glob("test_*.py") if p.name not in named)
     assert not strays, f"test files named after no module: {strays} (name it tests/test_<module>.py)"

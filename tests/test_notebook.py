@@ -33,6 +33,7 @@ def test_html_table_pads_cells_keeps_markup_and_never_splits_numbers():
     html = html_table(["<i>t</i>", "error"], rows, "a & b").data
     assert html.count("padding:0.25em 0.8em") == 6  # every cell (the caption has its own)
     assert "<i>t</i>" in html and "0.000123" in html and "a &amp; b" in html
+    assert "color:inherit" in html.split("<caption")[1].split(">")[0]  # the output's colour, readable in dark mode
     cells = html.split("<td")[1:]
     assert all("nowrap" in c for c in cells[:3])  # numbers, and "0.58 / 0.11", stay on one line
     assert "nowrap" not in cells[3]  # a cell with words may wrap, so the table fits the page

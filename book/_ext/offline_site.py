@@ -1,10 +1,14 @@
-"""The HTML site as readers meet it: local MathJax, each script once, a quiet console, numbers as math.
+"""The HTML site as readers meet it: local MathJax, each script once, a quiet console, numbers as math, readable
+in dark mode.
 
 MathJax 3 is served from the built site instead of a CDN, so formulas render offline.
 
 The MathJax files come from the pinned PyPI package ``django-static-mathjax`` (MathJax 3.2.2 as plain
 static files; it needs no Django). They are copied to ``_static/mathjax/`` and ``mathjax_path`` points
 there; the book's ``mathjax3_config`` (macros) applies unchanged.
+
+``static/gptheory.css`` is added to every page: the few colour fixes that keep every text at 3:1 contrast or more in
+both of the theme's colour modes (what .ci/browser_check.py checks).
 """
 
 from __future__ import annotations
@@ -50,8 +54,12 @@ def _es5() -> Path:
     return root
 
 
+STATIC = Path(__file__).resolve().parent / "static"
+
+
 def _use_local(app: Sphinx, config) -> None:
     _es5()  # fail early, with a clear message
+    config.html_static_path.append(str(STATIC))  # gptheory.css
     config.mathjax_path = "mathjax/tex-chtml.js"  # relative paths are relative to _static/
     # pydata-sphinx-theme logs "Got invalid theme mode" on a reader's first visit when no mode is set
     config.html_context.setdefault("default_mode", "auto")
@@ -90,4 +98,5 @@ def setup(app: Sphinx) -> dict:
     # early: html-page-context stops at the first handler that returns a template name
     app.connect("html-page-context", _once, priority=100)
     app.connect("build-finished", _copy)
+    app.add_css_file("gptheory.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -74,7 +74,10 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: st
 
     head = "".join(cell("th", h) for h in header)
     body = "".join("<tr>" + "".join(cell("td", v) for v in row) + "</tr>" for row in rows)
-    cap = f"<caption style='caption-side:top;padding:0.3em'>{html.escape(caption)}</caption>" if caption else ""
+    # the caption takes the output's colour: the theme's muted grey for captions is 1.7:1 on the light background
+    # the theme gives an HTML output in dark mode
+    style = "caption-side:top;padding:0.3em;color:inherit"
+    cap = f"<caption style='{style}'>{html.escape(caption)}</caption>" if caption else ""
     table = (
         f'<table style="border-collapse:collapse;margin:0.5em 0">{cap}'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

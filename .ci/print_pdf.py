@@ -8,8 +8,8 @@ Each page is opened in the headless Chromium of .ci/browser_check.py (every host
 unreachable), MathJax is left to finish typesetting, every image is loaded, every solution dropdown is opened
 (the full book; the student edition has none), and the page is printed through the DevTools command
 Page.printToPDF with the theme's own print style (no header, sidebars or navigation) plus the few rules in
-PRINT_CSS (code wraps instead of scrolling). pypdf then joins the pages behind a title page and a table of
-contents, numbers the pages, and builds the outline (bookmarks: parts, chapters, sections). Links stay links:
+PRINT_CSS (code wraps instead of scrolling). pypdf then (.ci/pdf_join.py) joins the pages behind a title page and
+a table of contents, numbers the pages, and builds the outline (bookmarks: parts, chapters, sections). Links stay links:
 one to another chapter of the book jumps to its target inside the PDF (a cross-reference, a citation, an entry
 of the contents), one out of the book (Colab, the repository) stays a web link, and one to an HTML page the
 PDF does not have (the index, the search) goes to the published book at html.baseurl.
@@ -28,30 +28,18 @@ import html as html_escape
 import io
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 import yaml
 from bs4 import BeautifulSoup
-from pypdf import PageObject, PdfReader, PdfWriter
-from pypdf.generic import (
-    ArrayObject,
-    DecodedStreamObject,
-    DictionaryObject,
-    Fit,
-    FloatObject,
-    NameObject,
-    NullObject,
-)
+from pypdf import PdfReader, PdfWriter
 
 from gptheory.version import __version__
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import browser_check  # noqa: E402  (.ci/ is not a package: the browser and the local server come from here)
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "book" / "_ext"))
-import build_footer  # noqa: E402  (the commit the book was built from, as its pages' footer names it)
+from pdf_join import Page, explicit_destinations, link_inside, number_pages, outline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -146,19 +134,6 @@ return scaled;
 """
 
 
-@dataclass
-class Page:
-    """One page of the table of contents, and what printing it gave."""
-
-    rel: str  # its path in the build, e.g. book/gp_sequences.html
-    part: str | None  # the caption of its part in _toc.yml
-    title: str = ""
-    sections: list[tuple[str, int, str]] = field(default_factory=list)  # (id, level, title), the title first
-    pdf: PdfReader | None = None
-    anchors: dict[str, tuple[int, float, float]] = field(default_factory=dict)  # id -> (page index, left, top)
-    first: int = 0  # index of its first page in the joined PDF
-
-
 def toc_pages(toc_file: Path = ROOT / "_toc.yml") -> list[Page]:
     """The root and every chapter (and nested section file) of a jb-book _toc.yml, in order, with its part."""
     toc = yaml.safe_load(toc_file.read_text())
@@ -232,30 +207,15 @@ def fit_math(driver) -> int:
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
 
 
-def explicit_destinations(reader: PdfReader) -> dict[str, tuple[int, float, float]]:
-    """Turn the page's named destinations into explicit ones, in its links too, and return them by id.
-
-    Chromium names each destination after the element's id, and ids repeat from chapter to chapter (every chapter
-    has its #exercises): joined, the names would clash, so no link of the joined PDF goes by name."""
-    anchors, arrays = {}, {}
-    for name, dest in reader.named_destinations.items():
-        index = reader.get_destination_page_number(dest)
-        anchors[name.lstrip("/")] = (index, float(dest.left or 0), float(dest.top or 0))
-        arrays[name] = dest.dest_array
-    for page in reader.pages:
-        for annot in page.get("/Annots", None) or []:
-            annot = annot.get_object()
-            if isinstance(annot.get("/Dest"), str) and annot["/Dest"] in arrays:
-                annot[NameObject("/Dest")] = ArrayObject(arrays[annot["/Dest"]])
-    root = reader.trailer["/Root"]
-    for key in ("/Dests", "/Names"):
-        if key in root:
-            del root[key]
-    return anchors
+def built_from(page: Path) -> str:
+    """What the page's footer says it was built from (book/_ext/build_footer.py): version, commit and date."""
+    footer = BeautifulSoup(page.read_text(), "html.parser").select_one("p.build-footer")
+    return footer.get_text(" ", strip=True) if footer else f"gptheory {__version__}"
 
 
-def front_matter(pages: list[Page], student: bool) -> str:
-    """The title page and the table of contents (part, chapter and section titles with their page numbers)."""
+def front_matter(pages: list[Page], student: bool, built: str) -> str:
+    """The title page and the table of contents (part, chapter and section titles with their page numbers);
+    ``built``: the build the pages came from, as their footer names it."""
     esc = html_escape.escape
     edition = "Student edition: exercises without their solutions" if student else "With the solutions"
     rows, part = [], None
@@ -292,89 +252,12 @@ a {{ color: inherit; text-decoration: none; }}
 <h1>{esc(CONFIG["title"])}</h1>
 <p>{esc(CONFIG["author"])}</p>
 <p>{edition}</p>
-<p>gptheory {__version__}, commit {esc(build_footer.short(build_footer.commit_of(ROOT)))},
-printed {datetime.date.today().isoformat()}</p>
+<p>{esc(built)}, printed {datetime.date.today().isoformat()}</p>
 <p>Online, with runnable notebooks: <a href="{esc(BASEURL)}">{esc(BASEURL)}</a></p>
 </section>
 <h2>Contents</h2>
 <div class="toc">{"".join(rows)}</div>
 </body></html>"""
-
-
-def number_pages(writer: PdfWriter, first: int) -> None:
-    """Write the page number under every page from `first` on (1, 2, ...) and label the pages alike for viewers."""
-    font = DictionaryObject(
-        {
-            NameObject("/Type"): NameObject("/Font"),
-            NameObject("/Subtype"): NameObject("/Type1"),
-            NameObject("/BaseFont"): NameObject("/Helvetica"),
-        }
-    )
-    font_ref = writer._add_object(font)
-    for number, page in enumerate(writer.pages[first:], start=1):
-        width, height = float(page.mediabox.width), float(page.mediabox.height)
-        text = str(number)
-        x = (width - 0.556 * 9 * len(text)) / 2  # Helvetica's digits are 0.556 em wide
-        stamp = PageObject.create_blank_page(width=width, height=height)
-        stamp[NameObject("/Resources")] = DictionaryObject(
-            {NameObject("/Font"): DictionaryObject({NameObject("/GPTheoryNo"): font_ref})}
-        )
-        content = DecodedStreamObject()
-        content.set_data(f"q 0.35 g BT /GPTheoryNo 9 Tf {x:.2f} 26 Td ({text}) Tj ET Q".encode())
-        stamp.replace_contents(content)
-        page.merge_page(stamp)
-        page.compress_content_streams()  # merge_page leaves the page's content uncompressed
-    if first:
-        writer.set_page_label(0, first - 1, style="/r")
-    writer.set_page_label(first, len(writer.pages) - 1, style="/D", start=1)
-
-
-def link_inside(writer: PdfWriter, pages: list[Page]) -> int:
-    """Make every link into a page of this PDF (published address, see PREPARE) an internal link; return how many."""
-    by_rel = {p.rel: p for p in pages}
-    n = 0
-    for page in writer.pages:
-        for annot in page.get("/Annots", None) or []:
-            annot = annot.get_object()
-            uri = str(annot.get("/A", {}).get("/URI", ""))
-            if not uri.startswith(BASEURL):
-                continue
-            url, anchor = urldefrag(uri.removeprefix(BASEURL))
-            target = by_rel.get(unquote(url))
-            if target is None:
-                continue
-            index, left, top = target.anchors.get(anchor, (0, 0, 0)) if anchor else (0, 0, 0)
-            dest_page = writer.pages[target.first + index].indirect_reference
-            if anchor and anchor in target.anchors:
-                dest = [dest_page, NameObject("/XYZ"), FloatObject(left), FloatObject(top), NullObject()]
-            else:
-                dest = [dest_page, NameObject("/Fit")]
-            del annot["/A"]
-            annot[NameObject("/Dest")] = ArrayObject(dest)
-            n += 1
-    return n
-
-
-def outline(writer: PdfWriter, pages: list[Page], contents: int) -> None:
-    """Bookmarks: the contents, then each part with its chapters, each chapter with its sections."""
-    writer.add_outline_item(title="Contents", page_number=contents)
-    part_item, part = None, None
-    for page in pages:
-        if page.part != part:
-            part = page.part
-            part_item = writer.add_outline_item(title=part, page_number=page.first, bold=True) if part else None
-        parents = {1: writer.add_outline_item(title=page.title, page_number=page.first, parent=part_item)}
-        for sid, level, title in page.sections[1:]:
-            if sid not in page.anchors or level < 2:
-                continue
-            index, left, top = page.anchors[sid]
-            parent = parents[max(k for k in parents if k < level)]
-            parents[level] = writer.add_outline_item(
-                title=title, page_number=page.first + index, parent=parent, fit=Fit.xyz(left, top), is_open=False
-            )
-            for deeper in [k for k in parents if k > level]:
-                del parents[deeper]
-    writer.page_mode = "/UseOutlines"
 
 
 def print_book(html: Path, out: Path, student: bool = False, verbose: bool = False) -> tuple[list[str], dict]:
@@ -407,7 +290,8 @@ def print_book(html: Path, out: Path, student: bool = False, verbose: bool = Fal
             page.first = first
             first += len(page.pdf.pages)
         # the front matter is printed last, once the page numbers are known; the chapters are numbered from 1
-        driver.get("data:text/html;base64," + base64.b64encode(front_matter(pages, student).encode()).decode())
+        front_html = front_matter(pages, student, built_from(html / pages[0].rel))
+        driver.get("data:text/html;base64," + base64.b64encode(front_html.encode()).decode())
         front = PdfReader(io.BytesIO(base64.b64decode(driver.execute_cdp_cmd("Page.printToPDF", PAPER)["data"])))
     finally:
         driver.quit()
@@ -419,7 +303,7 @@ def print_book(html: Path, out: Path, student: bool = False, verbose: bool = Fal
         writer.append(page.pdf, import_outline=False)
     number_pages(writer, n_front)
     outline(writer, pages, 1 if n_front > 1 else 0)
-    internal = link_inside(writer, pages)
+    internal = link_inside(writer, pages, BASEURL)
     writer.add_metadata(
         {
             "/Title": CONFIG["title"] + (" (student edition)" if student else ""),

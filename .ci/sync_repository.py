@@ -94,7 +94,7 @@ def cite_bib(s: dict[str, str]) -> str:
     """The BibTeX the landing page shows: the book (with its version) and the paper."""
     paper_authors = " and ".join(f"{last}, {first}" for first, last in PAPER["authors"])
     return f"""\
-@software{{gptheory_book,
+@misc{{gptheory_book,
   title   = {{gptheory: {s["title"]}}},
   author  = {{{{{s["author"]}}}}},
   version = {{{s["version"]}}},

@@ -51,8 +51,14 @@ def test_answer_variables_are_distinct_identifiers():
 
 
 def test_a_folder_that_is_not_the_book_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="book must be a checkout"):
+    with pytest.raises(ValueError, match="book must be a clone.*--book"):
         write_master("gp_sequences", tmp_path / "out", root=tmp_path)
+
+
+def test_an_out_that_is_a_file_is_refused_by_name(tmp_path):
+    (tmp_path / "out").write_text("not a folder")
+    with pytest.raises(ValueError, match="out must be a folder"):
+        write_master("gp_sequences", tmp_path / "out")
 
 
 # ------------------------------------------------------------------------------------------------ end to end

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+from scripts import load
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 
 
-def _load_sync():
-    spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / ".ci" / "sync_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SYNC = _load_sync()
+SYNC = load(".ci/sync_notebooks.py")
 CHAPTERS = SYNC.chapters()
 
 
@@ -181,10 +174,7 @@ def test_the_intro_maps_every_chapter_of_the_toc():
 
 
 def _load_site_extension():
-    spec = importlib.util.spec_from_file_location("offline_site", ROOT / "book" / "_ext" / "offline_site.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("book/_ext/offline_site.py")
 
 
 @pytest.mark.parametrize(

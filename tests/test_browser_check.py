@@ -1,18 +1,19 @@
-"""The browser check's readability check (.ci/browser_check.py) fails where a reader could not read, in either colour
-mode, and only there: a tiny page, opened in the same headless Chromium, with a figure that has transparent pixels,
-an image transparent over the dark background, text that one mode or the other makes unreadable, and, beside each,
-its readable counterpart. Needs Chromium and chromedriver (.ci/system), as .ci/test has them."""
+"""The readability check (.ci/readability.py, which .ci/browser_check.py runs on every page) fails where a reader
+could not read, in either colour mode, and only there: a tiny page, opened in the same headless Chromium, with a
+figure that has transparent pixels, an image transparent over the dark background, text that one mode or the other
+makes unreadable, and, beside each, its readable counterpart. Needs Chromium and chromedriver (.ci/system), as
+.ci/test has them."""
 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import shutil
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from scripts import load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,14 +23,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _load_check():
-    spec = importlib.util.spec_from_file_location("browser_check", ROOT / ".ci" / "browser_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-CHECK = _load_check()
+CHECK = load(".ci/browser_check.py")
 
 
 def _png(transparent: bool) -> str:

@@ -10,31 +10,22 @@ A few fast tests of the printing helpers need neither.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import re
 import subprocess
-import sys
 import unicodedata
 from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
 from pypdf import PdfReader, PdfWriter
+from scripts import load
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_PAGES_PER_CHAPTER, MAX_PAGES_PER_CHAPTER = 3, 60
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / ".ci" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-PRINT = _load("print_pdf")
+PRINT = load(".ci/print_pdf.py")
 PAGES = PRINT.toc_pages()
 
 
@@ -66,11 +57,19 @@ def test_number_pages_numbers_after_the_front_matter_and_labels_alike(tmp_path):
 def test_front_matter_lists_every_section_with_its_page(tmp_path):
     page = PRINT.Page("book/x.html", "Theory", "A chapter", [("a-chapter", 1, "A chapter"), ("two", 2, "Σ & Γ")])
     page.first, page.anchors = 4, {"two": (2, 36.0, 500.0)}
-    html = PRINT.front_matter([page], student=True)
-    assert "Student edition" in html and "Theory" in html
+    html = PRINT.front_matter([page], student=True, built="gptheory 9.9 · commit abcdef0 · built 2026-01-02")
+    assert "Student edition" in html and "Theory" in html and "commit abcdef0" in html
     assert re.search(r"A chapter</span>.*?<span>5</span>", html)  # first page 4 counts from 0, printed from 1
     assert re.search(r"Σ &amp; Γ</span>.*?<span>7</span>", html)
     assert f'href="{PRINT.BASEURL}book/x.html#two"' in html  # link_inside() makes it a link inside the PDF
+
+
+def test_the_title_page_names_the_build_the_footers_name(tmp_path):
+    page = tmp_path / "intro.html"
+    page.write_text('<html><body><p class="build-footer">gptheory 1.0 · commit 0123456 · built 2026-01-02</p></body>')
+    assert PRINT.built_from(page) == "gptheory 1.0 · commit 0123456 · built 2026-01-02"
+    page.write_text("<html><body>an older build without the footer</body></html>")
+    assert PRINT.built_from(page).startswith("gptheory ")  # the version alone
 
 
 def test_a_missing_build_is_a_clear_error(tmp_path, capsys):

@@ -51,16 +51,10 @@ def _version(folder: Path) -> str:
     return __version__
 
 
-def short(commit: str) -> str:
-    """``'0123456789ab... + local changes'`` -> ``'0123456 + local changes'``."""
-    sha = commit.split()[0]
-    return commit.replace(sha, sha[:7])
-
-
 def footer(version: str, commit: str, repository: str, today: datetime.date) -> str:
     """The footer's HTML: version, short commit linked to the repository, build date."""
     sha = commit.split()[0]
-    label = html.escape(short(commit))
+    label = html.escape(commit.replace(sha, sha[:7]))
     if re.fullmatch(r"[0-9a-f]{40}", sha) and repository:
         label = f'<a href="{html.escape(repository.rstrip("/"))}/commit/{sha}">{label}</a>'
     return f'<p class="build-footer">gptheory {html.escape(version)} · commit {label} · built {today.isoformat()}</p>'

@@ -23,7 +23,8 @@ autograder (``dist/autograder``, with its zip), after checking that the solution
 <chapter>.ipynb`` grades a submission here, without a container (the submission keeps the notebook's name: its otter
 cell opens the file by that name). Nothing is installed while grading: the notebooks' install cell does nothing where
 gptheory is importable, and the ``requirements`` of the configuration (gptheory from the book's repository) serve
-only a container (Gradescope, ``otter grade``). Needs the ``course`` extra (``pip install "gptheory[course]"``).
+only a container (Gradescope, ``otter grade``). Needs the ``course`` extra and the book's sources: in a clone,
+``pip install -e ".[course]"`` (or ``--book CLONE`` from another install).
 """
 
 from __future__ import annotations
@@ -163,11 +164,16 @@ def write_master(chapter: str, out: Path | str, root: Path | str | None = None) 
 
     root = Path(root) if root is not None else ROOT
     if not (root / "_toc.yml").is_file():
-        raise ValueError(f"book must be a checkout of the book (with _toc.yml and book/), got {str(root)!r}")
+        raise ValueError(
+            f"book must be a clone of the book's repository (with _toc.yml and book/), got {str(root)!r}: "
+            "install gptheory from a clone (pip install -e '.[course]') or pass --book PATH_TO_CLONE"
+        )
     book = Book(root)
     md = chapter_source(book, chapter)
     nb = book.notebook(md, master_text(book, md))
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a folder, got the file {str(out)!r}")
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{md.stem}.ipynb"
     path.write_text(nbformat.writes(nb) + "\n")

@@ -30,12 +30,13 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
-import yaml
 from bs4 import BeautifulSoup
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+from gptheory.book import myst
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # .ci/ is not a package
 from readability import SET_MODE, check_readability  # noqa: E402
@@ -201,7 +202,7 @@ def _ids(path: Path) -> set[str]:
 
 def check_notebook_links(html: Path, ids: dict[Path, set[str]]) -> list[str]:
     """Links from the Colab and student notebooks into the HTML book point at pages and anchors of this build."""
-    base = yaml.safe_load((ROOT / "_config.yml").read_text())["html"]["baseurl"].rstrip("/") + "/"
+    base = myst.Book(ROOT).url
     problems, n = [], 0
     for nb in sorted((ROOT / "book" / "colab").rglob("*.ipynb")):
         cells = json.loads(nb.read_text())["cells"]

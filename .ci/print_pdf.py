@@ -31,10 +31,10 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
-import yaml
 from bs4 import BeautifulSoup
 from pypdf import PdfReader, PdfWriter
 
+from gptheory.book import myst
 from gptheory.version import __version__
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,8 +42,8 @@ import browser_check  # noqa: E402  (.ci/ is not a package: the browser and the 
 from pdf_join import Page, explicit_destinations, link_inside, number_pages, outline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
-BASEURL = CONFIG["html"]["baseurl"].rstrip("/") + "/"
+BOOK = myst.Book(ROOT)  # the converter's view of the sources: _config.yml, _toc.yml and the published address
+CONFIG, BASEURL = BOOK.config, BOOK.url
 
 # A4, with room at the bottom for the page number that number_pages() writes
 PAPER = {"paperWidth": 8.27, "paperHeight": 11.69, "marginTop": 0.6, "marginBottom": 0.7}
@@ -134,21 +134,9 @@ return scaled;
 """
 
 
-def toc_pages(toc_file: Path = ROOT / "_toc.yml") -> list[Page]:
-    """The root and every chapter (and nested section file) of a jb-book _toc.yml, in order, with its part."""
-    toc = yaml.safe_load(toc_file.read_text())
-    out = [Page(toc["root"] + ".html", None)]
-
-    def walk(entries: list[dict], part: str | None) -> None:
-        for entry in entries:
-            if "file" in entry:
-                out.append(Page(entry["file"] + ".html", part))
-            walk(entry.get("sections", []), part)
-
-    walk(toc.get("chapters", []), None)
-    for part in toc.get("parts", []):
-        walk(part.get("chapters", []), part.get("caption"))
-    return out
+def toc_pages() -> list[Page]:
+    """The root and every chapter (and nested section file) of _toc.yml, in order, with its part."""
+    return [Page(file + ".html", part) for file, part in BOOK.toc()]
 
 
 def cross_targets(html: Path, pages: list[Page]) -> dict[str, set[str]]:

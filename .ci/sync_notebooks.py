@@ -7,7 +7,6 @@
 The conversion itself -- every MyST role and directive rewritten into plain markdown, the one install cell, the
 student notebooks' answer cells and checks -- is :mod:`gptheory.book.myst`, which the otter-grader assignments
 (:mod:`gptheory.book.assignment`) share. This script only decides where the notebooks go and whether they drifted.
-The names below (``chapters``, ``plain_markdown``, ``INSTALL_CELL`` ...) are the converter's, for the tests.
 """
 
 from __future__ import annotations
@@ -21,12 +20,8 @@ from gptheory.book import myst
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = myst.Book(ROOT)
-MystError = myst.MystError
-BOOK, COLAB = SOURCE.book, SOURCE.book / "colab"
+COLAB = SOURCE.book / "colab"
 STUDENT = COLAB / "student"
-BOOK_URL, INSTALL_SPEC, INSTALL_CELL = SOURCE.url, SOURCE.install_spec, SOURCE.install_cell
-chapters, labels, exercise_numbers = SOURCE.chapters, SOURCE.labels, SOURCE.exercise_numbers
-plain_markdown, student_text, render = SOURCE.plain_markdown, SOURCE.student_text, SOURCE.render
 
 
 def write_student_book(out: Path) -> None:
@@ -36,8 +31,8 @@ def write_student_book(out: Path) -> None:
     shutil.copytree(ROOT / "book", out / "book", ignore=shutil.ignore_patterns("colab", "__pycache__"))
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, out / name)
-    for md in chapters():
-        (out / "book" / md.name).write_text(student_text(md.read_text()))
+    for md in SOURCE.chapters():
+        (out / "book" / md.name).write_text(SOURCE.student_text(md.read_text()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     STUDENT.mkdir(parents=True, exist_ok=True)
     wanted = {}
-    for md in chapters():
-        wanted[COLAB / f"{md.stem}.ipynb"] = render(md)
-        wanted[STUDENT / f"{md.stem}.ipynb"] = render(md, student=True)
+    for md in SOURCE.chapters():
+        wanted[COLAB / f"{md.stem}.ipynb"] = SOURCE.render(md)
+        wanted[STUDENT / f"{md.stem}.ipynb"] = SOURCE.render(md, student=True)
     drift = [p for p, text in wanted.items() if not p.is_file() or p.read_text() != text]
     stale = [p for p in [*COLAB.glob("*.ipynb"), *STUDENT.glob("*.ipynb")] if p not in wanted]
     if args.check:

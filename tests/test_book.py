@@ -10,13 +10,16 @@ import pytest
 import yaml
 from scripts import load
 
+from gptheory.book.myst import MystError
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 
 
 SYNC = load(".ci/sync_notebooks.py")
-CHAPTERS = SYNC.chapters()
+SOURCE = SYNC.SOURCE  # the converter of gptheory.book.myst on this checkout
+CHAPTERS = SOURCE.chapters()
 
 
 def _toc_files(node) -> list[str]:
@@ -63,8 +66,8 @@ def test_chapter_opens_in_colab_and_its_notebooks_install_gptheory(md):
     ):
         nb = json.loads(nb_path.read_text())
         first_code = next(c for c in nb["cells"] if c["cell_type"] == "code")
-        assert "".join(first_code["source"]) == SYNC.INSTALL_CELL
-    assert f"git+{CONFIG['repository']['url']}@{CONFIG['repository']['branch']}" in SYNC.INSTALL_SPEC
+        assert "".join(first_code["source"]) == SOURCE.install_cell
+    assert f"git+{CONFIG['repository']['url']}@{CONFIG['repository']['branch']}" in SOURCE.install_spec
 
 
 MYST = re.compile(
@@ -97,7 +100,7 @@ def test_the_myst_test_catches_what_jupytext_leaves():
 
 
 def test_converter_rewrites_every_myst_construct_the_book_uses():
-    numbers = SYNC.exercise_numbers()
+    numbers = SOURCE.exercise_numbers()
     first = next(iter(numbers))
     text = (
         "(sec-x)=\n# Title\n\nAs {cite}`fu2025diffusion` shows, {glue:text}`kappa:.3g` in {doc}`gp_sequences`.\n\n"
@@ -106,10 +109,10 @@ def test_converter_rewrites_every_myst_construct_the_book_uses():
         "```{admonition} Note well\n:class: tip\nBe careful.\n```\n"
         "See {mod}`gptheory.sweep` and {func}`~gptheory.gp.kernel`.\n"
     )
-    out = SYNC.plain_markdown(text, "test.md", numbers)
+    out = SOURCE.plain_markdown(text, "test.md", numbers)
     assert not MYST.findall(out), out
     assert "Fu et al. (2025)" in out and "`kappa`" in out and "printed by the code cells above" in out
-    assert f"[Gaussian-process sequences]({SYNC.BOOK_URL}book/gp_sequences.html)" in out
+    assert f"[Gaussian-process sequences]({SOURCE.url}book/gp_sequences.html)" in out
     assert "**Lemma (A title).** Body $x$." in out and "*Proof.* Easy." in out
     assert f"**Exercise {numbers[first]}**" in out and "> **Note well**" in out
     assert "See `gptheory.sweep` and `gptheory.gp.kernel`." in out
@@ -117,8 +120,8 @@ def test_converter_rewrites_every_myst_construct_the_book_uses():
 
 @pytest.mark.parametrize("bad", ["{unknownrole}`x`", "```{unknown-directive}\nx\n```\n", "{ref}`no-such-label`"])
 def test_converter_refuses_what_it_cannot_rewrite(bad):
-    with pytest.raises(SYNC.MystError):
-        SYNC.plain_markdown(bad, "test.md", {})
+    with pytest.raises(MystError):
+        SOURCE.plain_markdown(bad, "test.md", {})
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.stem)

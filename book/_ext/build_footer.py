@@ -18,6 +18,8 @@ from pathlib import Path
 
 from sphinx.application import Sphinx
 
+from gptheory.version import __version__  # the editable install of the checkout the book documents
+
 COMMIT_ENV = "GPTHEORY_BUILD_COMMIT"
 
 
@@ -40,17 +42,6 @@ def commit_of(folder: Path) -> str:
     return head + (" + local changes" if dirty else "")
 
 
-def _version(folder: Path) -> str:
-    """gptheory's version, read from the source tree the book documents (not from whatever is installed)."""
-    for root in (folder, *folder.parents):
-        version = root / "gptheory" / "version.py"
-        if version.is_file():
-            return re.search(r'__version__ = "([^"]+)"', version.read_text())[1]
-    from gptheory.version import __version__  # a copy of the sources (the student edition): the installed one
-
-    return __version__
-
-
 def footer(version: str, commit: str, repository: str, today: datetime.date) -> str:
     """The footer's HTML: version, short commit linked to the repository, build date."""
     sha = commit.split()[0]
@@ -63,7 +54,7 @@ def footer(version: str, commit: str, repository: str, today: datetime.date) -> 
 def _set_footer(app: Sphinx, config) -> None:
     folder = Path(app.srcdir)
     repository = config.html_theme_options.get("repository_url", "")
-    text = footer(_version(folder), commit_of(folder), repository, datetime.date.today())
+    text = footer(__version__, commit_of(folder), repository, datetime.date.today())
     config.html_theme_options["extra_footer"] = text
 
 

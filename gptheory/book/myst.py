@@ -111,16 +111,26 @@ class Book:
         """Every executable chapter: a book/*.md file with a jupytext header."""
         return sorted(p for p in self.book.glob("*.md") if p.read_text().startswith("---\njupytext:"))
 
+    def toc(self) -> list[tuple[str, str | None]]:
+        """Every page of the jb-book _toc.yml in order (the root, then each chapter and its nested sections): its
+        file without suffix and the caption of its part (None outside parts)."""
+        toc = yaml.safe_load((self.root / "_toc.yml").read_text())
+        out: list[tuple[str, str | None]] = [(toc["root"], None)]
+
+        def walk(entries: list[dict], part: str | None) -> None:
+            for entry in entries:
+                if "file" in entry:
+                    out.append((entry["file"], part))
+                walk(entry.get("sections", []), part)
+
+        walk(toc.get("chapters", []), None)
+        for part in toc.get("parts", []):
+            walk(part.get("chapters", []), part.get("caption"))
+        return out
+
     def toc_order(self) -> list[Path]:
         """The book's pages in the order of _toc.yml (sphinx-exercise numbers exercises across the book in it)."""
-
-        def files(node: Any) -> list[str]:
-            if isinstance(node, dict):
-                return ([node["file"]] if "file" in node else []) + [f for v in node.values() for f in files(v)]
-            return [f for v in node for f in files(v)] if isinstance(node, list) else []
-
-        toc = yaml.safe_load((self.root / "_toc.yml").read_text())
-        return [self.root / f"{f}.md" for f in [toc["root"], *files(toc)]]
+        return [self.root / f"{file}.md" for file, _ in self.toc()]
 
     # ------------------------------------------------------------ labels, citations
 

@@ -11,8 +11,12 @@ The math
 * ``unroll`` -- the score as the last iterate of gradient descent, its condition number and step counts (Lemma 1);
 * ``truncation`` -- the band ``Gamma_bar``, its PSD checks and the band length Corollary 1 prescribes;
 * ``early_stopping`` -- Lemma 12 exactly: how far stopping the sampler at ``t0`` moves Gaussian data;
-* ``metrics`` -- what a generator learned: covariance estimates and errors, the Kronecker fit, Gaussian distances;
-* ``statistics`` -- the log-log fit with its interval, rank correlation and the comparison rules over seeds;
+* ``metrics`` -- what a generator learned: the law it is measured against (the data's, or at ``t0``), covariance
+  estimates and errors, the Kronecker fit, Gaussian distances, the paper's relative error;
+* ``fitting`` -- the Gaussian learners measured beside the DiT: Kronecker and parametric maximum likelihood;
+* ``floors`` -- each estimator's sampling floor at ``m`` sequences (closed form or Monte Carlo) and the excess over it;
+* ``statistics`` -- the one verdict rule (holds / fails / inconclusive, with its interval over seeds), per-seed and
+  per-segment slopes, the plateau test, the log-log fit and rank correlation;
 * ``attention`` -- measurements on a trained DiT: its attention against the kernel, its weights, its noise response;
 * ``construct`` -- the transformer with hand-set weights that runs gradient descent to the score (Theorem 1):
   ``builder`` writes its weights, ``layers`` and ``modules`` are its blocks and slot-by-slot moves, ``embedding`` the
@@ -25,13 +29,16 @@ The networks and their training
   ``build_model``;
 * ``dit`` -- the one-dimensional diffusion transformer (DiT) that learns the score;
 * ``unet``, ``diffusers_unet`` -- the attention-free peers: a 1D UNet over the frames, and diffusers' ``UNet1DModel``;
-* ``train`` -- the training recipe (AdamW, EMA, time sampling), resumable; ``checkpoint`` -- its checkpoint files;
+* ``recipe`` -- the training settings, time sampling, learning-rate schedule and optimiser; ``train`` -- the engine
+  that runs them, resumable; ``checkpoint`` -- its checkpoint files; ``convergence`` -- when to stop (validation loss,
+  patience, cap) and the memorisation check;
 * ``config`` -- the one typed configuration of every training and the command-line options derived from it;
 * ``validation`` -- the input rules, each written once, that configurations and networks share;
 * ``profiles`` -- problem sizes per profile (smoke, cpu, gpu), device and precision.
 
 Results and many trainings
-* ``trial`` -- the train-and-measure step every experiment shares, with its random streams named in one place;
+* ``streams`` -- independent random streams from one seed, each named once (``numpy.random.SeedSequence`` children);
+* ``trial`` -- the train-and-measure step every experiment shares;
 * ``results`` -- typed records with provenance, the shipped results (``shipped/``) and the local cache, and
   reading helpers (group, setting, summary);
 * ``provenance`` -- where a result came from (source hash, commit, device, date); ``atomic`` -- files written whole
@@ -41,7 +48,8 @@ Results and many trainings
 
 Subpackages
 * ``experiments`` -- one module per experiment chapter (``dit_learns``, ``sample_complexity``, ``architecture``,
-  ``attention_learned``, and ``probe``, the measurement the last two share) and the registry of their sweeps;
+  ``attention_learned``, and ``probe``, the measurement the last two share), ``calibration`` (the exact score
+  through the same sampler and metrics) and the registry of their sweeps;
 * ``bouncing_ball`` -- Section 6.2: the video generator (``videos``), the tracker (``tracking``), the frame VAE
   (``vae``), latent statistics (``latents``), figures (``figures``) and the experiment (``experiment``);
 * ``book`` -- what serves only the chapters: numbers into prose and tables (``notebook``), verdict words
@@ -49,7 +57,7 @@ Subpackages
   (``myst``) and as otter-grader assignments (``assignment``);
 * ``bench`` -- benchmarks that print JSON (``score``: the exact score against dense and library solvers; ``train``
   and ``sweep``: training and sweep throughput); ``__main__`` -- the command line
-  (``python -m gptheory train | dit-learns | sweep NAME | bouncing-ball | assignment CHAPTER``).
+  (``python -m gptheory train | calibrate | dit-learns | sweep NAME | bouncing-ball | assignment CHAPTER``).
 """
 
 from .config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig

@@ -1,7 +1,10 @@
-"""Command line: ``python -m gptheory train | dit-learns | sweep NAME | bouncing-ball | assignment CHAPTER``.
+"""Command line: ``python -m gptheory train | calibrate | dit-learns | sweep NAME | bouncing-ball | assignment NAME``.
 
 * ``train`` trains a DiT on Gaussian-process sequences and writes a checkpoint and the training log; running it
   again with the same ``--out`` resumes an interrupted run.
+* ``calibrate`` runs the exact score through the DiT's sampler and prints, as JSON, every metric's error beside its
+  sampling floor and their ratio (:mod:`gptheory.experiments.calibration`): the first thing to run before trusting
+  a number (every ratio about 1).
 * ``dit-learns`` calls :func:`gptheory.experiments.dit_learns.dit_learns` -- the saved result of exactly this
   configuration when there is one, else train (resuming from the checkpoint in ``--out``), generate and
   measure -- and writes ``figure1.png``, ``metrics.json`` and ``log.json``.
@@ -71,6 +74,21 @@ def cmd_train(a: argparse.Namespace) -> dict:
     (out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return summary
+
+
+def cmd_calibrate(a: argparse.Namespace) -> dict:
+    import dataclasses
+
+    from .experiments.calibration import CalibrationConfig, calibrate, calibration_config
+
+    result = calibrate(calibration_config(a.profile, **options_from(a, CalibrationConfig)))
+    out = dataclasses.asdict(result) | {"worst_ratio": result.worst()}
+    text = json.dumps(out, indent=1, default=str)
+    print(text)
+    if a.out:
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        (Path(a.out) / "calibration.json").write_text(text)
+    return out
 
 
 def cmd_dit_learns(a: argparse.Namespace) -> dict:
@@ -192,6 +210,7 @@ def cmd_assignment(a: argparse.Namespace) -> dict:
 def _parser() -> argparse.ArgumentParser:
     from .executors import EXECUTORS
     from .experiments import describe
+    from .experiments.calibration import CalibrationConfig
 
     p = argparse.ArgumentParser(prog="python -m gptheory", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -199,6 +218,14 @@ def _parser() -> argparse.ArgumentParser:
     _runtime(pt)
     _device(pt)
     add_options(pt)
+    pc = sub.add_parser(
+        "calibrate",
+        help="the exact score through the DiT's sampler: each metric against its sampling floor (prints JSON)",
+    )
+    pc.add_argument("--profile", choices=PROFILES, default=None, help="sizes (default: the active profile)")
+    pc.add_argument("--out", default=None, help="also write calibration.json here")
+    pc.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    add_options(pc, CalibrationConfig)
     pr = sub.add_parser(
         "dit-learns", help="Figure 1: a DiT learns a Gaussian process (writes figure1.png, metrics.json)"
     )
@@ -252,6 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
             torch.set_num_threads(positive_int("threads", a.threads))
         commands = {
             "train": cmd_train,
+            "calibrate": cmd_calibrate,
             "dit-learns": cmd_dit_learns,
             "sweep": cmd_sweep,
             "bouncing-ball": cmd_bouncing_ball,

@@ -42,6 +42,8 @@ def training_state(tr: Any) -> dict:
         "evals": list(tr.evals),
         "last_log": tr.last_log,
         "acc": tr.acc.detach().cpu(),
+        "stopper": tr.stopper.state() if tr.stopper is not None else None,
+        "stop_reason": tr.stop_reason,
     }
 
 
@@ -68,6 +70,9 @@ def restore_training(tr: Any, ckpt: dict) -> None:
     tr.seconds, tr.log = float(ckpt["seconds"]), list(ckpt["log"])
     tr.evals = list(ckpt.get("evals", []))
     tr.last_log, tr.acc = int(ckpt["last_log"]), ckpt["acc"].to(tr.device)
+    if tr.stopper is not None and ckpt.get("stopper") is not None:
+        tr.stopper.load(ckpt["stopper"])
+    tr.stop_reason = ckpt.get("stop_reason", "cap")
 
 
 def _to_cpu(obj):

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field, fields
 
 from .denoiser import ARCHS, PREDICTIONS, SHAPE_DEFAULTS, check_arch
 from .dit import ACTIVATIONS, TOKENS, dit_args
-from .train import TrainConfig
+from .recipe import TrainConfig
+from .streams import PROTOCOLS
 from .validation import check_geometry, nonneg_int, one_of, option, positive_int, real_in
 
 
@@ -156,6 +157,8 @@ class Configuration:
             value = getattr(self, f.name)
             if f.name in self.parts():
                 value = {g.name: getattr(value, g.name) for g in fields(value) if _keyed(g, getattr(value, g.name))}
+            elif not _keyed(f, value):
+                continue
             out[f.name] = value
         return out
 
@@ -169,7 +172,8 @@ class Configuration:
         """The :class:`TrainConfig` to train with, seeded by ``seed``; ``checkpointed``: a checkpoint every tenth of
         the run, so an interrupted run loses at most a tenth."""
         every = max(self.train.steps // 10, 1) if checkpointed else 0
-        return dataclasses.replace(self.train, seed=self.seed, checkpoint_every=every)
+        protocol = getattr(self, "protocol", 1)
+        return dataclasses.replace(self.train, seed=self.seed, checkpoint_every=every, protocol=protocol)
 
 
 def _keyed(f: dataclasses.Field, value: object) -> bool:
@@ -202,10 +206,21 @@ class ExperimentConfig(Configuration):
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    protocol: int = field(
+        default=1,
+        metadata=option(
+            "1: as first shipped; 2: calibrated (independent streams, validation-loss stopping, the law at t0)",
+            PROTOCOLS,
+            later=True,
+        ),
+    )
 
     def __post_init__(self) -> None:
         positive_int("n_train", self.n_train)
         nonneg_int("seed", self.seed)
+        one_of("protocol", self.protocol, PROTOCOLS)
+        if self.protocol == 1 and self.train.patience:
+            raise ValueError(f"patience={self.train.patience} needs protocol=2 (protocol 1 trains a fixed budget)")
         check_arch(self.model.arch, self.model.kernel_size, self.model.levels, N=self.process.N)
 
 

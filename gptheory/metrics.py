@@ -9,17 +9,19 @@ Estimators (Appendix D.1 of the paper), for samples ``x: (n, N, d)``:
 * the whitened temporal kernel ``Gamma_hat_ij = tr(Sigma^{-1} C_ij) / d`` (:func:`temporal_kernel_whitened`);
 * the spatial covariance of each frame, ``C_ii`` (:func:`spatial_covariance`).
 
-:class:`CovarianceErrors` is the one record of how far a set of sequences (or one exact covariance) is from the
-truth: the whitened and the least-squares temporal-kernel errors, the spatial and full-covariance errors and the
-Gaussian ``W2``; every experiment measures its samples with it. :func:`fit_kronecker` is the structured Gaussian
-learner (the maximum-likelihood ``Gamma_hat (x) Sigma_hat``) the sample-complexity chapter measures the DiT against.
+:class:`Law` is what a set of sequences is measured against: the data law ``N(mu, Gamma (x) Sigma)``, or the law at
+the early-stopping time ``t0``, ``N(alpha mu, alpha^2 Gamma (x) Sigma + sigma^2 I)``, which is what a sampler
+stopped at ``t0`` draws even with the exact score (Theorem 2 bounds the distance to it; Lemma 12,
+:mod:`gptheory.early_stopping`, the rest). :class:`CovarianceErrors` is the one record of how far a set of sequences
+(or one exact covariance) is from a law: the whitened and the least-squares temporal-kernel errors, the spatial and
+full-covariance errors and the Gaussian ``W2``, each estimator compared with the same estimator applied to the law;
+every experiment measures its samples with it, and :mod:`gptheory.floors` gives each its sampling floor.
+The learners measured beside the DiT (a Kronecker and a parametric maximum-likelihood fit) are in
+:mod:`gptheory.fitting`.
 
-The paper-style relative error (:func:`paper_relative_error`) divides the error of an estimate
-from generated samples by the error of the *same estimator on the same number of true samples*:
-
-    rel = ||E(x_gen) - truth||_F / ||E(x_true) - truth||_F
-
-so that a value near 1 means "as good as real data of the same size" and finite-sample noise cancels.
+:func:`paper_relative_error` is the paper's relative error (Appendix D.1), defined once: the full-covariance error
+of ``m`` sequences against their law divided by that of ``m`` training sequences against the data law (equal
+counts), so that a perfect generator scores about 1 at every ``m``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 
 from .gp import GaussianProcess, psd_sqrt
+from .schedules import Schedule
 from .validation import finite_tensor
 
 DTYPE = torch.float64
@@ -116,17 +119,70 @@ def errors_of_covariance(C: torch.Tensor, Gamma: torch.Tensor, Sigma: torch.Tens
     }
 
 
-@dataclass
-class CovarianceErrors:
-    """How far one set of sequences (or one exact covariance) is from the truth ``Gamma (x) Sigma``; all relative
-    Frobenius errors but ``w2``.
+@dataclass(frozen=True)
+class Law:
+    """A zero- or nonzero-mean Gaussian law of sequences that samples are measured against.
 
     Attributes:
-        temporal: of the whitened temporal kernel (:func:`temporal_kernel_whitened`) against ``Gamma``.
-        temporal_ls: of the least-squares temporal kernel (:func:`temporal_kernel`) against ``Gamma``.
-        spatial: mean over frames of ``||C_ii - Gamma_ii Sigma|| / ||Gamma_ii Sigma||``.
-        covariance: ``||C - Gamma (x) Sigma|| / ||Gamma (x) Sigma||`` of the full ``(N d, N d)`` covariance.
-        w2: Wasserstein-2 distance between the Gaussian with the estimated mean and covariance and the truth
+        pairs: its pair covariances ``(N, N, d, d)`` (block ``(i, j)`` is ``Cov(x_i, x_j)``), float64.
+        mean: its mean ``(N, d)``.
+        Sigma: the process's spatial covariance ``(d, d)``, the one the temporal-kernel estimators use.
+    """
+
+    pairs: torch.Tensor
+    mean: torch.Tensor
+    Sigma: torch.Tensor
+
+    @classmethod
+    def data(cls, gp: GaussianProcess) -> Law:
+        """The data law ``N(mu, Gamma (x) Sigma)`` of ``gp``."""
+        Sigma = gp.Sigma.to(DTYPE)
+        return cls(gp.Gamma.to(DTYPE)[:, :, None, None] * Sigma, gp.mu.to(DTYPE), Sigma)
+
+    @classmethod
+    def at(cls, gp: GaussianProcess, t0: float, schedule: Schedule) -> Law:
+        """The law at time ``t0`` of ``schedule``: ``N(alpha mu, alpha^2 Gamma (x) Sigma + sigma^2 I)``, what a
+        sampler stopped at ``t0`` draws with the exact score."""
+        return cls.data(gp).noised(t0, schedule)
+
+    def covariance(self) -> torch.Tensor:
+        """The dense ``(N d, N d)`` covariance, time-major."""
+        return flat_covariance(self.pairs)
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` draws ``(n, N, d)`` (float64), through the symmetric square root of the dense covariance."""
+        N, _, d, _ = self.pairs.shape
+        z = torch.randn(n, N * d, generator=generator, dtype=DTYPE)
+        return (z @ psd_sqrt(self.covariance())).reshape(n, N, d) + self.mean
+
+    @classmethod
+    def kronecker(cls, Gamma: torch.Tensor, Sigma: torch.Tensor, Sigma_true: torch.Tensor) -> Law:
+        """The zero-mean law ``N(0, Gamma (x) Sigma)`` (a fitted one, say), measured with the estimators of a process
+        whose spatial covariance is ``Sigma_true``."""
+        Gamma, Sigma = Gamma.to(DTYPE), Sigma.to(DTYPE)
+        pairs = Gamma[:, :, None, None] * Sigma
+        return cls(pairs, torch.zeros(Gamma.shape[0], Sigma.shape[0], dtype=DTYPE), Sigma_true.to(DTYPE))
+
+    def noised(self, t0: float, schedule: Schedule) -> Law:
+        """This law pushed to time ``t0`` of ``schedule``: ``N(alpha m, alpha^2 S + sigma^2 I)``."""
+        a, s = float(schedule.alpha(t0)), float(schedule.sigma(t0))
+        N, _, d, _ = self.pairs.shape
+        eye = torch.eye(N, dtype=DTYPE)[:, :, None, None] * torch.eye(d, dtype=DTYPE)
+        return type(self)(a**2 * self.pairs + s**2 * eye, a * self.mean, self.Sigma)
+
+
+@dataclass
+class CovarianceErrors:
+    """How far one set of sequences (or one exact covariance) is from a :class:`Law`; all relative Frobenius errors
+    but ``w2``. Each estimate is compared with the same estimator applied to the law, so sequences drawn from the law
+    score the estimator's sampling noise only (:func:`gptheory.floors.sampling_floor`).
+
+    Attributes:
+        temporal: of the whitened temporal kernel (:func:`temporal_kernel_whitened`).
+        temporal_ls: of the least-squares temporal kernel (:func:`temporal_kernel`).
+        spatial: mean over frames ``i`` of ``||C_ii - S_ii|| / ||S_ii||`` (``S`` the law's pair covariances).
+        covariance: ``||C - S|| / ||S||`` of the full ``(N d, N d)`` covariance.
+        w2: Wasserstein-2 distance between the Gaussian with the estimated mean and covariance and the law
             (:func:`gaussian_w2`), in the units of the data.
     """
 
@@ -137,51 +193,27 @@ class CovarianceErrors:
     w2: float
 
     @classmethod
-    def of_pairs(cls, C: torch.Tensor, mean: torch.Tensor, gp: GaussianProcess) -> CovarianceErrors:
-        """The errors of pair covariances ``C: (N, N, d, d)`` (:func:`pair_covariance`) and a mean ``(N, d)``."""
-        base = errors_of_covariance(C, gp.Gamma, gp.Sigma)
-        w2 = gaussian_w2(mean.flatten(), flat_covariance(C), gp.mu.flatten(), gp.covariance())
+    def of_pairs(cls, C: torch.Tensor, mean: torch.Tensor, law: Law | GaussianProcess) -> CovarianceErrors:
+        """The errors of pair covariances ``C: (N, N, d, d)`` (:func:`pair_covariance`) and a mean ``(N, d)``
+        against ``law`` (a process stands for its data law, :meth:`Law.data`)."""
+        law = Law.data(law) if isinstance(law, GaussianProcess) else law
+        S, Sigma = law.pairs, law.Sigma
+        spatial_true = spatial_covariance(S)
+        spatial = torch.linalg.norm((spatial_covariance(C) - spatial_true).flatten(1), dim=1)
+        w2 = gaussian_w2(mean.flatten(), flat_covariance(C), law.mean.flatten(), law.covariance())
         return cls(
-            temporal=relative_error(temporal_kernel_whitened(C, gp.Sigma), gp.Gamma),
-            temporal_ls=base["temporal"],
-            spatial=base["spatial"],
-            covariance=base["covariance"],
+            temporal=relative_error(temporal_kernel_whitened(C, Sigma), temporal_kernel_whitened(S, Sigma)),
+            temporal_ls=relative_error(temporal_kernel(C, Sigma), temporal_kernel(S, Sigma)),
+            spatial=float((spatial / torch.linalg.norm(spatial_true.flatten(1), dim=1)).mean()),
+            covariance=relative_error(flat_covariance(C), flat_covariance(S)),
             w2=w2,
         )
 
     @classmethod
-    def of_samples(cls, x: torch.Tensor, gp: GaussianProcess) -> CovarianceErrors:
-        """The errors of sequences ``x: (n, N, d)`` (their pair covariances and mean, in float64)."""
+    def of_samples(cls, x: torch.Tensor, law: Law | GaussianProcess) -> CovarianceErrors:
+        """The errors of sequences ``x: (n, N, d)`` (their pair covariances and mean, in float64) against ``law``."""
         x = x.to(DTYPE)
-        return cls.of_pairs(pair_covariance(x), x.mean(0), gp)
-
-
-def fit_kronecker(x: torch.Tensor, iters: int = 100, tol: float = 1e-10) -> tuple[torch.Tensor, torch.Tensor]:
-    """Maximum-likelihood ``(Gamma_hat: (N, N), Sigma_hat: (d, d))`` of ``x: (n, N, d)`` under ``vec(x - mean) ~
-    N(0, Gamma (x) Sigma)`` by the flip-flop iteration (alternating the two closed-form updates):
-
-        Gamma <- sum_k X_k Sigma^{-1} X_k^T / (n d),    Sigma <- sum_k X_k^T Gamma^{-1} X_k / (n N),
-
-    with ``X_k`` the centred sequences. The scale is split so that ``mean(diag Gamma_hat) = 1``. Needs ``n d > N``
-    and ``n N > d`` for both estimates to be invertible.
-    """
-    x = x.to(DTYPE)
-    n, N, d = x.shape
-    if n * d <= N or n * N <= d:
-        raise ValueError(f"fit_kronecker needs n*d > N and n*N > d, got n={n}, N={N}, d={d}")
-    xc = x - x.mean(0)
-    Sigma = torch.eye(d, dtype=DTYPE)
-    Gamma = torch.eye(N, dtype=DTYPE)
-    for _ in range(iters):
-        Gamma_new = torch.einsum("kia,ab,kjb->ij", xc, torch.linalg.inv(Sigma), xc) / (n * d)
-        Sigma = torch.einsum("kia,ij,kjb->ab", xc, torch.linalg.inv(Gamma_new), xc) / (n * N)
-        Sigma = 0.5 * (Sigma + Sigma.T)
-        change = float((Gamma_new - Gamma).abs().max())
-        Gamma = 0.5 * (Gamma_new + Gamma_new.T)
-        if change < tol:
-            break
-    s = Gamma.diagonal().mean()
-    return Gamma / s, Sigma * s
+        return cls.of_pairs(pair_covariance(x), x.mean(0), law)
 
 
 # ---------------------------------------------------------------------------------------- errors by gap
@@ -245,22 +277,23 @@ def phase_share(Gamma_hat: torch.Tensor, period: int) -> float:
     return explained / total if total > floor else math.nan
 
 
-def paper_relative_error(x_gen: torch.Tensor, x_true: torch.Tensor, Gamma: torch.Tensor, Sigma: torch.Tensor) -> float:
-    """The paper's normalised error of the full covariance estimate.
+def paper_relative_error(x: torch.Tensor, law: Law, x_ref: torch.Tensor, law_ref: Law) -> float:
+    """The paper's relative error (Appendix D.1), the one definition every chapter uses:
 
-    ``||C(x_gen) - Gamma (x) Sigma||_F / ||C(x_true) - Gamma (x) Sigma||_F``, with ``x_true`` true
-    samples of the same count as ``x_gen`` (so that the sampling noise of the estimator cancels):
-    1 means "as good as real data", larger is worse. It equals the ratio of the ``"covariance"`` entries of
-    :func:`covariance_errors` for ``x_gen`` and ``x_true``.
+        ||C(x) - S|| / ||C(x_ref) - S_ref||    (full (N d, N d) covariances, Frobenius)
+
+    with ``x: (m, N, d)`` measured against its law ``S`` (for a sampler stopped at ``t0``, :meth:`Law.at`) and as
+    many reference sequences ``x_ref: (m, N, d)`` (the training data: "an equal amount of training data") against
+    theirs (:meth:`Law.data`). Both errors are then the estimator's sampling noise at the same count, so a perfect
+    generator scores about 1 at every ``m``; larger is worse.
     """
-    if x_gen.shape != x_true.shape:
+    if x.shape != x_ref.shape:
         raise ValueError(
-            f"x_gen and x_true must have the same shape, got {tuple(x_gen.shape)} and {tuple(x_true.shape)}"
+            f"x and x_ref must have the same shape (equal counts), got {tuple(x.shape)} and {tuple(x_ref.shape)}"
         )
-    truth = torch.kron(Gamma.to(DTYPE), Sigma.to(DTYPE))
-    err_gen = torch.linalg.norm(flat_covariance(pair_covariance(x_gen)) - truth)
-    err_true = torch.linalg.norm(flat_covariance(pair_covariance(x_true)) - truth)
-    return float(err_gen / err_true)
+    err = torch.linalg.norm(flat_covariance(pair_covariance(x) - law.pairs))
+    err_ref = torch.linalg.norm(flat_covariance(pair_covariance(x_ref) - law_ref.pairs))
+    return float(err / err_ref)
 
 
 def gaussian_kl(m1: torch.Tensor, S1: torch.Tensor, m0: torch.Tensor, S0: torch.Tensor) -> float:

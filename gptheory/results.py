@@ -33,6 +33,7 @@ import json
 import math
 import os
 import time
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -87,6 +88,11 @@ def _jsonable(obj):
 def _from_json(tp, value):
     """Rebuild a value of annotated type ``tp`` from its JSON form (nested dataclasses, dicts, lists)."""
     origin = typing.get_origin(tp)
+    if value is None:
+        return None
+    if origin in (typing.Union, types.UnionType):  # "X | None": rebuild as the one type that is not None
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _from_json(inner[0], value) if len(inner) == 1 else value
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         return tp(**{k: _from_json(hints[k], v) for k, v in value.items()})
@@ -161,8 +167,10 @@ class Record:
             elif _is_array_dict(tp):
                 prefix = f.name + "."
                 kw[f.name] = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-            else:
+            elif f.name in numbers:
                 kw[f.name] = _from_json(tp, numbers[f.name])
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise KeyError(f"a {cls.__name__} record lacks {f.name!r} and the field has no default")
         return cls(**kw)
 
 

@@ -1,8 +1,15 @@
-"""Small statistics the chapters and experiments share: a log-log fit with its interval, a rank correlation, whether
-two sets of seeds are apart, and a median and an order that tolerate missing values.
+"""Small statistics the chapters and experiments share, and the one rule every verdict of the book comes from.
 
-Every function takes plain numbers or arrays (nothing trained, nothing torch); the verdicts of the chapters are made
-of these.
+* :func:`verdict`: from per-seed effects (paired by seed, each positive where the claim holds), the Student-t
+  interval of their mean and the outcome *holds* (the interval is above zero), *fails* (below zero, or inside the
+  negligible band ``(-margin, margin)``) or *inconclusive*; :func:`all_hold` joins the verdicts of a chain of claims
+  (an ordering of several settings);
+* slopes that respect the design: :func:`seed_slopes` (one log-log slope per seed, then a verdict on their mean, never
+  one line through correlated points), :func:`segment_slopes` (the local slope between consecutive ``n``, per seed)
+  and :func:`plateau` (does the error still fall over the last segment?);
+* a log-log fit with its interval, a rank correlation, and a median and an order that tolerate missing values.
+
+Every function takes plain numbers or arrays (nothing trained, nothing torch).
 """
 
 from __future__ import annotations
@@ -57,14 +64,116 @@ def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def separated(a: Sequence[float], b: Sequence[float]) -> bool:
-    """Whether two sets of per-seed values are apart: their means differ by more than twice the larger of their
-    standard errors (a rough test for a handful of seeds; ``False`` with fewer than two values on a side)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(b) < 2:
-        return False
-    se = max(a.std(ddof=1) / math.sqrt(len(a)), b.std(ddof=1) / math.sqrt(len(b)))
-    return abs(a.mean() - b.mean()) > 2 * se
+OUTCOMES = ("holds", "fails", "inconclusive")
+
+
+class Verdict(NamedTuple):
+    """What :func:`verdict` decided: ``outcome`` (one of :data:`OUTCOMES`), the mean effect ``estimate`` and its
+    ``level`` interval ``[low, high]`` over ``n`` seeds (``nan`` with fewer than two)."""
+
+    outcome: str
+    estimate: float
+    low: float
+    high: float
+    n: int
+    level: float
+
+    def interval(self, digits: int = 2) -> str:
+        """``"0.12 [0.05, 0.19]"``: the estimate and its interval, for prose."""
+        f = f"{{:.{digits}g}}"
+        return f"{f.format(self.estimate)} [{f.format(self.low)}, {f.format(self.high)}]"
+
+
+def verdict(effects: Sequence[float], level: float = 0.95, margin: float = 0.0) -> Verdict:
+    """The one rule the book's verdicts come from.
+
+    Args:
+        effects: one number per seed (paired: the same seeds on both sides of a comparison), positive where the claim
+            holds for that seed (``error_B - error_A`` for "A has the smaller error", a slope's negative for "falls").
+            Non-finite entries are dropped.
+        level: confidence level of the two-sided Student-t interval of the mean effect.
+        margin: effects smaller than this in size are negligible: an interval inside ``(-margin, margin)`` *fails*
+            the claim (it is established that there is no effect that matters). ``0``: only the sign is tested.
+
+    Returns:
+        A :class:`Verdict`: ``holds`` when the interval lies above 0; ``fails`` when it lies below 0 or inside
+        ``(-margin, margin)``; else ``inconclusive`` (also with fewer than two finite effects).
+    """
+    from scipy import stats
+
+    x = np.asarray(effects, float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    if n < 2:
+        est = float(x.mean()) if n else math.nan
+        return Verdict("inconclusive", est, math.nan, math.nan, n, level)
+    est = float(x.mean())
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+    low, high = est - half, est + half
+    if low > 0:
+        outcome = "holds"
+    elif high < 0 or (margin > 0 and -margin < low and high < margin):
+        outcome = "fails"
+    else:
+        outcome = "inconclusive"
+    return Verdict(outcome, est, low, high, n, level)
+
+
+def all_hold(verdicts: Sequence[Verdict]) -> str:
+    """The outcome of a chain of claims (``A < B`` and ``B < C`` for an ordering): ``holds`` when every link holds,
+    ``fails`` when any fails, else ``inconclusive``."""
+    outcomes = [v.outcome for v in verdicts]
+    if not outcomes:
+        return "inconclusive"
+    if "fails" in outcomes:
+        return "fails"
+    return "holds" if all(o == "holds" for o in outcomes) else "inconclusive"
+
+
+def seed_slopes(x: Sequence[float], y: Sequence[float], seeds: Sequence[int]) -> dict[int, float]:
+    """One least-squares slope of ``log y`` on ``log x`` per seed (the points of a seed share its random streams, so
+    they are fitted together and the seeds are the independent replicates); a seed with fewer than two distinct ``x``
+    is left out."""
+    x, y, seeds = np.asarray(x, float), np.asarray(y, float), np.asarray(seeds)
+    out = {}
+    for s in np.unique(seeds):
+        k = seeds == s
+        if len(np.unique(x[k])) >= 2:
+            out[int(s)] = float(np.polyfit(np.log(x[k]), np.log(y[k]), 1)[0])
+    return out
+
+
+def segment_slopes(x: Sequence[float], y: Sequence[float], seeds: Sequence[int]) -> dict[tuple[float, float], list]:
+    """The local log-log slope between each pair of consecutive ``x`` values, one per seed that has both:
+    ``{(x_k, x_k+1): [slope of seed 0, slope of seed 1, ...]}`` in seed order."""
+    x, y, seeds = np.asarray(x, float), np.asarray(y, float), np.asarray(seeds)
+    xs = np.unique(x)
+    out = {}
+    for a, b in zip(xs, xs[1:], strict=False):
+        slopes = []
+        for s in np.unique(seeds):
+            ya, yb = y[(x == a) & (seeds == s)], y[(x == b) & (seeds == s)]
+            if len(ya) == 1 and len(yb) == 1:
+                slopes.append(float(np.log(yb[0] / ya[0]) / np.log(b / a)))
+        out[(float(a), float(b))] = slopes
+    return out
+
+
+def still_falls(
+    x: Sequence[float], y: Sequence[float], seeds: Sequence[int], level: float = 0.95, margin: float = 0.1
+) -> Verdict:
+    """The claim "the error still falls over the last segment of ``x``": :func:`verdict` on the per-seed local
+    slopes of the last segment (:func:`segment_slopes`), negated. ``fails`` means a plateau (or a rise): the slope is
+    established to be above ``-margin`` in the log-log sense, i.e. shallower than ``margin`` in size or positive."""
+    segments = segment_slopes(x, y, seeds)
+    if not segments:
+        return Verdict("inconclusive", math.nan, math.nan, math.nan, 0, level)
+    last = segments[max(segments)]
+    return verdict([-s for s in last], level, margin)
 
 
 def finite_median(x: Sequence[float]) -> float:
@@ -82,4 +191,17 @@ def order(first: float, second: float) -> str:
     return "before" if first < second else "same" if first == second else "after"
 
 
-__all__ = ["Fit", "finite_median", "loglog_fit", "order", "rank_correlation", "separated"]
+__all__ = [
+    "OUTCOMES",
+    "Fit",
+    "Verdict",
+    "all_hold",
+    "finite_median",
+    "loglog_fit",
+    "order",
+    "rank_correlation",
+    "seed_slopes",
+    "segment_slopes",
+    "still_falls",
+    "verdict",
+]

@@ -39,77 +39,18 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, restore_training, save_checkpoint, training_state
+from .convergence import Stopper, ValidationLoss, quantiles
 from .denoiser import Denoiser
 from .gp import GaussianProcess
-from .profiles import PRECISIONS, autocast_dtype
+from .profiles import autocast_dtype
+from .recipe import T_SAMPLINGS, TimeSampler, TrainConfig, lr_at, make_optimizer
 from .schedules import Schedule
-from .validation import finite_tensor, nonneg_int, one_of, option, positive_int, real_in
-
-T_SAMPLINGS = ("uniform", "log_snr")
+from .streams import generator
+from .validation import finite_tensor, positive_int, real_in
 
 
 class TrainingDiverged(RuntimeError):
     """The training loss became non-finite or exceeded ``TrainConfig.max_loss``."""
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings (all dimensionless; ``steps`` counts optimiser updates).
-
-    Attributes:
-        steps: total number of optimiser steps (the learning-rate schedule spans these).
-        batch_size: sequences per step (capped at the training-set size).
-        lr: peak learning rate of AdamW.
-        warmup: steps of linear warm-up from ``lr / warmup`` to ``lr``.
-        min_lr_ratio: the cosine decay ends at ``min_lr_ratio * lr``.
-        weight_decay: AdamW's decoupled weight decay.
-        ema_decay: EMA decay; the effective decay is ``min(ema_decay, (1 + k) / (10 + k))`` at step ``k``.
-        grad_clip: maximal gradient norm (``0`` turns clipping off).
-        t0: early-stopping time: training times lie in ``[t0, T]``.
-        t_sampling: how training times are drawn: ``"uniform"`` (``t ~ U[t0, T]``) or ``"log_snr"``
-            (the log signal-to-noise ratio ``log(alpha_t^2 / sigma_t^2)`` uniform over its range on
-            ``[t0, T]``; see :class:`TimeSampler`).
-        seed: seed of the model initialisation, the data order and the noise.
-        precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"auto"`` (bf16 on CUDA, fp32 on the CPU).
-        compile: wrap the model in ``torch.compile`` (meant for CUDA).
-        log_every: steps between log entries (the divergence check runs at each).
-        checkpoint_every: steps between checkpoints (``0``: only at the end or when stopped early).
-        max_loss: a logged loss above this (or non-finite) stops training with :class:`TrainingDiverged`.
-    """
-
-    steps: int = field(default=2000, metadata=option("optimiser steps"))
-    batch_size: int = field(default=128, metadata=option("sequences per step"))
-    lr: float = field(default=1e-3, metadata=option("peak learning rate"))
-    warmup: int = field(default=100, metadata=option("learning-rate warm-up steps"))
-    min_lr_ratio: float = field(default=0.05, metadata=option("final / peak learning rate of the cosine decay"))
-    weight_decay: float = field(default=0.0, metadata=option("AdamW's decoupled weight decay"))
-    ema_decay: float = field(default=0.999, metadata=option("decay of the weights' moving average"))
-    grad_clip: float = field(default=1.0, metadata=option("maximal gradient norm (0: no clipping)"))
-    t0: float = field(default=1e-3, metadata=option("early-stopping time"))
-    t_sampling: str = field(default="uniform", metadata=option("how training times are drawn", T_SAMPLINGS))
-    seed: int = field(default=0, metadata=option("seed of the initialisation, data order and noise", internal=True))
-    precision: str = field(default="auto", metadata=option("arithmetic: auto (bf16 on CUDA), fp32 or bf16", PRECISIONS))
-    compile: bool = field(default=False, metadata=option("torch.compile the model (CUDA)"))
-    log_every: int = field(default=10, metadata=option("steps between log entries", internal=True))
-    checkpoint_every: int = field(default=0, metadata=option("steps between checkpoints", internal=True))
-    max_loss: float = field(default=100.0, metadata=option("a logged loss above this stops training"))
-
-    def __post_init__(self) -> None:
-        positive_int("steps", self.steps)
-        positive_int("batch_size", self.batch_size)
-        real_in("lr", self.lr, 0.0, 1.0, low_open=True)
-        nonneg_int("warmup", self.warmup)
-        real_in("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
-        real_in("weight_decay", self.weight_decay, 0.0, 10.0)
-        real_in("ema_decay", self.ema_decay, 0.0, 1.0, high_open=True)
-        real_in("grad_clip", self.grad_clip, 0.0, math.inf, high_open=True)
-        real_in("t0", self.t0, 0.0, 1.0, low_open=True, high_open=True)
-        nonneg_int("seed", self.seed)
-        one_of("t_sampling", self.t_sampling, T_SAMPLINGS)
-        one_of("precision", self.precision, PRECISIONS)
-        positive_int("log_every", self.log_every)
-        nonneg_int("checkpoint_every", self.checkpoint_every)
-        real_in("max_loss", self.max_loss, 0.0, math.inf, low_open=True)
 
 
 @dataclass
@@ -127,6 +68,11 @@ class TrainResult:
         device: where it trained.
         config: the :class:`TrainConfig`.
         evals: what ``on_step`` returned at each of ``at_steps``, as ``{"step": k, **returned}`` (see :func:`train`).
+        stop_reason: ``"converged"`` (the validation loss stopped improving, ``TrainConfig.patience``) or ``"cap"``
+            (all ``TrainConfig.steps`` ran, or ``stop_at`` was reached).
+        validation: the validation checks ``[(step, loss), ...]`` (empty without ``patience``).
+        best_step: the check with the lowest validation loss, whose EMA weights ``ema`` then holds (the last step
+            without ``patience``).
     """
 
     model: Denoiser
@@ -138,6 +84,9 @@ class TrainResult:
     device: str = "cpu"
     config: TrainConfig | None = None
     evals: list[dict] = field(default_factory=list)
+    stop_reason: str = "cap"
+    validation: list[tuple[int, float]] = field(default_factory=list)
+    best_step: int = 0
 
 
 def training_set(gp: GaussianProcess, n: int, seed: int = 0) -> torch.Tensor:
@@ -146,60 +95,18 @@ def training_set(gp: GaussianProcess, n: int, seed: int = 0) -> torch.Tensor:
     return gp.sample(positive_int("n", n), generator=g).to(torch.float32)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate for optimiser step ``step`` (1-based): linear warm-up, then cosine decay."""
-    if cfg.warmup and step <= cfg.warmup:
-        return cfg.lr * step / cfg.warmup
-    span = max(cfg.steps - cfg.warmup, 1)
-    progress = min(max(step - cfg.warmup, 0) / span, 1.0)
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-class TimeSampler:
-    """Draw training times ``t: (B,)`` in ``[t0, T]`` from uniform numbers ``u: (B,)`` in ``[0, 1)``.
-
-    ``"uniform"``: ``t = t0 + (T - t0) u``. ``"log_snr"``: ``lambda(t) = log(alpha_t^2 / sigma_t^2)`` is
-    uniform between ``lambda(T)`` and ``lambda(t0)``, i.e. ``t`` has density ``-lambda'(t) / (lambda(t0) -
-    lambda(T)) = beta_t / (sigma_t^2 (lambda(t0) - lambda(T)))``. That density is how strongly an error in
-    the noise prediction at ``t`` moves the probability-flow ODE: its drift is
-    ``-beta_t (x - eps_hat / sigma_t) / 2``, so an error ``delta`` in ``eps_hat`` changes a coordinate of
-    size ``sigma_t`` at the relative rate ``beta_t delta / (2 sigma_t^2)``. Uniform ``t`` spends most steps
-    where ``sigma_t ~ 1``; this spends them where the sampler is most sensitive (small ``t``). The inverse
-    of ``lambda`` is interpolated on a 4097-point grid of ``t`` (``lambda`` is decreasing).
-    """
-
-    def __init__(self, schedule: Schedule, t0: float, method: str = "uniform", device=None) -> None:
-        self.method, self.t0, self.T = one_of("t_sampling", method, T_SAMPLINGS), float(t0), float(schedule.T)
-        if method == "log_snr":
-            t = torch.linspace(self.t0, self.T, 4097, dtype=torch.float64)
-            lam = 2 * (schedule.log_alpha(t) - torch.log(schedule.sigma(t)))
-            self.t_grid, self.neg_lam = t.to(device), (-lam).to(device)  # -lambda increases with t
-
-    def __call__(self, u: torch.Tensor) -> torch.Tensor:
-        if self.method == "uniform":
-            return self.t0 + (self.T - self.t0) * u
-        lo, hi = self.neg_lam[0], self.neg_lam[-1]
-        target = lo + (hi - lo) * u.to(torch.float64)
-        k = torch.searchsorted(self.neg_lam, target).clamp(1, len(self.t_grid) - 1)
-        a, b = self.neg_lam[k - 1], self.neg_lam[k]
-        w = ((target - a) / (b - a).clamp(min=1e-300)).clamp(0, 1)
-        t = self.t_grid[k - 1] + w * (self.t_grid[k] - self.t_grid[k - 1])
-        return t.to(u.dtype)
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over all parameters; the fused implementation where this torch has it for the device."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    try:
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
 class _Trainer:
     """The state of one training run; :func:`train` is the public entry point."""
 
-    def __init__(self, model: Denoiser, data: torch.Tensor, cfg: TrainConfig, schedule: Schedule, device: torch.device):
+    def __init__(
+        self,
+        model: Denoiser,
+        data: torch.Tensor,
+        cfg: TrainConfig,
+        schedule: Schedule,
+        device: torch.device,
+        validation: torch.Tensor | None = None,
+    ):
         self.cfg, self.schedule, self.device = cfg, schedule, device
         self.model = model.to(device).train()
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -207,8 +114,8 @@ class _Trainer:
         self.n = data.shape[0]
         self.batch = min(cfg.batch_size, self.n)
         self.opt = make_optimizer(self.model, cfg)
-        self.data_gen = torch.Generator().manual_seed(cfg.seed + 1)
-        self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
+        self.data_gen = generator(cfg.seed, "batches", protocol=cfg.protocol)
+        self.noise_gen = generator(cfg.seed, "noise", device, protocol=cfg.protocol)
         self.times = TimeSampler(schedule, cfg.t0, cfg.t_sampling, device)
         self.perm = torch.randperm(self.n, generator=self.data_gen)
         self.pos = 0
@@ -221,6 +128,12 @@ class _Trainer:
         # sum of losses / grad norms since the last log entry, kept on the device (no sync per step)
         self.acc = torch.zeros(2, device=device)
         self.last_log = 0
+        self.stop_reason = "cap"
+        self.stopper = Stopper(cfg.patience, cfg.min_delta) if cfg.patience else None
+        if self.stopper is not None:
+            t = self.times(quantiles(cfg.val_times).to(device)).cpu()
+            noise = generator(cfg.seed, "validation_noise", protocol=cfg.protocol)
+            self.val_loss = ValidationLoss(validation, t, noise, device)
 
     # ---------------------------------------------------------------- one step
     def next_batch(self) -> torch.Tensor:
@@ -287,6 +200,7 @@ def train(
     progress: bool = True,
     on_step: Callable[[int, Denoiser], dict] | None = None,
     at_steps: Iterable[int] = (),
+    validation: torch.Tensor | None = None,
 ) -> TrainResult:
     """Train ``model`` (in place) to predict the noise on the fixed training set ``data: (n, N, d)``.
 
@@ -308,6 +222,8 @@ def train(
             the checkpoint, so a resumed run keeps what was measured before the interruption, and returned as
             ``TrainResult.evals``. Its time is not counted in ``seconds``.
         at_steps: the steps (in ``[1, cfg.steps]``) after which ``on_step`` runs.
+        validation: held-out sequences ``(n_val, N, d)`` for the validation loss; needed when ``cfg.patience > 0``
+            (training then stops once that loss has converged, see :mod:`gptheory.convergence`).
 
     Returns:
         A :class:`TrainResult` (the model, its EMA, the log, timings).
@@ -331,14 +247,18 @@ def train(
     if at and on_step is None:
         raise ValueError("at_steps needs an on_step function to call")
 
-    tr = _Trainer(model, data, cfg, schedule, dev)
+    if cfg.patience:
+        if validation is None:
+            raise ValueError(f"patience={cfg.patience} needs held-out validation sequences (validation=...)")
+        validation = finite_tensor("validation", validation, (None, model.N, model.d)).to(torch.float32)
+    tr = _Trainer(model, data, cfg, schedule, dev, validation)
     if checkpoint is not None and resume and Path(checkpoint).exists():
         restore_training(tr, load_checkpoint(checkpoint))
     start_step, start_seconds = tr.step, tr.seconds
     wall = time.perf_counter()
     bar = tqdm(total=stop, initial=tr.step, desc="training", disable=not progress, leave=False)
     try:
-        while tr.step < stop:
+        while tr.step < stop and tr.stop_reason != "converged":
             tr.train_step()
             if tr.step % cfg.log_every == 0 or tr.step == cfg.steps:
                 tr.seconds += time.perf_counter() - wall
@@ -352,12 +272,23 @@ def train(
                 tr.evals.append({"step": tr.step, **on_step(tr.step, tr.ema)})
                 tr.ema.eval()
                 wall = time.perf_counter()
+            if tr.stopper is not None and (tr.step % cfg.eval_every == 0 or tr.step == stop):
+                tr.seconds += time.perf_counter() - wall
+                done = tr.stopper.update(tr.step, tr.val_loss(tr.ema), tr.ema.state_dict())
+                wall = time.perf_counter()
+                if done:
+                    tr.stop_reason = "converged"
+                    tr.flush_log()
+                    break
             if checkpoint is not None and cfg.checkpoint_every and tr.step % cfg.checkpoint_every == 0:
                 tr.seconds += time.perf_counter() - wall
                 wall = time.perf_counter()
                 save_checkpoint(training_state(tr), checkpoint)
     finally:
         bar.close()
+    finished = tr.stop_reason == "converged" or tr.step >= cfg.steps  # not an interruption (stop_at)
+    if finished and tr.stopper is not None and tr.stopper.best_weights is not None:
+        tr.ema.load_state_dict(tr.stopper.best_weights)  # sample from the best validated weights
     if tr.step > start_step:  # a finished checkpoint reloaded: nothing ran, nothing to rewrite
         tr.seconds += time.perf_counter() - wall
         if checkpoint is not None:
@@ -373,15 +304,20 @@ def train(
         device=str(dev),
         config=cfg,
         evals=list(tr.evals),
+        stop_reason=tr.stop_reason,
+        validation=list(tr.stopper.history) if tr.stopper is not None else [],
+        best_step=tr.stopper.best_step if tr.stopper is not None else tr.step,
     )
 
 
 __all__ = [
+    "T_SAMPLINGS",
     "TrainConfig",
     "TrainResult",
     "TimeSampler",
     "TrainingDiverged",
     "lr_at",
+    "make_optimizer",
     "train",
     "training_set",
 ]

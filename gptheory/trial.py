@@ -10,10 +10,11 @@ A trial of an :class:`~gptheory.config.ExperimentConfig` is
 
 The experiments (:mod:`gptheory.experiments`) measure what a :class:`Trial` holds, each in its own way.
 
-Random streams. Every random draw of an experiment is seeded by ``config.seed`` plus the offset :data:`STREAMS`
-names, so a stream never depends on how much another one drew (:func:`stream`, :func:`generator`). Inside
-:func:`gptheory.train.train` the batches use ``seed + 1`` and the training noise ``seed + 2`` (the training
-configuration's own seed, which is ``config.seed``).
+Random streams. Every random draw comes from ``config.seed`` and the name of what it draws
+(:mod:`gptheory.streams`): the training set (``data``), the initial weights (``init``), inside
+:func:`gptheory.train.train` the mini-batch order and the training noise (``batches``, ``noise``) and the
+validation set (``validation``: :data:`N_VAL` held-out sequences when the configuration trains to convergence), the
+sampler's noise (``sampler``) and the true sequences (``true``).
 """
 
 from __future__ import annotations
@@ -32,32 +33,10 @@ from .denoiser import build_model
 from .gp import GaussianProcess
 from .profiles import device as default_device
 from .samplers import generate
+from .streams import generator, seed_of
 from .train import TrainConfig, TrainResult, train, training_set
 
-# offset of each random stream from ``config.seed``
-STREAMS: dict[str, int] = {
-    "data": 0,  # the training set (gptheory.train.training_set)
-    "init": 0,  # the network's initial weights (gptheory.denoiser.build_model)
-    "sampler": 10,  # the starting noise of the generated sequences
-    "true": 20,  # the fresh true sequences generated sequences are compared with
-    "yardstick": 30,  # draws from the structured Gaussian fitted to the training set (sample complexity)
-    "eigen": 30,  # the probes of the network's linear response (gptheory.attention.eigen_response, dit_learns)
-    "attention_init": 40,  # the noise of the untrained DiT's attention maps (probe)
-    "eval_true": 50,  # the true sequences measured beside training-dynamics evaluations (probe)
-    "eval_sampler": 60,  # the starting noise of the training-dynamics evaluations (probe)
-}
-
-
-def stream(seed: int, name: str) -> int:
-    """The seed of stream ``name`` (a key of :data:`STREAMS`) for an experiment seeded by ``seed``."""
-    if name not in STREAMS:
-        raise KeyError(f"no random stream {name!r}; valid: {', '.join(STREAMS)}")
-    return int(seed) + STREAMS[name]
-
-
-def generator(seed: int, name: str) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with :func:`stream` ``(seed, name)``."""
-    return torch.Generator().manual_seed(stream(seed, name))
+N_VAL = 256  # held-out sequences of the validation loss, whatever n_train (they never enter training)
 
 
 class Prepared(NamedTuple):
@@ -75,8 +54,8 @@ def prepare(config: ExperimentConfig, checkpointed: bool = False) -> Prepared:
     (:meth:`~gptheory.config.ExperimentConfig.train_config`; ``checkpointed``: a checkpoint every tenth of the run)."""
     p = config.process
     gp = GaussianProcess(p.N, p.d, nu=p.nu, ell=p.ell, seed=p.sigma_seed)
-    data = training_set(gp, config.n_train, seed=stream(config.seed, "data"))
-    model = build_model(stream(config.seed, "init"), N=p.N, d=p.d, **config.model.__dict__)
+    data = training_set(gp, config.n_train, seed=seed_of(config.seed, "data", config.protocol))
+    model = build_model(seed_of(config.seed, "init", config.protocol), N=p.N, d=p.d, **config.model.__dict__)
     return Prepared(gp, data, model, config.train_config(checkpointed))
 
 
@@ -139,10 +118,21 @@ def run_trial(
     if prepared is None:
         prepared = prepare(config, checkpointed=checkpoint is not None)
     gp, data, model, cfg = prepared
+    validation = None
+    if cfg.patience:  # held-out sequences for the validation loss (gptheory.convergence)
+        validation = gp.sample(N_VAL, generator=generator(config.seed, "validation", protocol=config.protocol))
     res = train(
-        model, data, cfg, checkpoint=checkpoint, device=dev, progress=progress, on_step=on_step, at_steps=at_steps
+        model,
+        data,
+        cfg,
+        checkpoint=checkpoint,
+        device=dev,
+        progress=progress,
+        on_step=on_step,
+        at_steps=at_steps,
+        validation=validation,
     )
-    s, seed = config.sampler, stream(config.seed, "sampler")
+    s, seed = config.sampler, seed_of(config.seed, "sampler", config.protocol)
     times = maps = None
     start = time.perf_counter()
     if attention:
@@ -152,8 +142,8 @@ def run_trial(
     else:
         x_gen = generate(res.ema, s.n_gen, steps=s.sample_steps, t0=cfg.t0, seed=seed, progress=False)
     generate_seconds = time.perf_counter() - start
-    x_true = gp.sample(s.n_gen, generator=generator(config.seed, "true"))
+    x_true = gp.sample(s.n_gen, generator=generator(config.seed, "true", protocol=config.protocol))
     return Trial(gp, data, cfg, res, x_gen, x_true, generate_seconds, times, maps)
 
 
-__all__ = ["STREAMS", "Prepared", "Trial", "generator", "prepare", "run_trial", "stream"]
+__all__ = ["N_VAL", "Prepared", "Trial", "prepare", "run_trial"]

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from gptheory import GaussianProcess, metrics
+from gptheory.gp import psd_sqrt
 from gptheory.metrics import (
     CovarianceErrors,
+    Law,
     covariance_errors,
-    fit_kronecker,
     flat_covariance,
     gaussian_kl,
     gaussian_w2,
@@ -22,6 +23,7 @@ from gptheory.metrics import (
     spatial_covariance,
     temporal_kernel,
 )
+from gptheory.schedules import DDPMSchedule
 
 
 def test_pair_covariance_matches_numpy_cov(gen):
@@ -46,27 +48,24 @@ def test_relative_errors_shrink_like_root_n():
     assert errs[0] / errs[1] == pytest.approx(4.0, rel=0.35)  # sqrt(6400 / 400) = 4
 
 
-def test_paper_relative_error_is_one_for_true_samples_and_large_for_wrong_ones():
+@pytest.mark.parametrize("m", [64, 256, 2000])
+def test_paper_relative_error_is_about_one_for_a_perfect_generator_at_every_count(m):
     gp = GaussianProcess(12, 2, nu=2.0, ell=3.0, seed=0)
-    rel_true = [
-        paper_relative_error(
-            gp.sample(2000, generator=torch.Generator().manual_seed(2 * k)),
-            gp.sample(2000, generator=torch.Generator().manual_seed(2 * k + 1)),
-            gp.Gamma,
-            gp.Sigma,
-        )
-        for k in range(6)
-    ]
-    assert 0.7 < np.exp(np.mean(np.log(rel_true))) < 1.4
-    wrong = GaussianProcess(12, 2, nu=1.0, ell=1.0, Sigma=gp.Sigma).sample(2000)
-    assert paper_relative_error(wrong, gp.sample(2000), gp.Gamma, gp.Sigma) > 5
-    # the same number as the ratio of covariance_errors' "covariance" entries (what the experiment driver uses)
-    x_true = gp.sample(2000)
-    ratio = (
-        covariance_errors(wrong, gp.Gamma, gp.Sigma)["covariance"]
-        / covariance_errors(x_true, gp.Gamma, gp.Sigma)["covariance"]
-    )
-    assert paper_relative_error(wrong, x_true, gp.Gamma, gp.Sigma) == pytest.approx(ratio, rel=1e-12)
+    t0 = DDPMSchedule()
+    law_t0, law = Law.at(gp, 0.01, t0), Law.data(gp)
+    root = psd_sqrt(law_t0.covariance())
+    rel = []
+    for k in range(8):
+        g = torch.Generator().manual_seed(k)
+        x = (torch.randn(m, 24, generator=g, dtype=torch.float64) @ root).reshape(m, 12, 2)  # a perfect sampler
+        rel.append(paper_relative_error(x, law_t0, gp.sample(m, generator=g), law))  # against m training sequences
+    assert 0.85 < np.exp(np.mean(np.log(rel))) < 1.15
+    wrong = GaussianProcess(12, 2, nu=1.0, ell=1.0, Sigma=gp.Sigma).sample(m)
+    assert paper_relative_error(wrong, law, gp.sample(m), law) > 2
+    # it is the ratio of the two full-covariance errors of CovarianceErrors
+    x_true = gp.sample(m)
+    ratio = CovarianceErrors.of_samples(wrong, law).covariance / CovarianceErrors.of_samples(x_true, law).covariance
+    assert paper_relative_error(wrong, law, x_true, law) == pytest.approx(ratio, rel=1e-12)
 
 
 def test_gaussian_kl_matches_torch_distributions(gen):
@@ -96,7 +95,8 @@ def test_bad_input():
     with pytest.raises(ValueError, match="x must be finite"):
         pair_covariance(torch.full((3, 2, 2), float("nan")))
     with pytest.raises(ValueError, match="same shape"):
-        paper_relative_error(torch.zeros(3, 2, 1), torch.zeros(4, 2, 1), torch.eye(2), torch.eye(1))
+        law = Law.data(GaussianProcess(2, 1))
+        paper_relative_error(torch.zeros(3, 2, 1), law, torch.zeros(4, 2, 1), law)
 
 
 # ------------------------------------------------------------------------------ errors by gap, stationarity
@@ -247,34 +247,21 @@ def test_covariance_errors_of_samples_are_the_named_estimators():
     e = CovarianceErrors.of_samples(x, gp)
     C = pair_covariance(x)
     assert e == CovarianceErrors.of_pairs(C, x.double().mean(0), gp)
-    assert e.temporal == metrics.relative_error(metrics.temporal_kernel_whitened(C, gp.Sigma), gp.Gamma)
-    assert e.temporal_ls == metrics.relative_error(temporal_kernel(C, gp.Sigma), gp.Gamma)
-    assert {k: getattr(e, k) for k in ("temporal_ls", "spatial", "covariance")} == {
-        "temporal_ls": covariance_errors(x, gp.Gamma, gp.Sigma)["temporal"],
-        **{k: covariance_errors(x, gp.Gamma, gp.Sigma)[k] for k in ("spatial", "covariance")},
-    }
+    white = metrics.relative_error(metrics.temporal_kernel_whitened(C, gp.Sigma), gp.Gamma)
+    assert e.temporal == pytest.approx(white, rel=1e-12)  # the data law's whitened kernel is Gamma to rounding
+    assert e.temporal_ls == pytest.approx(metrics.relative_error(temporal_kernel(C, gp.Sigma), gp.Gamma), rel=1e-12)
+    assert {k: getattr(e, k) for k in ("temporal_ls", "spatial", "covariance")} == pytest.approx(
+        {
+            "temporal_ls": covariance_errors(x, gp.Gamma, gp.Sigma)["temporal"],
+            **{k: covariance_errors(x, gp.Gamma, gp.Sigma)[k] for k in ("spatial", "covariance")},
+        },
+        rel=1e-12,
+    )
     fit = gaussian_w2(x.double().mean(0).flatten(), flat_covariance(C), gp.mu.flatten(), gp.covariance())
-    assert e.w2 == fit
+    assert e.w2 == pytest.approx(fit, rel=1e-12)
 
 
 def test_relative_error_takes_tensors_or_arrays():
     a, b = np.array([[3.0, 4.0], [0.0, 0.0]]), np.array([[0.0, 0.0], [0.0, 5.0]])
     assert metrics.relative_error(a, b) == pytest.approx(math.sqrt(50) / 5)
     assert metrics.relative_error(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(math.sqrt(50) / 5)
-
-
-def test_kronecker_fit_is_a_fixed_point_of_the_likelihood_and_recovers_the_truth():
-    gp = GaussianProcess(6, 3, nu=1.0, ell=2.0, seed=2)
-    x = gp.sample(4000, generator=torch.Generator().manual_seed(0))
-    G, S = fit_kronecker(x)
-    xc = x - x.mean(0)
-    n, N, d = x.shape
-    # the maximum-likelihood equations hold at the returned pair (the scale split cancels in each)
-    G_next = torch.einsum("kia,ab,kjb->ij", xc, torch.linalg.inv(S), xc) / (n * d)
-    S_next = torch.einsum("kia,ij,kjb->ab", xc, torch.linalg.inv(G), xc) / (n * N)
-    assert torch.allclose(G_next, G, atol=1e-8) and torch.allclose(S_next, S, atol=1e-8)
-    assert float(G.diagonal().mean()) == pytest.approx(1.0)
-    # sampling error of a covariance from n d = 12000 coordinates: a few percent
-    assert metrics.relative_error(G, gp.Gamma) < 0.05 and metrics.relative_error(S, gp.Sigma) < 0.05
-    with pytest.raises(ValueError, match="n\\*d > N"):
-        fit_kronecker(x[:2])

@@ -10,11 +10,15 @@ import pytest
 from gptheory.book.prose import band, compare, verdict
 
 
-def test_compare_says_same_unless_the_seeds_are_clearly_apart():
+def test_compare_pairs_the_seeds_and_says_same_unless_the_interval_excludes_zero():
     assert compare([1.0, 1.1, 0.9], [2.0, 2.1, 1.9]) == "lower"
     assert compare([2.0, 2.1, 1.9], [1.0, 1.1, 0.9]) == "higher"
-    assert compare([1.0, 2.0, 3.0], [1.5, 2.5, 3.5]) == "same"  # means 0.5 apart, standard errors 0.58
-    assert compare([1.0], [5.0]) == "same"  # one seed on a side cannot separate anything
+    # paired: every seed 0.5 lower, however far apart the seeds themselves are
+    assert compare([1.0, 2.0, 3.0], [1.5, 2.45, 3.55]) == "lower"
+    assert compare([1.0, 2.0, 3.0], [1.5, 1.6, 3.5]) == "same"  # differences -0.5, 0.4, -0.5: t interval has 0
+    assert compare([1.0], [5.0]) == "same"  # one seed cannot separate anything
+    with pytest.raises(ValueError, match="paired values"):
+        compare([1.0, 2.0], [1.0])
 
 
 def test_band_places_a_value_against_a_range_with_the_ends_inside():

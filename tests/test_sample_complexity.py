@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 
 from gptheory.experiments import sample_complexity as sc
-from gptheory.metrics import CovarianceErrors
+from gptheory.gp import GaussianProcess
+from gptheory.metrics import CovarianceErrors, Law
 from gptheory.provenance import Provenance
 from gptheory.results import value
+from gptheory.schedules import DDPMSchedule
+from gptheory.streams import generator
+from gptheory.trial import run_trial
 
 
 def test_slopes_fit_each_process_over_every_seed_and_cut_at_n_max():
@@ -42,3 +46,18 @@ def test_ordering_and_means_read_the_grid():
     ell_pts = [_fake(1.0, ell, 64, ell) for ell in (2.0, 4.0, 8.0)]  # error grows with ell: the claimed order
     assert sc.ordering(ell_pts, "ell") == {64: True}
     assert sc.means(ell_pts, "dit.temporal")[(1.0, 8.0)] == {64: 8.0}
+
+
+def test_a_calibrated_point_measures_against_the_law_at_t0_beside_its_floors_and_records_how_training_ended():
+    config = sc.SAMPLE_COMPLEXITY["smoke"].replace(protocol=2, patience=2, eval_every=10, steps=120, n_train=40)
+    p = sc.run_sample_complexity(config, progress=False, device="cpu")
+    assert p.protocol == 2 and p.stop_reason in ("converged", "cap") and 10 <= p.best_step <= p.steps <= 120
+    assert [s for s, _ in p.validation] == list(range(10, p.steps + 1, 10))
+    assert p.relative_count == 40 and p.floor.temporal > 0 and p.train_floor.temporal > p.floor.temporal  # 40 < 200
+    # the DiT's errors are against the law at t0 (the trial repeats under its seed)
+    trial = run_trial(config, progress=False, device="cpu")
+    gp = GaussianProcess(8, 2, nu=1.0, ell=2.0)
+    law_t0 = Law.at(gp, config.train.t0, DDPMSchedule())
+    assert p.dit == CovarianceErrors.of_samples(trial.x_gen, law_t0)
+    assert p.truth == CovarianceErrors.of_samples(gp.sample(200, generator=generator(0, "true")), gp)
+    assert 0 < p.parametric_nu <= 2 and p.parametric_ell > 0 and p.memorisation.ratio > 0

@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gptheory.statistics import finite_median, loglog_fit, order, rank_correlation, separated
+from gptheory.statistics import (
+    all_hold,
+    finite_median,
+    loglog_fit,
+    order,
+    rank_correlation,
+    seed_slopes,
+    segment_slopes,
+    still_falls,
+    verdict,
+)
 
 
 def test_loglog_fit_of_an_exact_power_law_is_exact_with_no_spread():
@@ -62,10 +72,47 @@ def test_order_and_finite_median_handle_missing_values():
     assert finite_median([1.0, math.nan, 3.0]) == 2.0 and math.isnan(finite_median([math.nan]))
 
 
-def test_separated_needs_a_gap_beyond_the_seed_noise():
-    assert separated([1.0, 1.1, 0.9], [2.0, 2.1, 1.9])
-    assert not separated([1.0, 1.5, 0.5], [1.2, 1.7, 0.7])
-    assert not separated([1.0], [5.0])  # one seed: no spread, no verdict
+def test_verdict_covers_the_true_mean_at_its_level_and_decides_by_the_interval():
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(2000):
+        v = verdict(rng.normal(0.3, 1.0, size=5), level=0.9)
+        hits += v.low <= 0.3 <= v.high
+    assert abs(hits / 2000 - 0.9) < 0.02  # 2000 draws: a coverage estimate good to 0.007 (sd)
+    assert verdict([1.0, 1.2, 0.9, 1.1]).outcome == "holds"
+    assert verdict([-1.0, -1.2, -0.9, -1.1]).outcome == "fails"
+    assert verdict([1.0, -1.0, 0.5, -0.4]).outcome == "inconclusive"
+    # two seeds: the 95% multiplier is 12.7, so a clear-looking gap is not enough
+    assert verdict([1.0, 0.5]).outcome == "inconclusive"
+    assert verdict([0.01, 0.012, 0.011, 0.009], margin=0.05).outcome == "holds"  # positive beats negligible
+    assert verdict([0.01, -0.012, 0.011, -0.009], margin=0.05).outcome == "fails"  # established negligible
+    v = verdict([1.0])
+    assert v.outcome == "inconclusive" and np.isnan(v.low) and v.n == 1
+    assert verdict([1.0, np.nan, 1.1, 0.9]).n == 3
+    with pytest.raises(ValueError, match="level must lie in"):
+        verdict([1.0, 2.0], level=1.0)
+
+
+def test_all_hold_joins_a_chain_of_claims():
+    h, f, i = verdict([1, 1.1, 0.9]), verdict([-1, -1.1, -0.9]), verdict([1, -1, 0.2])
+    assert all_hold([h, h]) == "holds" and all_hold([h, i]) == "inconclusive" and all_hold([h, i, f]) == "fails"
+    assert all_hold([]) == "inconclusive"
+
+
+def test_slopes_per_seed_per_segment_and_the_plateau_test():
+    n = np.array([64, 256, 1024, 4096] * 3, float)
+    seeds = np.repeat([0, 1, 2], 4)
+    # falls like n^-0.5 to 1024, then flat; each seed with its own level
+    level = np.array([1.0, 1.3, 0.8])[seeds]
+    y = level * np.where(n <= 1024, n**-0.5, 1024**-0.5)
+    y = y * (1 + 0.01 * np.array([1, -1, 0, 1, 0, 1, -1, 0, -1, 0, 1, 1]))
+    per_seed = seed_slopes(n, y, seeds)
+    assert set(per_seed) == {0, 1, 2} and all(-0.45 < s < -0.3 for s in per_seed.values())
+    seg = segment_slopes(n, y, seeds)
+    assert list(seg) == [(64.0, 256.0), (256.0, 1024.0), (1024.0, 4096.0)]
+    assert all(abs(s + 0.5) < 0.03 for s in seg[(64.0, 256.0)]) and all(abs(s) < 0.03 for s in seg[(1024.0, 4096.0)])
+    assert still_falls(n, y, seeds).outcome == "fails"  # a plateau
+    assert still_falls(n[n <= 1024], y[n <= 1024], seeds[n <= 1024]).outcome == "holds"
 
 
 def test_rank_correlation_is_spearmans_and_nan_for_a_constant():

@@ -9,8 +9,9 @@ import torch
 from gptheory.denoiser import build_model
 from gptheory.experiments.dit_learns import dit_learns_config
 from gptheory.samplers import generate
+from gptheory.streams import generator, seed_of
 from gptheory.train import training_set
-from gptheory.trial import STREAMS, generator, prepare, run_trial, stream
+from gptheory.trial import prepare, run_trial
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -19,15 +20,25 @@ TINY = {"N": 6, "d": 2, "ell": 1.5, "n_train": 32, "hidden": 16, "depth": 2, "he
 TINY |= {"batch_size": 16, "warmup": 1, "n_gen": 24, "sample_steps": 3, "record": 3, "seed": 3}
 
 
-def test_streams_keep_the_offsets_every_shipped_result_was_drawn_with():
-    assert STREAMS == {"data": 0, "init": 0, "sampler": 10, "true": 20, "yardstick": 30, "eigen": 30,
-                       "attention_init": 40, "eval_true": 50, "eval_sampler": 60}  # fmt: skip
-    assert stream(7, "true") == 27 and stream(0, "data") == 0
+def test_protocol_1_keeps_the_offsets_every_shipped_result_was_drawn_with():
+    assert seed_of(7, "true", protocol=1) == 27 and seed_of(0, "data", protocol=1) == 0
     assert torch.equal(
-        torch.randn(3, generator=generator(7, "sampler")), torch.randn(3, generator=torch.Generator().manual_seed(17))
+        torch.randn(3, generator=generator(7, "sampler", protocol=1)),
+        torch.randn(3, generator=torch.Generator().manual_seed(17)),
     )
-    with pytest.raises(KeyError, match="no random stream 'noise'"):
-        stream(0, "noise")
+    with pytest.raises(KeyError, match="protocol 1 has no stream 'floor'"):
+        seed_of(0, "floor", protocol=1)
+
+
+def test_protocol_2_draws_every_part_of_a_trial_from_its_own_stream():
+    config = dit_learns_config("smoke", **TINY).replace(protocol=2)
+    gp, data, model, cfg = prepare(config)
+    assert torch.equal(data, training_set(gp, config.n_train, seed=seed_of(3, "data")))
+    fresh = build_model(seed_of(3, "init"), N=6, d=2, **config.model.__dict__)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True))
+    assert cfg.protocol == 2
+    t = run_trial(config, device="cpu", progress=False, prepared=(gp, data, model, cfg))
+    assert torch.equal(t.x_true, t.gp.sample(24, generator=generator(3, "true")))
 
 
 def test_prepare_draws_the_training_set_and_the_network_from_the_seed():

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from ..dit import DiT
 from ..provenance import device_name
+from ..recipe import make_optimizer
 from ..schedules import DDPMSchedule
-from ..train import make_optimizer
 
 
 def _peer(N: int, d: int, hidden: int, depth: int, heads: int) -> torch.nn.Module:

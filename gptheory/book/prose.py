@@ -23,18 +23,20 @@ from typing import TypeVar
 
 import numpy as np
 
-from ..statistics import separated
+from ..statistics import verdict as decide
 
 T = TypeVar("T")
 
 
-def compare(a: Sequence[float], b: Sequence[float]) -> str:
-    """How the per-seed values ``a`` stand against ``b``: ``"same"`` when the two sets are not clearly apart
-    (:func:`~gptheory.statistics.separated`: means closer than twice the larger standard error, or
-    fewer than two values on a side), else ``"higher"`` when the mean of ``a`` is larger and ``"lower"`` when not."""
-    if not separated(a, b):
-        return "same"
-    return "higher" if np.mean(a) > np.mean(b) else "lower"
+def compare(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> str:
+    """How the per-seed values ``a`` stand against ``b`` (the same seeds, in the same order: paired), by the book's one
+    rule (:func:`gptheory.statistics.verdict` on ``a - b``): ``"higher"`` when the interval of the mean difference is
+    above zero, ``"lower"`` when below, ``"same"`` when it contains zero (not clearly apart)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape:
+        raise ValueError(f"compare needs paired values (one per seed on each side), got {len(a)} and {len(b)}")
+    outcome = decide(a - b, level).outcome
+    return {"holds": "higher", "fails": "lower", "inconclusive": "same"}[outcome]
 
 
 def band(value: float, low: float = -math.inf, high: float = math.inf) -> str:

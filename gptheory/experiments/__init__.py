@@ -1,5 +1,7 @@
 """The paper's experiments, one module per chapter, and the registry of their sweeps.
 
+* :mod:`~gptheory.experiments.calibration` -- the exact score through the same sampler and metrics: every ratio to
+  the sampling floor must be about 1 before a number judges a network (``python -m gptheory calibrate``);
 * :mod:`~gptheory.experiments.dit_learns` -- Section 6.1 / Appendix D.1: a DiT learns ``Gamma`` and ``Sigma``;
 * :mod:`~gptheory.experiments.sample_complexity` -- Theorem 2 and Figure 4(a): the error against ``n``;
 * :mod:`~gptheory.experiments.probe` -- one trained network measured from every side, the point of the next two;

@@ -50,10 +50,11 @@ from ..metrics import CovarianceErrors
 from ..profiles import by_profile
 from ..profiles import device as default_device
 from ..profiles import profile as active_profile
+from ..recipe import TrainConfig
 from ..results import Record, cached, ship
+from ..streams import seed_of
 from ..sweep import Sweep
-from ..train import TrainConfig
-from ..trial import prepare, run_trial, stream
+from ..trial import prepare, run_trial
 
 NAME = "dit_learns"  # the name results are saved under
 
@@ -212,7 +213,7 @@ def run_dit_learns(
 
     eig_times = torch.logspace(math.log10(cfg.t0), math.log10(schedule.T), 40, dtype=DTYPE)
     delta = attention.eigen_response(
-        eps_fn, gp, schedule, eig_times, n=min(2048, sampler.n_gen), seed=stream(config.seed, "eigen")
+        eps_fn, gp, schedule, eig_times, n=min(2048, sampler.n_gen), seed=seed_of(config.seed, "eigen", config.protocol)
     )
     drift = attention.variance_drift(delta, eig_times, gp, schedule)
     spectrum = gp.spectrum

@@ -37,8 +37,9 @@ from ..metrics import CovarianceErrors
 from ..profiles import PROFILES
 from ..results import Record, group, value
 from ..samplers import generate
+from ..streams import generator, seed_of
 from ..sweep import Sweep
-from ..trial import generator, prepare, run_trial, stream
+from ..trial import prepare, run_trial
 from .dit_learns import DIT_LEARNS
 
 NAME = "probe"
@@ -136,12 +137,12 @@ def _whitened(x: torch.Tensor, gp: GaussianProcess) -> tuple[torch.Tensor, torch
     return C, metrics.temporal_kernel_whitened(C, gp.Sigma)
 
 
-def _init_maps(model: DiT, data: torch.Tensor, t0: float, seed: int) -> torch.Tensor:
+def _init_maps(model: DiT, data: torch.Tensor, t0: float, seed: int, protocol: int) -> torch.Tensor:
     """Attention maps ``(2, depth, N, N)`` of the untrained ``model`` on noised training data at ``t0`` and ``T``
     (stream ``attention_init``)."""
     rows = []
     x0 = data[: min(256, data.shape[0])].float()
-    g = generator(seed, "attention_init")
+    g = generator(seed, "attention_init", protocol=protocol)
     for t in (t0, model.T):
         tt = torch.full((x0.shape[0],), float(t))
         xt = model.schedule.add_noise(x0, tt, torch.randn(x0.shape, generator=g))
@@ -161,12 +162,13 @@ def run_probe(
     gp, data, model, cfg = prepared
     s, seed = config.sampler, config.seed
     is_dit = isinstance(model, DiT)
-    init_maps = _init_maps(model, data, cfg.t0, seed) if is_dit else None
+    init_maps = _init_maps(model, data, cfg.t0, seed, config.protocol) if is_dit else None
     n_eval = min(s.n_gen, N_EVAL)
-    x_eval_true = gp.sample(n_eval, generator=generator(seed, "eval_true"))
+    x_eval_true = gp.sample(n_eval, generator=generator(seed, "eval_true", protocol=config.protocol))
 
     def measure(step: int, net: torch.nn.Module) -> dict:
-        x = generate(net, n_eval, steps=s.sample_steps, t0=cfg.t0, seed=stream(seed, "eval_sampler"), progress=False)
+        x_seed = seed_of(seed, "eval_sampler", config.protocol)
+        x = generate(net, n_eval, steps=s.sample_steps, t0=cfg.t0, seed=x_seed, progress=False)
         err = CovarianceErrors.of_samples(x, gp)
         _, G = _whitened(x, gp)
         gaps = metrics.gap_errors(G, gp.Gamma)

@@ -7,7 +7,7 @@ Each grid point runs one trial (:func:`gptheory.trial.run_trial`: a DiT trained 
 * the ``n`` training sequences themselves: the paper's normaliser (Appendix D.1), so
   ``paper_relative_error = err(generated) / err(training set)`` on the full ``(N d, N d)`` covariance;
 * the *structured Gaussian yardstick*: the maximum-likelihood ``Gamma_hat (x) Sigma_hat`` of the same ``n``
-  sequences (:func:`gptheory.metrics.fit_kronecker`, a learner told that the covariance is a Kronecker product),
+  sequences (:func:`gptheory.fitting.fit_kronecker`, a learner told that the covariance is a Kronecker product),
   measured both exactly and through ``n_gen`` samples, like the DiT.
 
 The errors (:class:`~gptheory.metrics.CovarianceErrors`): the whitened temporal kernel
@@ -23,20 +23,24 @@ sweeps. Lemma 12 (the early-stopping perturbation) is exact here: :mod:`gptheory
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .. import metrics
 from ..config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
+from ..convergence import Memorisation, memorisation
+from ..fitting import fit_kronecker, fit_parametric
+from ..floors import sampling_floor
 from ..gp import DTYPE, psd_sqrt
-from ..metrics import CovarianceErrors, fit_kronecker
+from ..metrics import CovarianceErrors, Law, paper_relative_error
+from ..recipe import TrainConfig
 from ..results import Record, by_process, group, mean, setting, value
 from ..statistics import Fit, loglog_fit
+from ..streams import generator, seed_of
 from ..sweep import Sweep, run_sweep
-from ..train import TrainConfig
-from ..trial import run_trial, stream
+from ..trial import run_trial
 from ..truncation import truncation_length
 from ..unroll import condition_number
 
@@ -69,6 +73,21 @@ class SampleComplexity(Record):
         at ``t0``; J: the band of Corollary 1 at tolerance :data:`BAND_TOL`.
         train_seconds, generate_seconds, steps, final_loss: of the training run.
         Gamma_hat: the DiT samples' whitened temporal-kernel estimate ``(N, N)``.
+
+    Protocol 2 (``config.protocol == 2``; the fields below keep their defaults in protocol-1 records): ``dit``,
+    ``yardstick`` and ``parametric`` are measured against the law at ``t0`` (what a sampler stopped there draws),
+    ``train`` and ``truth`` against the data law, each beside its floor:
+
+        floor: the sampling floor of ``n_gen`` draws of the law at ``t0``; train_floor: of ``n`` draws of the data law.
+        parametric: errors of ``n_gen`` draws at ``t0`` of the maximum-likelihood ``(nu, ell, Sigma)`` of the same
+            ``n`` sequences (:func:`gptheory.fitting.fit_parametric`), the strongest same-data estimator;
+            parametric_nu, parametric_ell: its estimates.
+        paper_relative_error: the paper's relative error on ``m = min(n, n_gen)`` sequences of each
+            (:func:`gptheory.metrics.paper_relative_error`), ``m`` recorded as ``relative_count``.
+        memorisation: nearest-neighbour distances of the generated sequences to the training set against the fresh
+            true ones (:func:`gptheory.convergence.memorisation`).
+        stop_reason, best_step, validation: how training ended (:class:`gptheory.train.TrainResult`); ``steps`` is
+            the step it stopped at.
     """
 
     NAME = NAME
@@ -87,6 +106,17 @@ class SampleComplexity(Record):
     steps: int
     final_loss: float
     Gamma_hat: np.ndarray
+    protocol: int = 1
+    floor: CovarianceErrors | None = None
+    train_floor: CovarianceErrors | None = None
+    parametric: CovarianceErrors | None = None
+    parametric_nu: float = math.nan
+    parametric_ell: float = math.nan
+    relative_count: int = 0
+    memorisation: Memorisation | None = None
+    stop_reason: str = "cap"
+    best_step: int = 0
+    validation: list = field(default_factory=list)
 
 
 def run_sample_complexity(
@@ -97,9 +127,51 @@ def run_sample_complexity(
 ) -> SampleComplexity:
     """Train on ``config.n_train`` sequences, generate ``config.sampler.n_gen``, measure (:class:`SampleComplexity`)."""
     trial = run_trial(config, checkpoint, device, progress)
+    if config.protocol == 1:
+        return _first_protocol(config, trial)
+    gp, data, cfg, res, x_gen = trial.gp, trial.data, trial.train_config, trial.result, trial.x_gen
+    n_gen, schedule = config.sampler.n_gen, res.ema.schedule
+    law, law_t0 = Law.data(gp), Law.at(gp, cfg.t0, schedule)
+    G_fit, S_fit = fit_kronecker(data)
+    fit = fit_parametric(data)
+    kron, param = Law.kronecker(G_fit, S_fit, gp.Sigma), Law.kronecker(fit.Gamma, fit.Sigma, gp.Sigma)
+    g = generator(config.seed, "yardstick", protocol=2)
+    m = min(config.n_train, n_gen)
+    return SampleComplexity(
+        dit=CovarianceErrors.of_samples(x_gen, law_t0),
+        train=CovarianceErrors.of_samples(data, law),
+        yardstick=CovarianceErrors.of_samples(kron.noised(cfg.t0, schedule).sample(n_gen, g), law_t0),
+        yardstick_exact=CovarianceErrors.of_pairs(kron.pairs, kron.mean, law),
+        truth=CovarianceErrors.of_samples(trial.x_true, law),
+        paper_relative_error=paper_relative_error(x_gen[:m], law_t0, data[:m], law),
+        kappa=float(gp.spectrum.max() / gp.spectrum.min().clamp(min=1e-300)),
+        kappa_t0=condition_number(gp, cfg.t0, schedule),
+        J=truncation_length(gp.nu, gp.ell, gp.N, BAND_TOL),
+        train_seconds=res.seconds,
+        generate_seconds=trial.generate_seconds,
+        steps=res.steps,
+        final_loss=res.log[-1]["loss"],
+        Gamma_hat=metrics.temporal_kernel_whitened(metrics.pair_covariance(x_gen), gp.Sigma).numpy(),
+        protocol=2,
+        floor=sampling_floor(law_t0, n_gen, seed=config.seed),
+        train_floor=sampling_floor(law, config.n_train, seed=config.seed),
+        parametric=CovarianceErrors.of_samples(param.noised(cfg.t0, schedule).sample(n_gen, g), law_t0),
+        parametric_nu=fit.nu,
+        parametric_ell=fit.ell,
+        relative_count=m,
+        memorisation=memorisation(x_gen, data, trial.x_true),
+        stop_reason=res.stop_reason,
+        best_step=res.best_step,
+        validation=[list(v) for v in res.validation],
+    )
+
+
+def _first_protocol(config: ExperimentConfig, trial) -> SampleComplexity:
+    """Protocol 1, as the first shipped points were measured: everything against the data law, the paper's relative
+    error against all ``n`` training sequences. Kept until every shipped point is protocol 2."""
     gp, data, cfg, res, x_gen = trial.gp, trial.data, trial.train_config, trial.result, trial.x_gen
     G_fit, S_fit = fit_kronecker(data)
-    x_fit = _sample_kronecker(G_fit, S_fit, config.sampler.n_gen, stream(config.seed, "yardstick"))
+    x_fit = _sample_kronecker(G_fit, S_fit, config.sampler.n_gen, seed_of(config.seed, "yardstick", config.protocol))
     dit = CovarianceErrors.of_samples(x_gen, gp)
     trn = CovarianceErrors.of_samples(data, gp)
     C_gen = metrics.pair_covariance(x_gen)
@@ -124,10 +196,13 @@ def run_sample_complexity(
 def columns(p: SampleComplexity) -> dict:
     """The scalar metrics of one row of ``results.csv``."""
     out = {}
-    for part in ("dit", "train", "yardstick", "yardstick_exact", "truth"):
-        out |= {f"{part}.{k}": v for k, v in getattr(p, part).__dict__.items()}
+    for part in ("dit", "train", "yardstick", "yardstick_exact", "truth", "floor", "train_floor", "parametric"):
+        if getattr(p, part) is not None:
+            out |= {f"{part}.{k}": v for k, v in getattr(p, part).__dict__.items()}
     keys = ("paper_relative_error", "kappa", "kappa_t0", "J", "train_seconds", "generate_seconds", "final_loss")
-    return out | {k: getattr(p, k) for k in keys}
+    keys += ("steps", "best_step", "stop_reason", "parametric_nu", "parametric_ell")
+    out |= {k: getattr(p, k) for k in keys}
+    return out | ({"memorisation.ratio": p.memorisation.ratio} if p.memorisation is not None else {})
 
 
 # ---------------------------------------------------------------------------------------------- analysis

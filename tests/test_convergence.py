@@ -1,0 +1,92 @@
+"""Tests for gptheory.convergence: patience on a fixed validation loss, training that stops when it has converged
+(and resumes to the same stop), and the memorisation check."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gptheory.convergence import Stopper, ValidationLoss, memorisation, quantiles
+from gptheory.denoiser import build_model
+from gptheory.gp import GaussianProcess
+from gptheory.recipe import TimeSampler
+from gptheory.streams import generator
+from gptheory.train import TrainConfig, train, training_set
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+N, d = 8, 2
+MODEL = {"N": N, "d": d, "hidden": 16, "depth": 2, "heads": 2}
+GP = GaussianProcess(N, d, nu=2.0, ell=3.0)
+
+
+def cfg(**kw) -> TrainConfig:
+    base = {"steps": 400, "batch_size": 16, "lr": 2e-3, "warmup": 3, "log_every": 5, "seed": 3, "precision": "fp32"}
+    return TrainConfig(**{**base, "protocol": 2, "patience": 2, "eval_every": 10, **kw})
+
+
+def test_stopper_waits_patience_checks_without_a_relative_improvement():
+    s = Stopper(patience=2, min_delta=0.01)
+    assert not any(s.update(k, 1.0 / (k + 1)) for k in range(10))  # always improving: never stops
+    assert not s.update(10, s.best * 0.995)  # better, but by less than min_delta: counts as no improvement
+    assert s.update(11, s.best)
+    again = Stopper(2, 0.01)
+    again.load(s.state())
+    assert again.history == s.history and again.since == s.since
+
+
+def test_validation_loss_is_a_fixed_function_of_the_weights():
+    x = training_set(GP, 32, seed=1)
+    t = torch.tensor([0.01, 0.1, 0.5])
+    loss = ValidationLoss(x, t, generator(0, "validation_noise"), "cpu")
+    model = build_model(0, **MODEL).eval()
+    assert loss(model) == loss(model)
+    assert loss(model) == pytest.approx(1.0, rel=0.15)  # a zero-initialised output: the loss of predicting 0
+    assert torch.allclose(quantiles(4), torch.tensor([0.125, 0.375, 0.625, 0.875], dtype=torch.float64))
+
+
+def test_a_network_that_cannot_improve_stops_after_patience_checks_and_a_cap_is_a_cap():
+    data, val = training_set(GP, 40, seed=0), training_set(GP, 16, seed=1)
+    res = train(build_model(0, **MODEL), data, cfg(lr=1e-9), progress=False, validation=val)
+    assert res.stop_reason == "converged" and res.steps == 30  # first check sets the best, two more without change
+    assert [s for s, _ in res.validation] == [10, 20, 30] and res.best_step == 10
+    capped = train(build_model(0, **MODEL), data, cfg(steps=20, patience=50), progress=False, validation=val)
+    assert capped.stop_reason == "cap" and capped.steps == 20
+    with pytest.raises(ValueError, match="patience=2 needs held-out validation sequences"):
+        train(build_model(0, **MODEL), data, cfg(), progress=False)
+
+
+def test_the_network_sampled_from_is_the_best_validated_one():
+    data, val = training_set(GP, 40, seed=0), training_set(GP, 16, seed=1)
+    res = train(build_model(0, **MODEL), data, cfg(steps=60, patience=50), progress=False, validation=val)
+    losses = dict(res.validation)
+    assert res.best_step == min(losses, key=losses.get)
+    t = TimeSampler(res.ema.schedule, res.config.t0, res.config.t_sampling)(quantiles(8))  # rebuilt as train does
+    loss = ValidationLoss(val, t, generator(3, "validation_noise"), "cpu")
+    assert loss(res.ema) == pytest.approx(losses[res.best_step], rel=1e-5)
+
+
+def test_an_interrupted_run_stops_where_the_uninterrupted_one_did(tmp_path):
+    data, val = training_set(GP, 40, seed=0), training_set(GP, 16, seed=1)
+    c = cfg(steps=120, patience=2, eval_every=10, min_delta=0.05)
+    whole = train(build_model(0, **MODEL), data, c, progress=False, validation=val)
+    ck = tmp_path / "run.pt"
+    train(build_model(0, **MODEL), data, c, checkpoint=ck, stop_at=whole.steps // 2, progress=False, validation=val)
+    resumed = train(build_model(0, **MODEL), data, c, checkpoint=ck, progress=False, validation=val)
+    assert (resumed.steps, resumed.stop_reason, resumed.validation) == (
+        whole.steps,
+        whole.stop_reason,
+        whole.validation,
+    )
+    ea, eb = whole.ema.state_dict(), resumed.ema.state_dict()
+    assert all(torch.equal(ea[k], eb[k]) for k in ea)
+
+
+def test_memorisation_tells_copies_from_fresh_draws():
+    train_set = GP.sample(300, generator=torch.Generator().manual_seed(0))
+    heldout = GP.sample(300, generator=torch.Generator().manual_seed(1))
+    fresh = GP.sample(200, generator=torch.Generator().manual_seed(2))
+    copies = train_set[:200] + 1e-3 * torch.randn(200, N, d, generator=torch.Generator().manual_seed(3))
+    assert memorisation(copies, train_set, heldout).ratio < 0.05
+    # fresh draws: both medians are of the same law; 200 draws pin a median to a few per cent
+    assert memorisation(fresh, train_set, heldout).ratio == pytest.approx(1.0, abs=0.1)

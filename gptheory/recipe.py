@@ -41,10 +41,12 @@ class TrainConfig:
         log_every: steps between log entries (the divergence check runs at each).
         checkpoint_every: steps between checkpoints (``0``: only at the end or when stopped early).
         max_loss: a logged loss above this (or non-finite) stops training with :class:`TrainingDiverged`.
-        patience: with ``patience > 0`` training stops once the validation loss
+        patience: with ``patience > 0`` training runs to convergence of the validation loss
             (:class:`gptheory.convergence.ValidationLoss` on the held-out set given to :func:`train`), checked every
-            ``eval_every`` steps, has not fallen by a relative ``min_delta`` for ``patience`` checks; ``steps`` is the
-            cap. ``val_times``: the fixed times of the validation loss.
+            ``eval_every`` steps: after ``patience`` checks without an improvement of ``min_delta`` times the loss's
+            scale the learning rate halves, and once it would fall below ``min_lr_ratio * lr`` training stops
+            (:class:`gptheory.convergence.Stopper`); ``steps`` is the cap. ``val_times``: the fixed times of the
+            validation loss.
         protocol: the random streams of the data order and the noise (set from the experiment's; see
             :mod:`gptheory.streams`).
     """
@@ -70,7 +72,9 @@ class TrainConfig:
         metadata=option("validation checks without improvement before stopping (0: train all steps)", later=True),
     )
     eval_every: int = field(default=100, metadata=option("steps between validation checks", later=True))
-    min_delta: float = field(default=0.002, metadata=option("relative validation improvement that counts", later=True))
+    min_delta: float = field(
+        default=1e-4, metadata=option("validation improvement that counts, relative to the loss's scale", later=True)
+    )
     val_times: int = field(default=8, metadata=option("fixed times of the validation loss", later=True))
     protocol: int = field(default=1, metadata=option("random streams: 1 offsets, 2 named children", internal=True))
 
@@ -96,10 +100,14 @@ class TrainConfig:
         positive_int("val_times", self.val_times)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate for optimiser step ``step`` (1-based): linear warm-up, then cosine decay."""
+def lr_at(step: int, cfg: TrainConfig, scale: float = 1.0) -> float:
+    """Learning rate for optimiser step ``step`` (1-based): linear warm-up, then cosine decay over ``cfg.steps``; when
+    training to convergence (``cfg.patience > 0``) the rate after warm-up is ``cfg.lr * scale`` instead, with
+    ``scale`` halved on each plateau of the validation loss (:class:`gptheory.convergence.Stopper`)."""
     if cfg.warmup and step <= cfg.warmup:
         return cfg.lr * step / cfg.warmup
+    if cfg.patience:
+        return cfg.lr * scale
     span = max(cfg.steps - cfg.warmup, 1)
     progress = min(max(step - cfg.warmup, 0) / span, 1.0)
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))

@@ -134,6 +134,17 @@ def all_hold(verdicts: Sequence[Verdict]) -> str:
     return "holds" if all(o == "holds" for o in outcomes) else "inconclusive"
 
 
+def ordered(values: Sequence[dict[int, float]], level: float = 0.95, margin: float = 0.0) -> tuple[str, list]:
+    """The claim "the settings are in increasing order": ``values`` holds, per setting in the claimed order, its
+    per-seed values ``{seed: value}``; each adjacent pair is compared on the seeds both have (paired differences
+    ``next - previous``, :func:`verdict`). Returns the joined outcome (:func:`all_hold`) and the links' verdicts."""
+    links = []
+    for a, b in zip(values, values[1:], strict=False):
+        seeds = sorted(set(a) & set(b))
+        links.append(verdict([b[s] - a[s] for s in seeds], level, margin))
+    return all_hold(links), links
+
+
 def seed_slopes(x: Sequence[float], y: Sequence[float], seeds: Sequence[int]) -> dict[int, float]:
     """One least-squares slope of ``log y`` on ``log x`` per seed (the points of a seed share its random streams, so
     they are fitted together and the seeds are the independent replicates); a seed with fewer than two distinct ``x``
@@ -196,6 +207,7 @@ __all__ = [
     "Fit",
     "Verdict",
     "all_hold",
+    "ordered",
     "finite_median",
     "loglog_fit",
     "order",

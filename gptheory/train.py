@@ -106,6 +106,7 @@ class _Trainer:
         schedule: Schedule,
         device: torch.device,
         validation: torch.Tensor | None = None,
+        exact_score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ):
         self.cfg, self.schedule, self.device = cfg, schedule, device
         self.model = model.to(device).train()
@@ -129,11 +130,11 @@ class _Trainer:
         self.acc = torch.zeros(2, device=device)
         self.last_log = 0
         self.stop_reason = "cap"
-        self.stopper = Stopper(cfg.patience, cfg.min_delta) if cfg.patience else None
+        self.stopper = Stopper(cfg.patience, cfg.min_delta, cfg.min_lr_ratio) if cfg.patience else None
         if self.stopper is not None:
             t = self.times(quantiles(cfg.val_times).to(device)).cpu()
             noise = generator(cfg.seed, "validation_noise", protocol=cfg.protocol)
-            self.val_loss = ValidationLoss(validation, t, noise, device)
+            self.val_loss = ValidationLoss(validation, t, noise, device, exact_score)
 
     # ---------------------------------------------------------------- one step
     def next_batch(self) -> torch.Tensor:
@@ -161,7 +162,7 @@ class _Trainer:
         else:
             gnorm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in self.model.parameters()]))
         self.step += 1
-        lr = lr_at(self.step, cfg)
+        lr = lr_at(self.step, cfg, self.stopper.lr_scale if self.stopper is not None else 1.0)
         for group in self.opt.param_groups:
             group["lr"] = lr
         self.opt.step()
@@ -178,7 +179,7 @@ class _Trainer:
         self.last_log = self.step
         loss, gnorm = (self.acc / k).tolist()
         self.acc.zero_()
-        lr = lr_at(self.step, self.cfg)
+        lr = lr_at(self.step, self.cfg, self.stopper.lr_scale if self.stopper is not None else 1.0)
         self.log.append({"step": self.step, "loss": loss, "lr": lr, "grad_norm": gnorm, "seconds": self.seconds})
         if not math.isfinite(loss) or loss > self.cfg.max_loss:
             raise TrainingDiverged(
@@ -201,6 +202,7 @@ def train(
     on_step: Callable[[int, Denoiser], dict] | None = None,
     at_steps: Iterable[int] = (),
     validation: torch.Tensor | None = None,
+    exact_score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``model`` (in place) to predict the noise on the fixed training set ``data: (n, N, d)``.
 
@@ -224,6 +226,8 @@ def train(
         at_steps: the steps (in ``[1, cfg.steps]``) after which ``on_step`` runs.
         validation: held-out sequences ``(n_val, N, d)`` for the validation loss; needed when ``cfg.patience > 0``
             (training then stops once that loss has converged, see :mod:`gptheory.convergence`).
+        exact_score: the data law's exact score ``score(x_t, t)`` when it is known (Gaussian data): the validation
+            loss is then the excess over the exact denoiser's (:class:`gptheory.convergence.ValidationLoss`).
 
     Returns:
         A :class:`TrainResult` (the model, its EMA, the log, timings).
@@ -251,7 +255,7 @@ def train(
         if validation is None:
             raise ValueError(f"patience={cfg.patience} needs held-out validation sequences (validation=...)")
         validation = finite_tensor("validation", validation, (None, model.N, model.d)).to(torch.float32)
-    tr = _Trainer(model, data, cfg, schedule, dev, validation)
+    tr = _Trainer(model, data, cfg, schedule, dev, validation, exact_score)
     if checkpoint is not None and resume and Path(checkpoint).exists():
         restore_training(tr, load_checkpoint(checkpoint))
     start_step, start_seconds = tr.step, tr.seconds
@@ -272,9 +276,10 @@ def train(
                 tr.evals.append({"step": tr.step, **on_step(tr.step, tr.ema)})
                 tr.ema.eval()
                 wall = time.perf_counter()
-            if tr.stopper is not None and (tr.step % cfg.eval_every == 0 or tr.step == stop):
+            if tr.stopper is not None and (tr.step % cfg.eval_every == 0 or tr.step == cfg.steps):
                 tr.seconds += time.perf_counter() - wall
-                done = tr.stopper.update(tr.step, tr.val_loss(tr.ema), tr.ema.state_dict())
+                loss = tr.val_loss(tr.ema)
+                done = tr.stopper.update(tr.step, loss, tr.ema.state_dict(), tr.val_loss.bayes)
                 wall = time.perf_counter()
                 if done:
                     tr.stop_reason = "converged"

@@ -131,6 +131,7 @@ def run_trial(
         on_step=on_step,
         at_steps=at_steps,
         validation=validation,
+        exact_score=(lambda x, t: gp.score(x, t, model.schedule)) if validation is not None else None,
     )
     s, seed = config.sampler, seed_of(config.seed, "sampler", config.protocol)
     times = maps = None

@@ -25,14 +25,22 @@ def cfg(**kw) -> TrainConfig:
     return TrainConfig(**{**base, "protocol": 2, "patience": 2, "eval_every": 10, **kw})
 
 
-def test_stopper_waits_patience_checks_without_a_relative_improvement():
-    s = Stopper(patience=2, min_delta=0.01)
-    assert not any(s.update(k, 1.0 / (k + 1)) for k in range(10))  # always improving: never stops
-    assert not s.update(10, s.best * 0.995)  # better, but by less than min_delta: counts as no improvement
-    assert s.update(11, s.best)
-    again = Stopper(2, 0.01)
+def test_stopper_halves_the_rate_on_each_plateau_and_stops_below_the_floor_rate():
+    s = Stopper(patience=2, min_delta=0.01, min_lr_ratio=0.2)
+    assert not any(s.update(k, 1.0 / (k + 1)) for k in range(10))  # always improving by more than 1%: never stops
+    assert s.scale == 1.0 and s.lr_scale == 1.0
+    best = s.best
+    assert not s.update(10, best * 0.999)  # better by less than min_delta * scale: the best moves, patience does not
+    assert s.best == best * 0.999 and s.best_step == 10 and s.since == 1
+    assert not s.update(11, 1.0) and s.lr_scale == 0.5 and s.since == 0  # a plateau: halve the rate
+    assert not s.update(12, 1.0) and not s.update(13, 1.0) and s.lr_scale == 0.25
+    assert not s.update(14, 1.0) and s.update(15, 1.0)  # 0.125 would be below min_lr_ratio: converged
+    again = Stopper(2, 0.01, 0.2)
     again.load(s.state())
-    assert again.history == s.history and again.since == s.since
+    assert again.history == s.history and again.lr_scale == s.lr_scale and again.best_step == s.best_step
+    excess = Stopper(1, 0.1, 0.5)
+    excess.update(1, 0.02, scale=0.9)  # an excess loss: the threshold is min_delta times the exact loss's scale
+    assert not excess.update(2, 0.02 - 0.05) and excess.scale == 0.9 and excess.lr_scale == 0.5  # 0.05 < 0.09
 
 
 def test_validation_loss_is_a_fixed_function_of_the_weights():
@@ -48,8 +56,10 @@ def test_validation_loss_is_a_fixed_function_of_the_weights():
 def test_a_network_that_cannot_improve_stops_after_patience_checks_and_a_cap_is_a_cap():
     data, val = training_set(GP, 40, seed=0), training_set(GP, 16, seed=1)
     res = train(build_model(0, **MODEL), data, cfg(lr=1e-9), progress=False, validation=val)
-    assert res.stop_reason == "converged" and res.steps == 30  # first check sets the best, two more without change
-    assert [s for s, _ in res.validation] == [10, 20, 30] and res.best_step == 10
+    # the first check sets the best; then every two checks without an improvement halve the rate, 1 -> 1/16, and the
+    # next halving would go below min_lr_ratio = 0.05: 1 + 5 * 2 checks
+    assert res.stop_reason == "converged" and res.steps == 110
+    assert [s for s, _ in res.validation] == list(range(10, 111, 10))
     capped = train(build_model(0, **MODEL), data, cfg(steps=20, patience=50), progress=False, validation=val)
     assert capped.stop_reason == "cap" and capped.steps == 20
     with pytest.raises(ValueError, match="patience=2 needs held-out validation sequences"):
@@ -68,7 +78,7 @@ def test_the_network_sampled_from_is_the_best_validated_one():
 
 def test_an_interrupted_run_stops_where_the_uninterrupted_one_did(tmp_path):
     data, val = training_set(GP, 40, seed=0), training_set(GP, 16, seed=1)
-    c = cfg(steps=120, patience=2, eval_every=10, min_delta=0.05)
+    c = cfg(steps=300, patience=1, eval_every=10, min_delta=0.05)
     whole = train(build_model(0, **MODEL), data, c, progress=False, validation=val)
     ck = tmp_path / "run.pt"
     train(build_model(0, **MODEL), data, c, checkpoint=ck, stop_at=whole.steps // 2, progress=False, validation=val)

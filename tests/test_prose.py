@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from gptheory.book.prose import band, compare, verdict
+from gptheory.book.prose import Claim, band, claims_table, compare, verdict
 
 
 def test_compare_pairs_the_seeds_and_says_same_unless_the_interval_excludes_zero():
@@ -40,3 +40,15 @@ def test_verdict_picks_the_words_of_the_outcome_and_reads_booleans_as_yes_or_no(
 def test_verdict_names_an_outcome_the_chapter_wrote_no_words_for():
     with pytest.raises(KeyError, match="'unknown'.*'inside'"):
         verdict(band(math.nan, 0, 1), inside="close to", below="narrower than", above="wider than")
+
+
+def test_the_closing_table_names_each_claim_with_its_measurement_and_verdict():
+    from gptheory.statistics import verdict as decide
+
+    v = decide([0.1, 0.12, 0.09, 0.11])
+    rows = [Claim("error falls with n", v, f"slope {v.interval()}", "every seed falls"),
+            Claim("the ordering", "inconclusive", "2 of 4 sizes", "intervals overlap")]  # fmt: skip
+    html = claims_table(rows, caption="Figure 4(a)").data
+    assert "<b>holds</b>" in html and "<b>inconclusive</b>" in html and "slope 0.1" in html and "Figure 4(a)" in html
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        claims_table([Claim("x", "maybe", "", "")])

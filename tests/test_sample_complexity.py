@@ -61,3 +61,32 @@ def test_a_calibrated_point_measures_against_the_law_at_t0_beside_its_floors_and
     assert p.dit == CovarianceErrors.of_samples(trial.x_gen, law_t0)
     assert p.truth == CovarianceErrors.of_samples(gp.sample(200, generator=generator(0, "true")), gp)
     assert 0 < p.parametric_nu <= 2 and p.parametric_ell > 0 and p.memorisation.ratio > 0
+
+
+def _calibrated(nu: float, ell: float, n: int, seed: int, err: float, floor: float = 0.03) -> sc.SampleComplexity:
+    p = _fake(nu, ell, n, err)
+    p.protocol, p.floor = 2, CovarianceErrors(floor, floor, floor, floor, floor)
+    p.provenance.config["seed"] = seed
+    return p
+
+
+def test_calibrated_verdicts_read_excess_errors_paired_by_seed():
+    rng = np.random.default_rng(1)
+    floor = 0.03
+    pts = []
+    for seed in range(5):
+        lift = rng.normal(0, 0.03)  # a seed effect shared by every process: pairing removes it
+        for nu, c in ((0.5, 3.0), (1.0, 2.0), (2.0, 1.0)):
+            for n in (64, 256, 1024, 4096):
+                ex = c * min(n, 1024) ** -0.5 * math.exp(lift + rng.normal(0, 0.02))  # falls, then a plateau
+                pts.append(_calibrated(nu, 1.0, n, seed, math.hypot(ex, floor), floor))
+    ex = sc.excess_by_seed(pts)
+    first = pts[8]  # seed 0, nu = 2, n = 64
+    assert ex[(2.0, 1.0)][64][0] == pytest.approx(math.sqrt(first.dit.temporal**2 - floor**2))
+    d = sc.decay_verdicts(pts)
+    assert all(v["falls"].outcome == "holds" for v in d.values())
+    assert all(v["still_falls"].outcome == "fails" for v in d.values())  # the plateau from 1024 on
+    orders = sc.order_verdicts(pts, "nu")
+    assert set(orders) == {64, 256, 1024, 4096} and all(o == "holds" for o, _ in orders.values())
+    assert all(len(links) == 2 and links[0].n == 5 for _, links in orders.values())
+    assert sc.excess_by_seed([_fake(1.0, 1.0, 64, 0.1)]) == {}  # protocol-1 records have no floor: left out

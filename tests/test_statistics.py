@@ -14,6 +14,7 @@ from gptheory.statistics import (
     finite_median,
     loglog_fit,
     order,
+    ordered,
     rank_correlation,
     seed_slopes,
     segment_slopes,
@@ -91,6 +92,14 @@ def test_verdict_covers_the_true_mean_at_its_level_and_decides_by_the_interval()
     assert verdict([1.0, np.nan, 1.1, 0.9]).n == 3
     with pytest.raises(ValueError, match="level must lie in"):
         verdict([1.0, 2.0], level=1.0)
+
+
+def test_ordered_compares_adjacent_settings_on_their_common_seeds():
+    low, mid, high = {0: 1.0, 1: 1.2, 2: 0.9}, {0: 2.0, 1: 2.1, 2: 2.0, 3: 9.0}, {0: 3.0, 1: 3.3, 2: 2.9}
+    outcome, links = ordered([low, mid, high])
+    assert outcome == "holds" and [v.n for v in links] == [3, 3]  # seed 3 has no partner on either side
+    assert ordered([high, mid, low])[0] == "fails"
+    assert ordered([low, {0: 1.5, 1: 0.8, 2: 1.2}])[0] == "inconclusive"
 
 
 def test_all_hold_joins_a_chain_of_claims():

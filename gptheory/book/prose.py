@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 
+from ..statistics import OUTCOMES, Verdict
 from ..statistics import verdict as decide
 
 T = TypeVar("T")
@@ -60,4 +62,32 @@ def verdict(outcome: str | bool | np.bool_, **words: T) -> T:
     return words[key]
 
 
-__all__ = ["band", "compare", "verdict"]
+@dataclass(frozen=True)
+class Claim:
+    """One row of an experiment chapter's closing table: the paper's ``claim``, our ``verdict`` on it (a
+    :class:`gptheory.statistics.Verdict`, or an outcome word where several verdicts were joined), what we
+    ``measured`` (with its interval), and the ``reason`` (why the verdict is what it is)."""
+
+    claim: str
+    verdict: Verdict | str
+    measured: str
+    reason: str
+
+    @property
+    def outcome(self) -> str:
+        return self.verdict if isinstance(self.verdict, str) else self.verdict.outcome
+
+
+def claims_table(claims: Sequence[Claim], caption: str | None = None):
+    """The closing table of an experiment chapter: claim, measurement with interval, verdict, reason (an HTML table,
+    :func:`gptheory.book.notebook.html_table`)."""
+    from .notebook import html_table
+
+    for c in claims:
+        if c.outcome not in OUTCOMES:
+            raise ValueError(f"a claim's verdict must be one of {OUTCOMES}, got {c.outcome!r} for {c.claim!r}")
+    rows = [[c.claim, c.measured, f"<b>{c.outcome}</b>", c.reason] for c in claims]
+    return html_table(["the paper's claim", "our measurement", "verdict", "why"], rows, caption)
+
+
+__all__ = ["Claim", "band", "claims_table", "compare", "verdict"]

@@ -32,12 +32,12 @@ from .. import metrics
 from ..config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
 from ..convergence import Memorisation, memorisation
 from ..fitting import fit_kronecker, fit_parametric
-from ..floors import sampling_floor
+from ..floors import excess, sampling_floor
 from ..gp import DTYPE, psd_sqrt
 from ..metrics import CovarianceErrors, Law, paper_relative_error
 from ..recipe import TrainConfig
 from ..results import Record, by_process, group, mean, setting, value
-from ..statistics import Fit, loglog_fit
+from ..statistics import Fit, loglog_fit, ordered, seed_slopes, still_falls, verdict
 from ..streams import generator, seed_of
 from ..sweep import Sweep, run_sweep
 from ..trial import run_trial
@@ -235,6 +235,46 @@ def ordering(points: list[SampleComplexity], axis: str, metric: str = "dit.tempo
     return {n: all(m[a][n] > m[b][n] for a, b in zip(keys, keys[1:], strict=False)) for n in ns}
 
 
+def excess_by_seed(points: list[SampleComplexity], metric: str = "temporal", part: str = "dit") -> dict:
+    """Protocol 2: for each process ``(nu, ell)``, ``{n: {seed: excess}}`` with ``excess`` the part of ``part``'s error
+    (``"dit"``, ``"yardstick"`` or ``"parametric"``, at ``t0``) that the sampling floor at ``n_gen`` does not explain
+    (:func:`gptheory.floors.excess`)."""
+    out: dict = {}
+    for key, pts in by_process([p for p in points if p.protocol == 2]).items():
+        for p in pts:
+            e = excess(getattr(getattr(p, part), metric), getattr(p.floor, metric))
+            out.setdefault(key, {}).setdefault(setting(p, "n_train"), {})[setting(p, "seed")] = e
+    return out
+
+
+def decay_verdicts(points: list[SampleComplexity], metric: str = "temporal", margin: float = 0.1) -> dict:
+    """Protocol 2, per process: the verdict (:func:`gptheory.statistics.verdict`) on "the excess error falls with n"
+    (per-seed log-log slopes, negated) and on "it still falls over the last segment" (:func:`still_falls`, ``fails``
+    meaning a plateau), with the slopes themselves: ``{key: {"falls": Verdict, "still_falls": Verdict, "slopes":
+    {seed: slope}}}``. A zero excess (a point at its floor) is floored at 1e-6 for the logarithm."""
+    out = {}
+    for key, by_n in excess_by_seed(points, metric).items():
+        rows = [(n, seed, max(e, 1e-6)) for n, per in by_n.items() for seed, e in per.items()]
+        n, seeds, y = (np.array(c) for c in zip(*rows, strict=True))
+        slopes = seed_slopes(n, y, seeds)
+        out[key] = {
+            "falls": verdict([-v for v in slopes.values()]),
+            "still_falls": still_falls(n, y, seeds, margin=margin),
+            "slopes": slopes,
+        }
+    return out
+
+
+def order_verdicts(points: list[SampleComplexity], axis: str, metric: str = "temporal") -> dict[int, tuple]:
+    """Protocol 2: the paper's ordering at each ``n``, as :func:`gptheory.statistics.ordered` on the per-seed excess
+    errors (paired by seed): error decreasing in ``nu`` (``axis="nu"``) or increasing in ``ell`` (``"ell"``).
+    ``{n: (outcome, [Verdict per adjacent pair])}``, the settings from "should be best" to "should be worst"."""
+    curves = excess_by_seed(points, metric)
+    keys = sorted(curves, key=lambda k: -k[0] if axis == "nu" else k[1])
+    ns = sorted(set.intersection(*(set(curves[k]) for k in keys)))
+    return {n: ordered([curves[k][n] for k in keys]) for n in ns}
+
+
 def plot_sample_complexity(points: list[SampleComplexity], metric: str = "dit.temporal"):
     """Error against ``n`` on log-log axes, one line per process (``nu``, ``ell``), mean over seeds with each seed
     drawn as a dot; the yardstick dashed. Returns the matplotlib ``Figure``."""
@@ -329,6 +369,9 @@ __all__ = [
     "SWEEPS",
     "SampleComplexity",
     "columns",
+    "decay_verdicts",
+    "excess_by_seed",
+    "order_verdicts",
     "means",
     "ordering",
     "plot_sample_complexity",

@@ -123,10 +123,10 @@ def verdict(effects: Sequence[float], level: float = 0.95, margin: float = 0.0) 
     return Verdict(outcome, est, low, high, n, level)
 
 
-def all_hold(verdicts: Sequence[Verdict]) -> str:
-    """The outcome of a chain of claims (``A < B`` and ``B < C`` for an ordering): ``holds`` when every link holds,
-    ``fails`` when any fails, else ``inconclusive``."""
-    outcomes = [v.outcome for v in verdicts]
+def all_hold(verdicts: Sequence[Verdict | str]) -> str:
+    """The outcome of a chain of claims (``A < B`` and ``B < C`` for an ordering), given as verdicts or as outcome
+    words: ``holds`` when every link holds, ``fails`` when any fails, else ``inconclusive``."""
+    outcomes = [v if isinstance(v, str) else v.outcome for v in verdicts]
     if not outcomes:
         return "inconclusive"
     if "fails" in outcomes:

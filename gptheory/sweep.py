@@ -308,6 +308,7 @@ def run_sweep(
                 f"are kept{f' in {out}' if out else ' in the local cache'} but not shipped. Recompute them with the "
                 "current code (remove them from points/ and run again) before shipping"
             )
+        _one_version(sweep, tuple(grid), [rec for _, rec in finished])
         for _, rec in finished:
             results.ship(rec)
     if out is not None and sweep.plot is not None and finished:
@@ -318,6 +319,27 @@ def run_sweep(
             fig.savefig(fh, format="png", dpi=110)
         plt.close(fig)
     return SweepResult(name, finished, len(todo), out, time.perf_counter() - start)
+
+
+def _one_version(sweep: Sweep, axes: tuple[str, ...], records: list[Record]) -> None:
+    """Refuse to ship when the shipped points of this sweep (the same record type and the same settings but for the
+    grid's ``axes``) and ``records`` together come from more than one version of the code
+    (:func:`gptheory.provenance.code_hash` in their provenance)."""
+
+    def identity(config: dict) -> str:
+        return json.dumps(_base_identity(ExperimentConfig.from_dict(config), axes), sort_keys=True)
+
+    mine = {identity(r.config) for r in records}
+    shipped = [r for r in results.shipped(sweep.record.NAME, sweep.record) if identity(r.config) in mine]
+    codes: dict[str, int] = {}
+    for r in {id(r): r for r in shipped + records}.values():
+        codes[r.provenance.code] = codes.get(r.provenance.code, 0) + 1
+    if len(codes) > 1:
+        counts = ", ".join(f"{n} from {c}" for c, n in codes.items())
+        raise ValueError(
+            f"sweep {sweep.name}'s shipped points would come from {len(codes)} versions of the code ({counts}): "
+            "regenerate the whole sweep with one version (remove the older points from gptheory/shipped/) and ship"
+        )
 
 
 def _base_identity(base: ExperimentConfig, grid: dict[str, tuple]) -> dict:

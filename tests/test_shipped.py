@@ -39,7 +39,11 @@ def _check_provenance(p: Record, name: str) -> None:
     prov = p.provenance
     assert prov.profile == "cpu" and prov.commit != "unknown" and prov.wall_seconds > 0 and prov.date
     assert p.path.name == f"{name}-{config_key(prov.config, prov.version)}.json"
-    assert p.steps == prov.config["train"]["steps"]
+    cap = prov.config["train"]["steps"]
+    if getattr(p, "stop_reason", "cap") == "cap":  # a fixed budget, or a training that reached its cap
+        assert p.steps == cap
+    else:
+        assert p.stop_reason == "converged" and p.best_step <= p.steps < cap
 
 
 def _rerun(point, p: Record) -> Record:
@@ -61,6 +65,7 @@ def test_every_shipped_point_belongs_to_a_sweep_and_carries_its_provenance():
     for p in pts:
         _check_provenance(p, NAME)
     assert grid_keys <= {config_key(p.provenance.config) for p in pts}
+    assert len({p.provenance.code for p in pts}) == 1  # every point from one version of the code
 
 
 def test_every_shipped_probe_point_belongs_to_a_probe_sweep_and_carries_its_provenance():
@@ -77,7 +82,7 @@ def test_one_shipped_point_reruns_from_scratch(monkeypatch, tmp_path):
     p = min(_points(), key=lambda q: (q.config["n_train"], q.provenance.wall_seconds))
     again = _rerun(run_sample_complexity, p)
     # the data, the yardstick fitted to it and the fresh true samples involve no training: they repeat to rounding
-    for part in ("train", "yardstick", "yardstick_exact", "truth"):
+    for part in ("train", "yardstick", "yardstick_exact", "truth", "parametric", "floor", "train_floor"):
         for k, v in getattr(p, part).__dict__.items():
             assert getattr(getattr(again, part), k) == pytest.approx(v, rel=1e-9), (part, k)
     # the trained network's samples: within the tolerance argued above

@@ -55,7 +55,7 @@ def test_a_sweep_writes_a_tidy_table_and_a_second_run_does_no_work(tmp_path):
     assert (out / "summary.png").stat().st_size > 0
     p = first.points[0][1]
     assert isinstance(p, SampleComplexity)
-    assert p.paper_relative_error == pytest.approx(p.dit.covariance / p.train.covariance)
+    assert p.protocol == 2 and p.relative_count == min(p.config["n_train"], p.config["sampler"]["n_gen"])
     again = run_sweep(SC_NU, "smoke", out, axes=AXES, progress=False, **TINY)
     assert again.computed == 0 and [r.dit for r in again.records()] == [r.dit for r in first.records()]
     # a larger grid reuses the finished points
@@ -165,3 +165,13 @@ def test_provenance_names_the_code_and_commit_of_the_sweeps_start(tmp_path, monk
     monkeypatch.setattr(sweep, "git_commit", lambda: "commit-at-start")
     res = run_sweep(SC_NU, "smoke", tmp_path / "out", axes=AXES, progress=False, **TINY)
     assert {r.provenance.commit for r in res.records()} == {"commit-at-start"}
+
+
+def test_ship_refuses_a_sweep_whose_points_would_span_two_versions_of_the_code(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "code_hash", lambda module: "version-one")
+    run_sweep(SC_NU, "smoke", tmp_path / "a", axes=AXES, progress=False, ship=True, **TINY)
+    assert len(list((tmp_path / "shipped").glob("*.json"))) == 2
+    monkeypatch.setattr(sweep, "code_hash", lambda module: "version-two")
+    with pytest.raises(ValueError, match="would come from 2 versions of the code"):
+        run_sweep(SC_NU, "smoke", tmp_path / "b", axes={**AXES, "seed": [1]}, progress=False, ship=True, **TINY)
+    assert len(list((tmp_path / "shipped").glob("*.json"))) == 2  # nothing more shipped

@@ -1,22 +1,21 @@
 """Theorem 2 and Figure 4(a): how the error of a trained DiT falls with the number ``n`` of training sequences.
 
-Each grid point runs one trial (:func:`gptheory.trial.run_trial`: a DiT trained on ``n`` sequences of one process,
-``n_gen`` generated sequences, as many fresh true ones) and measures them with
-:class:`gptheory.metrics.CovarianceErrors`, next to two references on the same footing:
+Each grid point runs one trial (:func:`gptheory.trial.run_trial`: a DiT trained *to convergence* of its excess
+validation loss on ``n`` sequences of one process, ``n_gen`` generated sequences, as many fresh true ones) and
+measures them with :class:`gptheory.metrics.CovarianceErrors`, each set against the law it should follow and beside
+its sampling floor (:mod:`gptheory.floors`):
 
-* the ``n`` training sequences themselves: the paper's normaliser (Appendix D.1), so
-  ``paper_relative_error = err(generated) / err(training set)`` on the full ``(N d, N d)`` covariance;
-* the *structured Gaussian yardstick*: the maximum-likelihood ``Gamma_hat (x) Sigma_hat`` of the same ``n``
-  sequences (:func:`gptheory.fitting.fit_kronecker`, a learner told that the covariance is a Kronecker product),
-  measured both exactly and through ``n_gen`` samples, like the DiT.
+* the DiT's samples against the law at ``t0`` (the sampler stops there), floor at ``n_gen``;
+* the ``n`` training sequences and ``n_gen`` fresh true ones against the data law;
+* two yardsticks fitted to the same ``n`` sequences and sampled at ``t0`` like the DiT: the Kronecker
+  maximum-likelihood fit (:func:`gptheory.fitting.fit_kronecker`) and the parametric one
+  (:func:`gptheory.fitting.fit_parametric`, ``nu``, ``ell`` and ``Sigma``);
+* the paper's relative error on equal counts (:func:`gptheory.metrics.paper_relative_error`) and the memorisation
+  ratio (:func:`gptheory.convergence.memorisation`).
 
-The errors (:class:`~gptheory.metrics.CovarianceErrors`): the whitened temporal kernel
-``Gamma_hat_ij = tr(Sigma^{-1} C_ij) / d`` and beside it the least-squares projection ``<C_ij, Sigma> / ||Sigma||^2``;
-the spatial error, the mean over frames of ``||C_ii - Sigma|| / ||Sigma||``; the full covariance
-``||C - Gamma (x) Sigma|| / ||Gamma (x) Sigma||``; ``W2`` between the Gaussian fitted to the samples and the truth.
-
-Reading the sweeps: :func:`slopes` (log-log slopes against ``n``, :func:`gptheory.statistics.loglog_fit`),
-:func:`means`, :func:`ordering` and the figure :func:`plot_sample_complexity`; :func:`sample_complexity` returns both
+Reading the sweeps, on the excess over the floor and paired by seed (:mod:`gptheory.statistics`):
+:func:`excess_by_seed`, :func:`decay_verdicts` (per-seed slopes and the plateau test), :func:`order_verdicts` (the
+paper's ordering at each ``n``), and the figure :func:`plot_sample_complexity`; :func:`sample_complexity` returns both
 sweeps. Lemma 12 (the early-stopping perturbation) is exact here: :mod:`gptheory.early_stopping`.
 """
 
@@ -33,12 +32,11 @@ from ..config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
 from ..convergence import Memorisation, memorisation
 from ..fitting import fit_kronecker, fit_parametric
 from ..floors import excess, sampling_floor
-from ..gp import DTYPE, psd_sqrt
 from ..metrics import CovarianceErrors, Law, paper_relative_error
 from ..recipe import TrainConfig
-from ..results import Record, by_process, group, mean, setting, value
-from ..statistics import Fit, loglog_fit, ordered, seed_slopes, still_falls, verdict
-from ..streams import generator, seed_of
+from ..results import Record, by_process, setting
+from ..statistics import ordered, seed_slopes, still_falls, verdict
+from ..streams import generator
 from ..sweep import Sweep, run_sweep
 from ..trial import run_trial
 from ..truncation import truncation_length
@@ -46,18 +44,6 @@ from ..unroll import condition_number
 
 NAME = "sample_complexity"
 BAND_TOL = 1e-2  # the tolerance of the band J reported with each point (unroll.truncation_length)
-
-
-def _kron_pairs(Gamma: torch.Tensor, Sigma: torch.Tensor) -> torch.Tensor:
-    """Pair covariances ``C_ij = Gamma_ij Sigma`` as ``(N, N, d, d)``."""
-    return Gamma[:, :, None, None] * Sigma[None, None]
-
-
-def _sample_kronecker(Gamma: torch.Tensor, Sigma: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """``n`` draws of ``N(0, Gamma (x) Sigma)``, ``(n, N, d)``, as ``Gamma^{1/2} Z Sigma^{1/2}`` (like
-    :meth:`gptheory.gp.GaussianProcess.sample`)."""
-    z = torch.randn(n, Gamma.shape[0], Sigma.shape[0], generator=torch.Generator().manual_seed(seed), dtype=DTYPE)
-    return psd_sqrt(Gamma) @ z @ psd_sqrt(Sigma)
 
 
 @dataclass
@@ -126,9 +112,9 @@ def run_sample_complexity(
     progress: bool = True,
 ) -> SampleComplexity:
     """Train on ``config.n_train`` sequences, generate ``config.sampler.n_gen``, measure (:class:`SampleComplexity`)."""
+    if config.protocol != 2:
+        raise ValueError(f"protocol must be 2 for a sample-complexity point (calibrated), got {config.protocol}")
     trial = run_trial(config, checkpoint, device, progress)
-    if config.protocol == 1:
-        return _first_protocol(config, trial)
     gp, data, cfg, res, x_gen = trial.gp, trial.data, trial.train_config, trial.result, trial.x_gen
     n_gen, schedule = config.sampler.n_gen, res.ema.schedule
     law, law_t0 = Law.data(gp), Law.at(gp, cfg.t0, schedule)
@@ -166,33 +152,6 @@ def run_sample_complexity(
     )
 
 
-def _first_protocol(config: ExperimentConfig, trial) -> SampleComplexity:
-    """Protocol 1, as the first shipped points were measured: everything against the data law, the paper's relative
-    error against all ``n`` training sequences. Kept until every shipped point is protocol 2."""
-    gp, data, cfg, res, x_gen = trial.gp, trial.data, trial.train_config, trial.result, trial.x_gen
-    G_fit, S_fit = fit_kronecker(data)
-    x_fit = _sample_kronecker(G_fit, S_fit, config.sampler.n_gen, seed_of(config.seed, "yardstick", config.protocol))
-    dit = CovarianceErrors.of_samples(x_gen, gp)
-    trn = CovarianceErrors.of_samples(data, gp)
-    C_gen = metrics.pair_covariance(x_gen)
-    return SampleComplexity(
-        dit=dit,
-        train=trn,
-        yardstick=CovarianceErrors.of_samples(x_fit, gp),
-        yardstick_exact=CovarianceErrors.of_pairs(_kron_pairs(G_fit, S_fit), torch.zeros(gp.N, gp.d, dtype=DTYPE), gp),
-        truth=CovarianceErrors.of_samples(trial.x_true, gp),
-        paper_relative_error=dit.covariance / trn.covariance,
-        kappa=float(gp.spectrum.max() / gp.spectrum.min().clamp(min=1e-300)),
-        kappa_t0=condition_number(gp, cfg.t0, res.ema.schedule),
-        J=truncation_length(gp.nu, gp.ell, gp.N, BAND_TOL),
-        train_seconds=res.seconds,
-        generate_seconds=trial.generate_seconds,
-        steps=res.steps,
-        final_loss=res.log[-1]["loss"],
-        Gamma_hat=metrics.temporal_kernel_whitened(C_gen, gp.Sigma).numpy(),
-    )
-
-
 def columns(p: SampleComplexity) -> dict:
     """The scalar metrics of one row of ``results.csv``."""
     out = {}
@@ -206,35 +165,6 @@ def columns(p: SampleComplexity) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- analysis
-def slopes(
-    points: list[SampleComplexity], metric: str = "dit.temporal", level: float = 0.95, n_max: float = math.inf
-) -> dict[tuple[float, float], Fit]:
-    """For each process ``(nu, ell)``: the log-log fit of ``metric`` against ``n`` with the ``level`` interval of its
-    slope (:func:`gptheory.statistics.loglog_fit`), over every run (all seeds) with ``n <= n_max``."""
-    out = {}
-    for key, pts in by_process(points).items():
-        pts = [p for p in pts if setting(p, "n_train") <= n_max]
-        n = np.array([setting(p, "n_train") for p in pts])
-        out[key] = loglog_fit(n, np.array([value(p, metric) for p in pts]), level)
-    return out
-
-
-def means(points: list[SampleComplexity], metric: str) -> dict[tuple[float, float], dict[int, float]]:
-    """For each process ``(nu, ell)``: ``n -> mean of metric over seeds``."""
-    return {
-        key: {n: mean(at, metric) for n, at in group(pts, "n_train").items()} for key, pts in by_process(points).items()
-    }
-
-
-def ordering(points: list[SampleComplexity], axis: str, metric: str = "dit.temporal") -> dict[int, bool]:
-    """Whether the paper's ordering holds at each ``n``: error decreasing in ``nu`` (``axis="nu"``) or increasing
-    in ``ell`` (``axis="ell"``), comparing means over seeds."""
-    m = means(points, metric)
-    keys = sorted(m, key=lambda k: k[0] if axis == "nu" else -k[1])  # from "should be worst" to "should be best"
-    ns = sorted(set.intersection(*(set(m[k]) for k in keys)))
-    return {n: all(m[a][n] > m[b][n] for a, b in zip(keys, keys[1:], strict=False)) for n in ns}
-
-
 def excess_by_seed(points: list[SampleComplexity], metric: str = "temporal", part: str = "dit") -> dict:
     """Protocol 2: for each process ``(nu, ell)``, ``{n: {seed: excess}}`` with ``excess`` the part of ``part``'s error
     (``"dit"``, ``"yardstick"`` or ``"parametric"``, at ``t0``) that the sampling floor at ``n_gen`` does not explain
@@ -275,26 +205,23 @@ def order_verdicts(points: list[SampleComplexity], axis: str, metric: str = "tem
     return {n: ordered([curves[k][n] for k in keys]) for n in ns}
 
 
-def plot_sample_complexity(points: list[SampleComplexity], metric: str = "dit.temporal"):
-    """Error against ``n`` on log-log axes, one line per process (``nu``, ``ell``), mean over seeds with each seed
-    drawn as a dot; the yardstick dashed. Returns the matplotlib ``Figure``."""
+def plot_sample_complexity(points: list[SampleComplexity], metric: str = "temporal"):
+    """The excess of ``metric`` over its floor against ``n`` on log-log axes, one line per process (``nu``, ``ell``),
+    mean over seeds with each seed drawn as a dot; the Kronecker yardstick dashed. Returns the matplotlib ``Figure``."""
     import matplotlib.pyplot as plt
 
-    field = metric.split(".")[-1]
     fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
-    for k, (key, pts) in enumerate(by_process(points).items()):
-        n = np.array([setting(p, "n_train") for p in pts])
-        e = np.array([value(p, metric) for p in pts])
-        y = np.array([value(p, f"yardstick.{field}") for p in pts])
-        ns = np.unique(n)
-        ax.loglog(n, e, "o", color=f"C{k}", alpha=0.45, ms=4)
-        ax.loglog(
-            ns, [e[n == v].mean() for v in ns], "-", color=f"C{k}", label=f"DiT, $\\nu$={key[0]:g}, $\\ell$={key[1]:g}"
-        )
-        ax.loglog(ns, [y[n == v].mean() for v in ns], "--", color=f"C{k}", alpha=0.7)
+    dit, kron = excess_by_seed(points, metric), excess_by_seed(points, metric, "yardstick")
+    for k, key in enumerate(sorted(dit)):
+        ns = sorted(dit[key])
+        for n in ns:
+            ax.loglog([n] * len(dit[key][n]), list(dit[key][n].values()), "o", color=f"C{k}", alpha=0.45, ms=4)
+        label = f"DiT, $\\nu$={key[0]:g}, $\\ell$={key[1]:g}"
+        ax.loglog(ns, [np.mean(list(dit[key][n].values())) for n in ns], "-", color=f"C{k}", label=label)
+        ax.loglog(ns, [np.mean(list(kron[key][n].values())) + 1e-6 for n in ns], "--", color=f"C{k}", alpha=0.7)
     ax.set_xlabel("training sequences n")
-    ax.set_ylabel(f"{metric} (relative)")
-    ax.set_title("solid: DiT; dashed: structured Gaussian fit to the same n")
+    ax.set_ylabel(f"excess {metric} error over the floor")
+    ax.set_title("solid: DiT; dashed: Kronecker fit to the same n")
     ax.legend(fontsize=8)
     return fig
 
@@ -306,45 +233,55 @@ def sample_complexity(profile: str | None = None, progress: bool = True) -> dict
 
 
 # ------------------------------------------------------------------------------------------------- sweeps
+# Trained to convergence of the excess validation loss (protocol 2, gptheory.convergence): ``steps`` is the cap.
 SAMPLE_COMPLEXITY = {
     "smoke": ExperimentConfig(
-        process=ProcessConfig(N=8, d=2, nu=1.0, ell=2.0),
+        process=ProcessConfig(N=8, d=2, nu=2.0, ell=1.0),
         n_train=64,
         model=ModelConfig(hidden=16, depth=2, heads=2),
-        train=TrainConfig(steps=60, batch_size=32, lr=3e-3, warmup=5, t0=0.01, t_sampling="log_snr", precision="fp32"),
+        train=TrainConfig(
+            steps=200, batch_size=32, lr=3e-3, warmup=5, t0=0.01, t_sampling="log_snr", precision="fp32",
+            patience=2, eval_every=20, min_delta=1e-4,
+        ),
         sampler=SamplerConfig(n_gen=200, sample_steps=8, record=1),
+        protocol=2,
     ),
     "cpu": ExperimentConfig(
-        process=ProcessConfig(N=16, d=4, nu=1.0, ell=4.0),
+        process=ProcessConfig(N=16, d=4, nu=2.0, ell=1.0),
         n_train=1024,
         model=ModelConfig(hidden=64, depth=4, heads=4),
         train=TrainConfig(
-            steps=1500, batch_size=64, lr=2e-3, warmup=150, t0=0.01, t_sampling="log_snr", precision="fp32"
+            steps=12000, batch_size=64, lr=2e-3, warmup=150, t0=0.01, t_sampling="log_snr", precision="fp32",
+            patience=12, eval_every=50, min_delta=1e-4,
         ),
         sampler=SamplerConfig(n_gen=2000, sample_steps=25, record=1),
+        protocol=2,
     ),
     "gpu": ExperimentConfig(
-        process=ProcessConfig(N=128, d=8, nu=1.0, ell=4.0),
+        process=ProcessConfig(N=128, d=8, nu=2.0, ell=1.0),
         n_train=16000,
         model=ModelConfig(hidden=384, depth=12, heads=6),
         train=TrainConfig(
-            steps=6000, batch_size=256, lr=5e-4, warmup=300, t0=1e-3, t_sampling="log_snr", precision="auto"
+            steps=40000, batch_size=256, lr=5e-4, warmup=300, t0=1e-3, t_sampling="log_snr", precision="auto",
+            patience=4, eval_every=250, min_delta=1e-4,
         ),
         sampler=SamplerConfig(n_gen=4000, sample_steps=50, record=1),
+        protocol=2,
     ),
-}
-N_GRID = {"smoke": (32, 128), "cpu": (64, 256, 1024, 4096), "gpu": (1000, 4000, 16000, 64000)}
-SEEDS = {"smoke": (0,), "cpu": (0, 1), "gpu": (0, 1)}
+}  # fmt: skip
+N_GRID = {"smoke": (128, 32), "cpu": (4096, 1024, 256, 64), "gpu": (64000, 16000, 4000, 1000)}  # largest first
+SEEDS = {"smoke": (0, 1), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2, 3, 4)}
+# where the band J differs between every pair compared (N = 16: J = 16, 8, 3 for the nu series and 3, 6, 11 for ell)
 NU_GRID = {"smoke": (1.0, 2.0), "cpu": (0.5, 1.0, 2.0), "gpu": (0.5, 1.0, 2.0)}
-ELL_GRID = {"smoke": (2.0, 4.0), "cpu": (2.0, 4.0, 8.0), "gpu": (2.0, 4.0, 8.0)}
-FIXED_ELL, FIXED_NU = {"smoke": 2.0, "cpu": 4.0, "gpu": 4.0}, 1.0
+ELL_GRID = {"smoke": (1.0, 2.0), "cpu": (1.0, 2.0, 4.0), "gpu": (1.0, 2.0, 4.0)}
+FIXED_ELL, FIXED_NU = {"smoke": 1.0, "cpu": 1.0, "gpu": 1.0}, 2.0
 
 
 def _grid(axis: str) -> dict[str, dict[str, tuple]]:
     out = {}
     for p in ("smoke", "cpu", "gpu"):
         values = {"nu": {"nu": NU_GRID[p], "ell": (FIXED_ELL[p],)}, "ell": {"nu": (FIXED_NU,), "ell": ELL_GRID[p]}}
-        out[p] = {**values[axis], "n_train": N_GRID[p], "seed": SEEDS[p]}
+        out[p] = {"seed": SEEDS[p], **values[axis], "n_train": N_GRID[p]}  # seed-major: each seed a full replicate
     return out
 
 
@@ -372,10 +309,7 @@ __all__ = [
     "decay_verdicts",
     "excess_by_seed",
     "order_verdicts",
-    "means",
-    "ordering",
     "plot_sample_complexity",
     "run_sample_complexity",
     "sample_complexity",
-    "slopes",
 ]

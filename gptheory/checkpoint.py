@@ -17,7 +17,7 @@ import torch
 from .atomic import atomic_write
 from .denoiser import Denoiser, from_config
 
-CHECKPOINT_VERSION = 2  # 2: the model config names its schedule and prediction
+CHECKPOINT_VERSION = 3  # 2: the model config names its schedule and prediction; 3: convergence settings and state
 # training settings that may differ between an interrupted run and its resumption
 RESUMABLE_CHANGES = {"log_every", "checkpoint_every", "compile"}
 

@@ -40,10 +40,10 @@ class ValidationLoss:
     training-time law at :func:`quantiles`) with fixed noise (drawn once from ``generator``), averaged over the times;
     ``loss(model) -> float`` (the model in eval mode).
 
-    With ``exact_score`` (``score(x_t, t)`` of the data's law, float64; known for Gaussian data) the loss is the
-    *excess* over the loss of the exact denoiser on the same inputs. Most of the denoising loss is the noise no
-    denoiser can predict; the part a network can still reduce is a small difference on top, and a relative
-    ``min_delta`` only means something against that part.
+    With ``exact_score`` (``score(x_t, t)`` of the data's law, float64; known for Gaussian data) the loss is reported
+    as the *excess* over the loss of the exact denoiser on the same inputs: the part a network can still reduce (0 is
+    the exact denoiser; on a finite validation set it can dip a little below). Subtracting a constant changes no
+    comparison between checks; it makes the number readable, and :class:`Stopper` takes the exact loss as its scale.
     """
 
     def __init__(
@@ -97,14 +97,17 @@ class ValidationLoss:
 class Stopper:
     """Training to convergence of the validation loss: ``update(step, loss)`` returns whether to stop.
 
-    A check improves when the loss falls below the best by more than ``min_delta * scale`` (``scale``: the exact
-    denoiser's loss when the validation loss is an excess over it, else the first loss). After ``patience`` checks
-    without an improvement the learning rate halves (``lr_scale``), a plateau at one rate being noise the rate
-    sustains; once it would fall below ``min_lr_ratio``, the loss has converged.
+    A check counts as progress when the loss falls below the *reference* (the loss of the last check that counted) by
+    more than ``min_delta * scale``, with ``scale`` the size of the loss (the exact denoiser's loss when the validation
+    loss is reported as an excess over it, else the first loss); small falls add up until they count. After
+    ``patience`` checks without progress the learning rate halves (``lr_scale``): a plateau at one rate is the noise
+    that rate sustains. Once the next halving would take the rate below ``min_lr_ratio``, the loss has converged.
+    Separately, the lowest loss seen (``best``, at ``best_step``) keeps its weights, which are what is then sampled
+    from.
 
     Attributes:
-        history: ``[(step, loss), ...]``; best: the lowest loss so far, reached at ``best_step``, with the weights
-        ``best_weights`` (those given to :meth:`update` then); since: checks since the last improvement or halving.
+        history: ``[(step, loss), ...]``; reference: the loss progress is measured from; since: checks since the last
+        progress or halving; best, best_step, best_weights: the lowest loss so far and its weights.
     """
 
     patience: int
@@ -113,26 +116,25 @@ class Stopper:
     scale: float | None = None
     lr_scale: float = 1.0
     history: list = field(default_factory=list)
+    reference: float = math.inf
     best: float = math.inf
     best_step: int = 0
     best_weights: dict | None = None
     since: int = 0
 
     def update(self, step: int, loss: float, weights: dict | None = None, scale: float | None = None) -> bool:
-        """Record the check at ``step`` (``weights``: a state dict to keep if this is the best so far; ``scale``:
-        the loss's scale, taken at the first check); ``True`` when training should stop."""
+        """Record the check at ``step`` (``weights``: a state dict to keep if this is the lowest loss so far;
+        ``scale``: the loss's size, taken at the first check); ``True`` when training should stop."""
         if self.scale is None:
             self.scale = abs(scale if scale is not None else loss) or 1.0
         self.history.append((int(step), float(loss)))
-        if loss < self.best - self.min_delta * self.scale:
-            self.best, self.best_step, self.since = loss, int(step), 0
+        if loss < self.best:
+            self.best, self.best_step = float(loss), int(step)
             if weights is not None:
                 self.best_weights = {k: v.detach().clone().cpu() for k, v in weights.items()}
+        if loss < self.reference - self.min_delta * self.scale:
+            self.reference, self.since = float(loss), 0
             return False
-        if loss < self.best:  # better, but not by enough to reset the patience: still the best weights
-            self.best, self.best_step = loss, int(step)
-            if weights is not None:
-                self.best_weights = {k: v.detach().clone().cpu() for k, v in weights.items()}
         self.since += 1
         if self.since < self.patience:
             return False
@@ -142,12 +144,12 @@ class Stopper:
         return False
 
     def state(self) -> dict:
-        keys = ("scale", "lr_scale", "best", "best_step", "best_weights", "since")
+        keys = ("scale", "lr_scale", "reference", "best", "best_step", "best_weights", "since")
         return {"history": list(self.history)} | {k: getattr(self, k) for k in keys}
 
     def load(self, state: dict) -> None:
         self.history = [tuple(h) for h in state["history"]]
-        self.scale, self.lr_scale = state["scale"], float(state["lr_scale"])
+        self.scale, self.lr_scale, self.reference = state["scale"], float(state["lr_scale"]), float(state["reference"])
         self.best, self.best_step, self.since = float(state["best"]), int(state["best_step"]), int(state["since"])
         self.best_weights = state["best_weights"]
 
@@ -160,11 +162,14 @@ class Memorisation:
         to_train: median distance of a generated sequence to its nearest training sequence.
         to_heldout: median distance to its nearest sequence among as many held-out ones.
         ratio: ``to_train / to_heldout``: about 1 for a generator that does not copy, well below 1 for one that does.
+        copies: the share of generated sequences whose nearest training sequence is closer than half their nearest
+            held-out one (a median cannot see a copied minority; this can).
     """
 
     to_train: float
     to_heldout: float
     ratio: float
+    copies: float = 0.0
 
 
 def _nearest(x: torch.Tensor, ref: torch.Tensor, chunk: int = 512) -> torch.Tensor:
@@ -176,9 +181,9 @@ def memorisation(x_gen: torch.Tensor, train: torch.Tensor, heldout: torch.Tensor
     """:class:`Memorisation` of ``x_gen: (m, N, d)`` against ``train: (n, N, d)`` and ``heldout``; the larger of the two
     reference sets is cut to the size of the smaller, since the nearest distance falls with the size of the set."""
     k = min(len(train), len(heldout))
-    to_train = float(_nearest(x_gen, train[:k]).median())
-    to_heldout = float(_nearest(x_gen, heldout[:k]).median())
-    return Memorisation(to_train, to_heldout, to_train / to_heldout)
+    d_train, d_held = _nearest(x_gen, train[:k]), _nearest(x_gen, heldout[:k])
+    to_train, to_heldout = float(d_train.median()), float(d_held.median())
+    return Memorisation(to_train, to_heldout, to_train / to_heldout, float((d_train < 0.5 * d_held).double().mean()))
 
 
 __all__ = ["STOP_REASONS", "Memorisation", "Stopper", "ValidationLoss", "memorisation", "quantiles"]

@@ -12,8 +12,8 @@ so its mean squared error is exact:
 * full covariance: ``E||C_hat - S||^2 = ((tr S)^2 + ||S||^2) / (m - 1)``;
 * a frame's covariance ``S_ii``: the same with ``S_ii``;
 * a temporal kernel ``Gamma_hat_ij = tr(P C_ij)`` (``P = Sigma^{-1} / d`` whitened, ``Sigma / ||Sigma||^2``
-  least squares): ``E||Gamma_hat - Gamma_S||^2 = (tr(P D P D) + sum_ij tr(P S_ji P S_ij)) / (m - 1)`` with
-  ``D = sum_i S_ii``.
+  least squares): ``E||Gamma_hat - Gamma_S||^2 = (tr(P D P^T D) + sum_ij tr(P S_ij P S_ij)) / (m - 1)`` with
+  ``D = sum_i S_ii`` (any law ``S``, any ``P``).
 
 :func:`sampling_floor` returns these root-mean-square errors relative to the law, in the units of
 :class:`CovarianceErrors`. A relative error's expectation is a little below its root mean square (Jensen), by about
@@ -42,8 +42,8 @@ from .validation import positive_int
 
 def _kernel_floor(S: torch.Tensor, P: torch.Tensor, truth: torch.Tensor, m: int) -> float:
     D = torch.diagonal(S, dim1=0, dim2=1).sum(-1)  # sum_i S_ii, (d, d)
-    cross = torch.einsum("ab,jibc,cd,ijda->", P, S, P, S)
-    mse = (torch.trace(P @ D @ P @ D) + cross) / (m - 1)
+    cross = torch.einsum("ab,ijbc,cd,ijda->", P, S, P, S)  # sum_ij tr(P S_ij P S_ij)
+    mse = (torch.trace(P @ D @ P.T @ D) + cross) / (m - 1)
     return math.sqrt(float(mse)) / float(torch.linalg.norm(truth))
 
 
@@ -89,7 +89,10 @@ def sampling_floor(law: Law, m: int, reps: int = 16, seed: int = 0) -> Covarianc
 
 def excess(error: float, floor: float) -> float:
     """The part of ``error`` its sampling ``floor`` does not explain, ``sqrt(max(error^2 - floor^2, 0))``: squared
-    errors of independent parts add, so this estimates the systematic error of what was measured."""
+    errors of independent parts add (exactly for the Frobenius errors; approximately for the mean of per-frame ratios
+    and for ``W2``), so this estimates the systematic error of what was measured. It is 0 for about half of the draws
+    of a perfect generator and small but positive for the rest, so read a single excess near the floor as
+    unresolved, and draw conclusions from differences of squared errors (:mod:`gptheory.statistics`)."""
     return math.sqrt(max(error**2 - floor**2, 0.0))
 
 

@@ -133,7 +133,7 @@ class _Trainer:
         self.stopper = Stopper(cfg.patience, cfg.min_delta, cfg.min_lr_ratio) if cfg.patience else None
         if self.stopper is not None:
             t = self.times(quantiles(cfg.val_times).to(device)).cpu()
-            noise = generator(cfg.seed, "validation_noise", protocol=cfg.protocol)
+            noise = generator(cfg.seed, "validation_noise")  # a stream protocol 1 never had: always the named child
             self.val_loss = ValidationLoss(validation, t, noise, device, exact_score)
 
     # ---------------------------------------------------------------- one step
@@ -311,7 +311,7 @@ def train(
         evals=list(tr.evals),
         stop_reason=tr.stop_reason,
         validation=list(tr.stopper.history) if tr.stopper is not None else [],
-        best_step=tr.stopper.best_step if tr.stopper is not None else tr.step,
+        best_step=tr.stopper.best_step if finished and tr.stopper is not None else tr.step,
     )
 
 

@@ -17,7 +17,7 @@ def test_load_checkpoint_explains_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match="not a gptheory training checkpoint"):
         load_model(tmp_path / "other.pt")
     torch.save({"version": 1, "model_config": {}}, tmp_path / "old.pt")
-    with pytest.raises(ValueError, match="format version 1, this gptheory reads version 2"):
+    with pytest.raises(ValueError, match="format version 1, this gptheory reads version 3"):
         load_checkpoint(tmp_path / "old.pt")
 
 

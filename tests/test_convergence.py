@@ -27,17 +27,18 @@ def cfg(**kw) -> TrainConfig:
 
 def test_stopper_halves_the_rate_on_each_plateau_and_stops_below_the_floor_rate():
     s = Stopper(patience=2, min_delta=0.01, min_lr_ratio=0.2)
-    assert not any(s.update(k, 1.0 / (k + 1)) for k in range(10))  # always improving by more than 1%: never stops
-    assert s.scale == 1.0 and s.lr_scale == 1.0
-    best = s.best
-    assert not s.update(10, best * 0.999)  # better by less than min_delta * scale: the best moves, patience does not
-    assert s.best == best * 0.999 and s.best_step == 10 and s.since == 1
-    assert not s.update(11, 1.0) and s.lr_scale == 0.5 and s.since == 0  # a plateau: halve the rate
-    assert not s.update(12, 1.0) and not s.update(13, 1.0) and s.lr_scale == 0.25
-    assert not s.update(14, 1.0) and s.update(15, 1.0)  # 0.125 would be below min_lr_ratio: converged
+    assert not any(s.update(k, 1.0 / (k + 1)) for k in range(10))  # always progressing by more than 1%: never stops
+    assert s.scale == 1.0 and s.lr_scale == 1.0 and s.reference == 0.1
+    assert not s.update(10, 0.095)  # below the reference by less than min_delta * scale: the best moves, patience not
+    assert s.best == 0.095 and s.best_step == 10 and s.since == 1 and s.reference == 0.1
+    assert not s.update(11, 0.089) and s.since == 0 and s.reference == 0.089  # small falls add up until they count
+    assert not s.update(12, 1.0) and not s.update(13, 1.0) and s.lr_scale == 0.5  # a plateau: halve the rate
+    assert not s.update(14, 1.0) and not s.update(15, 1.0) and s.lr_scale == 0.25
+    assert not s.update(16, 1.0) and s.update(17, 1.0)  # 0.125 would be below min_lr_ratio: converged
+    assert s.best_step == 11
     again = Stopper(2, 0.01, 0.2)
     again.load(s.state())
-    assert again.history == s.history and again.lr_scale == s.lr_scale and again.best_step == s.best_step
+    assert again.history == s.history and again.lr_scale == s.lr_scale and again.reference == s.reference
     excess = Stopper(1, 0.1, 0.5)
     excess.update(1, 0.02, scale=0.9)  # an excess loss: the threshold is min_delta times the exact loss's scale
     assert not excess.update(2, 0.02 - 0.05) and excess.scale == 0.9 and excess.lr_scale == 0.5  # 0.05 < 0.09
@@ -97,6 +98,9 @@ def test_memorisation_tells_copies_from_fresh_draws():
     heldout = GP.sample(300, generator=torch.Generator().manual_seed(1))
     fresh = GP.sample(200, generator=torch.Generator().manual_seed(2))
     copies = train_set[:200] + 1e-3 * torch.randn(200, N, d, generator=torch.Generator().manual_seed(3))
-    assert memorisation(copies, train_set, heldout).ratio < 0.05
+    copied = memorisation(copies, train_set, heldout)
+    assert copied.ratio < 0.05 and copied.copies == 1.0
+    half = memorisation(torch.cat([copies[:20], fresh[20:]]), train_set, heldout)  # a copied tenth: the median
+    assert half.ratio > 0.9 and 0.08 < half.copies < 0.2  # does not see it, the share does
     # fresh draws: both medians are of the same law; 200 draws pin a median to a few per cent
     assert memorisation(fresh, train_set, heldout).ratio == pytest.approx(1.0, abs=0.1)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gptheory.floors import excess, monte_carlo_floor, ratios, sampling_floor
-from gptheory.gp import GaussianProcess
+from gptheory.gp import GaussianProcess, random_spatial_covariance
 from gptheory.metrics import CovarianceErrors, Law
 from gptheory.schedules import DDPMSchedule, OUSchedule
 
@@ -75,3 +75,22 @@ def test_excess_and_bad_counts():
     law = Law.data(GaussianProcess(4, 2, seed=0))
     with pytest.raises(ValueError, match="m must be at least 2"):
         sampling_floor(law, 1)
+
+
+def test_the_kernel_floor_holds_for_a_law_that_is_not_a_kronecker_product():
+    g = torch.Generator().manual_seed(0)
+    N, d, m = 3, 2, 10
+    A = torch.randn(N * d, N * d, generator=g, dtype=torch.float64)
+    S = A @ A.T / (N * d) + 0.1 * torch.eye(N * d, dtype=torch.float64)  # any covariance: blocks S_ij != S_ji^T-free
+    pairs = S.reshape(N, d, N, d).permute(0, 2, 1, 3)
+    Sigma = random_spatial_covariance(d, seed=3)
+    law = Law(pairs, torch.zeros(N, d, dtype=torch.float64), Sigma)
+    floor = sampling_floor(law, m, reps=0)
+    ms = {"temporal": 0.0, "temporal_ls": 0.0, "covariance": 0.0}
+    R = 4000
+    for _ in range(R):
+        e = CovarianceErrors.of_samples(law.sample(m, g), law)
+        for k in ms:
+            ms[k] += getattr(e, k) ** 2 / R
+    for k, v in ms.items():  # 4000 draws of a few dozen entries: the mean square to a few per cent
+        assert math.sqrt(v) == pytest.approx(getattr(floor, k), rel=0.04), k

@@ -45,7 +45,7 @@ def _calibrated(nu: float, ell: float, n: int, seed: int, err: float, floor: flo
     return p
 
 
-def test_calibrated_verdicts_read_excess_errors_paired_by_seed():
+def test_calibrated_verdicts_read_squared_excess_errors_paired_by_seed():
     rng = np.random.default_rng(1)
     floor = 0.03
     pts = []
@@ -55,9 +55,10 @@ def test_calibrated_verdicts_read_excess_errors_paired_by_seed():
             for n in (64, 256, 1024, 4096):
                 ex = c * min(n, 1024) ** -0.5 * math.exp(lift + rng.normal(0, 0.02))  # falls, then a plateau
                 pts.append(_calibrated(nu, 1.0, n, seed, math.hypot(ex, floor), floor))
-    ex = sc.excess_by_seed(pts)
     first = pts[8]  # seed 0, nu = 2, n = 64
-    assert ex[(2.0, 1.0)][64][0] == pytest.approx(math.sqrt(first.dit.temporal**2 - floor**2))
+    assert sc.excess_by_seed(pts)[(2.0, 1.0)][64][0] == pytest.approx(math.sqrt(first.dit.temporal**2 - floor**2))
+    squared = sc.excess_by_seed(pts, squared=True)[(2.0, 1.0)][64][0]
+    assert squared == pytest.approx(first.dit.temporal**2 / floor**2 - 1)
     d = sc.decay_verdicts(pts)
     assert all(v["falls"].outcome == "holds" for v in d.values())
     assert all(v["still_falls"].outcome == "fails" for v in d.values())  # the plateau from 1024 on
@@ -65,3 +66,5 @@ def test_calibrated_verdicts_read_excess_errors_paired_by_seed():
     assert set(orders) == {64, 256, 1024, 4096} and all(o == "holds" for o, _ in orders.values())
     assert all(len(links) == 2 and links[0].n == 5 for _, links in orders.values())
     assert sc.excess_by_seed([_fake(1.0, 1.0, 64, 0.1)]) == {}  # protocol-1 records have no floor: left out
+    with pytest.raises(ValueError, match="part must be one of"):
+        sc.excess_by_seed(pts, part="train")

@@ -35,7 +35,7 @@ from ..floors import excess, sampling_floor
 from ..metrics import CovarianceErrors, Law, paper_relative_error
 from ..recipe import TrainConfig
 from ..results import Record, by_process, setting
-from ..statistics import ordered, seed_slopes, still_falls, verdict
+from ..statistics import ordered, verdict
 from ..streams import generator
 from ..sweep import Sweep, run_sweep
 from ..trial import run_trial
@@ -54,7 +54,7 @@ class SampleComplexity(Record):
         dit: errors of the DiT's ``n_gen`` generated sequences; train: of the ``n`` training sequences;
         yardstick: of ``n_gen`` draws from the fitted ``Gamma_hat (x) Sigma_hat``; yardstick_exact: of that fit
         itself (no sampling noise); truth: of ``n_gen`` fresh true sequences (the estimator's floor at ``n_gen``).
-        paper_relative_error: ``dit.covariance / train.covariance`` (Appendix D.1).
+        paper_relative_error: the paper's relative error on equal counts (see below).
         kappa, kappa_t0: condition numbers of ``Gamma (x) Sigma`` and of ``alpha^2 Gamma (x) Sigma + sigma^2 I``
         at ``t0``; J: the band of Corollary 1 at tolerance :data:`BAND_TOL`.
         train_seconds, generate_seconds, steps, final_loss: of the training run.
@@ -66,7 +66,7 @@ class SampleComplexity(Record):
 
         floor: the sampling floor of ``n_gen`` draws of the law at ``t0``; train_floor: of ``n`` draws of the data law.
         parametric: errors of ``n_gen`` draws at ``t0`` of the maximum-likelihood ``(nu, ell, Sigma)`` of the same
-            ``n`` sequences (:func:`gptheory.fitting.fit_parametric`), the strongest same-data estimator;
+            ``n`` sequences (:func:`gptheory.fitting.fit_parametric`), told the kernel family;
             parametric_nu, parametric_ell: its estimates.
         paper_relative_error: the paper's relative error on ``m = min(n, n_gen)`` sequences of each
             (:func:`gptheory.metrics.paper_relative_error`), ``m`` recorded as ``relative_count``.
@@ -165,41 +165,55 @@ def columns(p: SampleComplexity) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- analysis
-def excess_by_seed(points: list[SampleComplexity], metric: str = "temporal", part: str = "dit") -> dict:
-    """Protocol 2: for each process ``(nu, ell)``, ``{n: {seed: excess}}`` with ``excess`` the part of ``part``'s error
-    (``"dit"``, ``"yardstick"`` or ``"parametric"``, at ``t0``) that the sampling floor at ``n_gen`` does not explain
-    (:func:`gptheory.floors.excess`)."""
+PARTS = ("dit", "yardstick", "parametric")  # the sets of n_gen draws at t0, whose floor is ``floor``
+
+
+def excess_by_seed(
+    points: list[SampleComplexity], metric: str = "temporal", part: str = "dit", squared: bool = False
+) -> dict:
+    """For each process ``(nu, ell)``, ``{n: {seed: excess}}``: the part of ``part``'s error (one of :data:`PARTS`,
+    drawn at ``t0``) that the sampling floor at ``n_gen`` does not explain, :func:`gptheory.floors.excess`; with
+    ``squared``, the untruncated ``error^2 - floor^2`` in units of ``floor^2`` (negative when the error is below the
+    floor), the number the verdicts are drawn on: it has no zero-truncation and no logarithm to bias it."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS} (the sets measured against the floor at n_gen), got {part!r}")
     out: dict = {}
     for key, pts in by_process([p for p in points if p.protocol == 2]).items():
         for p in pts:
-            e = excess(getattr(getattr(p, part), metric), getattr(p.floor, metric))
+            err, floor = getattr(getattr(p, part), metric), getattr(p.floor, metric)
+            e = (err**2 - floor**2) / floor**2 if squared else excess(err, floor)
             out.setdefault(key, {}).setdefault(setting(p, "n_train"), {})[setting(p, "seed")] = e
     return out
 
 
-def decay_verdicts(points: list[SampleComplexity], metric: str = "temporal", margin: float = 0.1) -> dict:
-    """Protocol 2, per process: the verdict (:func:`gptheory.statistics.verdict`) on "the excess error falls with n"
-    (per-seed log-log slopes, negated) and on "it still falls over the last segment" (:func:`still_falls`, ``fails``
-    meaning a plateau), with the slopes themselves: ``{key: {"falls": Verdict, "still_falls": Verdict, "slopes":
-    {seed: slope}}}``. A zero excess (a point at its floor) is floored at 1e-6 for the logarithm."""
+def decay_verdicts(points: list[SampleComplexity], metric: str = "temporal", margin: float = 0.2) -> dict:
+    """Per process, on the squared excess (:func:`excess_by_seed` with ``squared``, paired by seed), as relative
+    drops ``(e_a - e_b) / max(e_a, 1)`` (``e`` in units of the floor squared, so an excess below the floor counts as
+    the floor): ``"falls"``, the verdict (:func:`gptheory.statistics.verdict`) on the drop from the smallest to the
+    largest ``n``, and ``"still_falls"``, on the drop over the last segment, where a relative change inside
+    ``(-margin, margin)`` is negligible (``fails`` there: a plateau, or a rise). The floor is the same at every ``n``
+    (it depends on ``n_gen``), so these are drops of the squared error itself."""
     out = {}
-    for key, by_n in excess_by_seed(points, metric).items():
-        rows = [(n, seed, max(e, 1e-6)) for n, per in by_n.items() for seed, e in per.items()]
-        n, seeds, y = (np.array(c) for c in zip(*rows, strict=True))
-        slopes = seed_slopes(n, y, seeds)
+    for key, by_n in excess_by_seed(points, metric, squared=True).items():
+        ns = sorted(by_n)
         out[key] = {
-            "falls": verdict([-v for v in slopes.values()]),
-            "still_falls": still_falls(n, y, seeds, margin=margin),
-            "slopes": slopes,
+            "falls": verdict(_drop(by_n, ns[0], ns[-1])),
+            "still_falls": verdict(_drop(by_n, ns[-2], ns[-1]), margin=margin) if len(ns) > 2 else verdict([]),
         }
     return out
 
 
+def _drop(by_n: dict, a: int, b: int) -> list[float]:
+    """Per seed that has both, the relative drop ``(e_a - e_b) / max(e_a, 1)`` from ``n = a`` to ``n = b``."""
+    return [(by_n[a][s] - by_n[b][s]) / max(by_n[a][s], 1.0) for s in sorted(set(by_n[a]) & set(by_n[b]))]
+
+
 def order_verdicts(points: list[SampleComplexity], axis: str, metric: str = "temporal") -> dict[int, tuple]:
-    """Protocol 2: the paper's ordering at each ``n``, as :func:`gptheory.statistics.ordered` on the per-seed excess
-    errors (paired by seed): error decreasing in ``nu`` (``axis="nu"``) or increasing in ``ell`` (``"ell"``).
-    ``{n: (outcome, [Verdict per adjacent pair])}``, the settings from "should be best" to "should be worst"."""
-    curves = excess_by_seed(points, metric)
+    """The paper's ordering at each ``n``, as :func:`gptheory.statistics.ordered` on the per-seed squared excess
+    errors in units of each kernel's floor squared (paired by seed): error decreasing in ``nu`` (``axis="nu"``) or
+    increasing in ``ell`` (``"ell"``). ``{n: (outcome, [Verdict per adjacent pair])}``, the settings from "should be
+    best" to "should be worst"."""
+    curves = excess_by_seed(points, metric, squared=True)
     keys = sorted(curves, key=lambda k: -k[0] if axis == "nu" else k[1])
     ns = sorted(set.intersection(*(set(curves[k]) for k in keys)))
     return {n: ordered([curves[k][n] for k in keys]) for n in ns}
@@ -215,10 +229,10 @@ def plot_sample_complexity(points: list[SampleComplexity], metric: str = "tempor
     for k, key in enumerate(sorted(dit)):
         ns = sorted(dit[key])
         for n in ns:
-            ax.loglog([n] * len(dit[key][n]), list(dit[key][n].values()), "o", color=f"C{k}", alpha=0.45, ms=4)
+            ax.semilogx([n] * len(dit[key][n]), list(dit[key][n].values()), "o", color=f"C{k}", alpha=0.45, ms=4)
         label = f"DiT, $\\nu$={key[0]:g}, $\\ell$={key[1]:g}"
-        ax.loglog(ns, [np.mean(list(dit[key][n].values())) for n in ns], "-", color=f"C{k}", label=label)
-        ax.loglog(ns, [np.mean(list(kron[key][n].values())) + 1e-6 for n in ns], "--", color=f"C{k}", alpha=0.7)
+        ax.semilogx(ns, [np.mean(list(dit[key][n].values())) for n in ns], "-", color=f"C{k}", label=label)
+        ax.semilogx(ns, [np.mean(list(kron[key][n].values())) for n in ns], "--", color=f"C{k}", alpha=0.7)
     ax.set_xlabel("training sequences n")
     ax.set_ylabel(f"excess {metric} error over the floor")
     ax.set_title("solid: DiT; dashed: Kronecker fit to the same n")
@@ -252,7 +266,7 @@ SAMPLE_COMPLEXITY = {
         model=ModelConfig(hidden=64, depth=4, heads=4),
         train=TrainConfig(
             steps=12000, batch_size=64, lr=2e-3, warmup=150, t0=0.01, t_sampling="log_snr", precision="fp32",
-            patience=12, eval_every=50, min_delta=1e-4,
+            patience=6, eval_every=100, min_delta=1e-4,
         ),
         sampler=SamplerConfig(n_gen=2000, sample_steps=25, record=1),
         protocol=2,
@@ -307,6 +321,7 @@ __all__ = [
     "SampleComplexity",
     "columns",
     "decay_verdicts",
+    "PARTS",
     "excess_by_seed",
     "order_verdicts",
     "plot_sample_complexity",

@@ -4,9 +4,6 @@
   interval of their mean and the outcome *holds* (the interval is above zero), *fails* (below zero, or inside the
   negligible band ``(-margin, margin)``) or *inconclusive*; :func:`all_hold` joins the verdicts of a chain of claims
   (an ordering of several settings);
-* slopes that respect the design: :func:`seed_slopes` (one log-log slope per seed, then a verdict on their mean, never
-  one line through correlated points), :func:`segment_slopes` (the local slope between consecutive ``n``, per seed)
-  and :func:`plateau` (does the error still fall over the last segment?);
 * a log-log fit with its interval, a rank correlation, and a median and an order that tolerate missing values.
 
 Every function takes plain numbers or arrays (nothing trained, nothing torch).
@@ -145,48 +142,6 @@ def ordered(values: Sequence[dict[int, float]], level: float = 0.95, margin: flo
     return all_hold(links), links
 
 
-def seed_slopes(x: Sequence[float], y: Sequence[float], seeds: Sequence[int]) -> dict[int, float]:
-    """One least-squares slope of ``log y`` on ``log x`` per seed (the points of a seed share its random streams, so
-    they are fitted together and the seeds are the independent replicates); a seed with fewer than two distinct ``x``
-    is left out."""
-    x, y, seeds = np.asarray(x, float), np.asarray(y, float), np.asarray(seeds)
-    out = {}
-    for s in np.unique(seeds):
-        k = seeds == s
-        if len(np.unique(x[k])) >= 2:
-            out[int(s)] = float(np.polyfit(np.log(x[k]), np.log(y[k]), 1)[0])
-    return out
-
-
-def segment_slopes(x: Sequence[float], y: Sequence[float], seeds: Sequence[int]) -> dict[tuple[float, float], list]:
-    """The local log-log slope between each pair of consecutive ``x`` values, one per seed that has both:
-    ``{(x_k, x_k+1): [slope of seed 0, slope of seed 1, ...]}`` in seed order."""
-    x, y, seeds = np.asarray(x, float), np.asarray(y, float), np.asarray(seeds)
-    xs = np.unique(x)
-    out = {}
-    for a, b in zip(xs, xs[1:], strict=False):
-        slopes = []
-        for s in np.unique(seeds):
-            ya, yb = y[(x == a) & (seeds == s)], y[(x == b) & (seeds == s)]
-            if len(ya) == 1 and len(yb) == 1:
-                slopes.append(float(np.log(yb[0] / ya[0]) / np.log(b / a)))
-        out[(float(a), float(b))] = slopes
-    return out
-
-
-def still_falls(
-    x: Sequence[float], y: Sequence[float], seeds: Sequence[int], level: float = 0.95, margin: float = 0.1
-) -> Verdict:
-    """The claim "the error still falls over the last segment of ``x``": :func:`verdict` on the per-seed local
-    slopes of the last segment (:func:`segment_slopes`), negated. ``fails`` means a plateau (or a rise): the slope is
-    established to be above ``-margin`` in the log-log sense, i.e. shallower than ``margin`` in size or positive."""
-    segments = segment_slopes(x, y, seeds)
-    if not segments:
-        return Verdict("inconclusive", math.nan, math.nan, math.nan, 0, level)
-    last = segments[max(segments)]
-    return verdict([-s for s in last], level, margin)
-
-
 def finite_median(x: Sequence[float]) -> float:
     """The median of the finite entries of ``x``; ``nan`` (without a warning) when there is none."""
     x = np.asarray(x, float)
@@ -212,8 +167,5 @@ __all__ = [
     "loglog_fit",
     "order",
     "rank_correlation",
-    "seed_slopes",
-    "segment_slopes",
-    "still_falls",
     "verdict",
 ]

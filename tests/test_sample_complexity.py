@@ -66,5 +66,7 @@ def test_calibrated_verdicts_read_squared_excess_errors_paired_by_seed():
     assert set(orders) == {64, 256, 1024, 4096} and all(o == "holds" for o, _ in orders.values())
     assert all(len(links) == 2 and links[0].n == 5 for _, links in orders.values())
     assert sc.excess_by_seed([_fake(1.0, 1.0, 64, 0.1)]) == {}  # protocol-1 records have no floor: left out
+    versus = sc.versus_verdicts(pts)  # the fake records' yardstick equals the DiT: no difference to establish
+    assert len(versus) == 12 and {v.outcome for v in versus.values()} == {"inconclusive"}
     with pytest.raises(ValueError, match="part must be one of"):
         sc.excess_by_seed(pts, part="train")

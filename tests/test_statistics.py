@@ -16,9 +16,6 @@ from gptheory.statistics import (
     order,
     ordered,
     rank_correlation,
-    seed_slopes,
-    segment_slopes,
-    still_falls,
     verdict,
 )
 
@@ -106,22 +103,6 @@ def test_all_hold_joins_a_chain_of_claims():
     h, f, i = verdict([1, 1.1, 0.9]), verdict([-1, -1.1, -0.9]), verdict([1, -1, 0.2])
     assert all_hold([h, h]) == "holds" and all_hold([h, i]) == "inconclusive" and all_hold([h, i, f]) == "fails"
     assert all_hold([]) == "inconclusive"
-
-
-def test_slopes_per_seed_per_segment_and_the_plateau_test():
-    n = np.array([64, 256, 1024, 4096] * 3, float)
-    seeds = np.repeat([0, 1, 2], 4)
-    # falls like n^-0.5 to 1024, then flat; each seed with its own level
-    level = np.array([1.0, 1.3, 0.8])[seeds]
-    y = level * np.where(n <= 1024, n**-0.5, 1024**-0.5)
-    y = y * (1 + 0.01 * np.array([1, -1, 0, 1, 0, 1, -1, 0, -1, 0, 1, 1]))
-    per_seed = seed_slopes(n, y, seeds)
-    assert set(per_seed) == {0, 1, 2} and all(-0.45 < s < -0.3 for s in per_seed.values())
-    seg = segment_slopes(n, y, seeds)
-    assert list(seg) == [(64.0, 256.0), (256.0, 1024.0), (1024.0, 4096.0)]
-    assert all(abs(s + 0.5) < 0.03 for s in seg[(64.0, 256.0)]) and all(abs(s) < 0.03 for s in seg[(1024.0, 4096.0)])
-    assert still_falls(n, y, seeds).outcome == "fails"  # a plateau
-    assert still_falls(n[n <= 1024], y[n <= 1024], seeds[n <= 1024]).outcome == "holds"
 
 
 def test_rank_correlation_is_spearmans_and_nan_for_a_constant():

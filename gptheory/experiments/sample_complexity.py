@@ -208,6 +208,18 @@ def _drop(by_n: dict, a: int, b: int) -> list[float]:
     return [(by_n[a][s] - by_n[b][s]) / max(by_n[a][s], 1.0) for s in sorted(set(by_n[a]) & set(by_n[b]))]
 
 
+def versus_verdicts(points: list[SampleComplexity], other: str = "yardstick", metric: str = "temporal") -> dict:
+    """For each process and ``n``, the verdict on "the DiT's error is above ``other``'s" (one of :data:`PARTS`), on
+    the per-seed differences of their squared excess errors (paired by seed): ``{(key, n): Verdict}``."""
+    dit, ref = excess_by_seed(points, metric, squared=True), excess_by_seed(points, metric, other, squared=True)
+    out = {}
+    for key in sorted(dit):
+        for n in sorted(dit[key]):
+            seeds = sorted(set(dit[key][n]) & set(ref[key][n]))
+            out[(key, n)] = verdict([dit[key][n][s] - ref[key][n][s] for s in seeds])
+    return out
+
+
 def order_verdicts(points: list[SampleComplexity], axis: str, metric: str = "temporal") -> dict[int, tuple]:
     """The paper's ordering at each ``n``, as :func:`gptheory.statistics.ordered` on the per-seed squared excess
     errors in units of each kernel's floor squared (paired by seed): error decreasing in ``nu`` (``axis="nu"``) or
@@ -325,6 +337,7 @@ __all__ = [
     "PARTS",
     "excess_by_seed",
     "order_verdicts",
+    "versus_verdicts",
     "plot_sample_complexity",
     "run_sample_complexity",
     "sample_complexity",

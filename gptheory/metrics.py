@@ -226,16 +226,35 @@ def gap_errors(Gamma_hat: torch.Tensor, Gamma: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.diagonal(diff, offset=h).mean().sqrt() for h in range(N)])
 
 
-def block_gap_errors(C: torch.Tensor, Gamma: torch.Tensor, Sigma: torch.Tensor) -> torch.Tensor:
-    """Error of the cross-frame covariances ``C: (N, N, d, d)`` (:func:`pair_covariance`) against ``Gamma: (N, N)``
-    and ``Sigma: (d, d)`` at each gap ``h = |i - j|``: ``(N,)``, entry ``h`` is
-    ``sqrt(mean_i ||C_{i,i+h} - Gamma_{i,i+h} Sigma||_F^2) / ||Sigma||_F`` (so ``h = 0`` is the spatial error of
-    the frames themselves and a large ``h`` asks whether weak cross-frame correlations are right)."""
-    Gamma, Sigma = Gamma.to(DTYPE), Sigma.to(DTYPE)
-    diff = ((C - Gamma[:, :, None, None] * Sigma) ** 2).sum((-1, -2))  # (N, N)
+def block_gap_errors(C: torch.Tensor, law: Law) -> torch.Tensor:
+    """Error of the cross-frame covariances ``C: (N, N, d, d)`` (:func:`pair_covariance`) against the pair
+    covariances ``S`` of ``law`` at each gap ``h = |i - j|``: ``(N,)``, entry ``h`` is
+    ``sqrt(mean_i ||C_{i,i+h} - S_{i,i+h}||_F^2) / ||Sigma||_F`` (for the data law ``S_ij = Gamma_ij Sigma``; ``h = 0``
+    is the spatial error of the frames themselves and a large ``h`` asks whether weak cross-frame correlations are
+    right)."""
+    diff = ((C.to(DTYPE) - law.pairs) ** 2).sum((-1, -2))  # (N, N)
     N = diff.shape[-1]
     out = torch.stack([torch.diagonal(diff, offset=h).mean().sqrt() for h in range(N)])
-    return out / torch.linalg.norm(Sigma)
+    return out / torch.linalg.norm(law.Sigma)
+
+
+def correlation(M: torch.Tensor) -> torch.Tensor:
+    """The correlation matrices of covariance matrices ``M: (..., n, n)``: ``M_ij / sqrt(M_ii M_jj)``, free of scale
+    (a generator whose samples are too wide or too narrow by one factor has the right correlations)."""
+    M = M.to(DTYPE)
+    s = torch.diagonal(M, dim1=-2, dim2=-1).clamp(min=1e-300).sqrt()
+    return M / (s[..., :, None] * s[..., None, :])
+
+
+def correlation_errors(C: torch.Tensor, law: Law) -> tuple[torch.Tensor, float]:
+    """Scale-free errors of pair covariances ``C: (N, N, d, d)`` against ``law``: the RMS error at each gap ``h`` of
+    the temporal correlation, :func:`correlation` of the whitened kernel (:func:`temporal_kernel_whitened`), ``(N,)``
+    (by :func:`gap_errors`); and the spatial one, the mean over frames of ``||corr(C_ii) - corr(S_ii)||_F`` divided by
+    ``||corr(S_ii)||_F``."""
+    G, K = temporal_kernel_whitened(C, law.Sigma), temporal_kernel_whitened(law.pairs, law.Sigma)
+    R, R_law = correlation(spatial_covariance(C)), correlation(spatial_covariance(law.pairs))
+    spatial = torch.linalg.norm((R - R_law).flatten(1), dim=1) / torch.linalg.norm(R_law.flatten(1), dim=1)
+    return gap_errors(correlation(G), correlation(K)), float(spatial.mean())
 
 
 def toeplitz_residual(Gamma_hat: torch.Tensor) -> torch.Tensor:

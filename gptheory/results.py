@@ -162,8 +162,10 @@ class Record:
             if f.name in _META:
                 continue
             tp = hints[f.name]
-            if _is_array(tp):
-                kw[f.name] = arrays[f.name]
+            if _is_array(tp) and (f.name in arrays or f.default_factory is dataclasses.MISSING):
+                kw[f.name] = arrays[f.name]  # an array added later with a default is filled in for older records
+            elif _is_array(tp):
+                continue
             elif _is_array_dict(tp):
                 prefix = f.name + "."
                 kw[f.name] = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}

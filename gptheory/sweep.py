@@ -56,6 +56,9 @@ class Sweep:
         point: ``point(config, checkpoint=path | None, progress=bool) -> record``; a module-level function.
         columns: ``columns(record) -> {column: value}``, the scalar metrics of one row of ``results.csv``.
         plot: ``plot(records) -> matplotlib Figure``, the summary figure (``summary.png``).
+        linked: per profile, settings tied to an axis' value: ``{"arch": {"unet": {"lr": 1e-3}}}`` gives every point
+            with ``arch="unet"`` that learning rate (each network its own tuned recipe); they override the base and
+            any base override, never a grid axis.
     """
 
     name: str
@@ -66,6 +69,7 @@ class Sweep:
     point: Callable[..., Record]
     columns: Callable[[Record], dict]
     plot: Callable[[list[Record]], object] | None = None
+    linked: dict[str, dict[str, dict]] | None = None
 
     def axes(self, profile: str, **override: Iterable) -> dict[str, tuple]:
         """The grid of ``profile`` with axes replaced (or added) by ``override`` (``None`` keeps an axis)."""
@@ -83,10 +87,12 @@ class Sweep:
         base = by_profile(**self.base, name=profile).replace(**base_override)
         axes = self.axes(profile) if axes is None else axes
         names = list(axes)
+        linked = by_profile(**self.linked, name=profile) if self.linked else {}
         out = []
         for values in itertools.product(*(axes[k] for k in names)):
             coords = dict(zip(names, values, strict=True))
-            out.append((coords, base.replace(**coords)))
+            tied = {k: v for axis, by in linked.items() if axis in coords for k, v in by.get(coords[axis], {}).items()}
+            out.append((coords, base.replace(**tied).replace(**coords)))
         return out
 
 
@@ -246,6 +252,7 @@ def run_sweep(
             "sweep": name,
             "profile": profile,
             "base": _base_identity(base, grid),
+            **({"linked": by_profile(**sweep.linked, name=profile)} if sweep.linked else {}),
             "version": results.__version__,
         }
         _check_out(out, manifest)

@@ -135,14 +135,14 @@ def test_block_gap_errors_are_per_frame_spatial_errors_at_gap_zero_and_scale_fre
     N, d = 6, 3
     gp = GaussianProcess(N, d, nu=2.0, ell=2.0, seed=1)
     C = gp.covariance().reshape(N, d, N, d).permute(0, 2, 1, 3).clone()  # exact (N, N, d, d) blocks
-    assert metrics.block_gap_errors(C, gp.Gamma, gp.Sigma).abs().max() < 1e-12
+    assert metrics.block_gap_errors(C, Law.data(gp)).abs().max() < 1e-12
     # every frame's block off by a random symmetric matrix of its own norm e_i
     e = torch.tensor([0.1, 0.3, 0.0, 0.2, 0.5, 0.1], dtype=torch.float64)
     for i in range(N):
         A = torch.randn(d, d, generator=gen, dtype=torch.float64)
         A = A + A.T
         C[i, i] += e[i] * A / torch.linalg.norm(A)
-    block = metrics.block_gap_errors(C, gp.Gamma, gp.Sigma)
+    block = metrics.block_gap_errors(C, Law.data(gp))
     norm = torch.linalg.norm(gp.Sigma)
     assert float(block[0]) == pytest.approx(float(e.pow(2).mean().sqrt() / norm), rel=1e-12)
     assert block[1:].abs().max() < 1e-12  # nothing changed off the diagonal blocks
@@ -152,17 +152,42 @@ def test_block_gap_errors_are_per_frame_spatial_errors_at_gap_zero_and_scale_fre
     # ... and equal to it when every frame is off by the same amount
     same = gp.covariance().reshape(N, d, N, d).permute(0, 2, 1, 3).clone()
     same[torch.arange(N), torch.arange(N)] += 0.3 * torch.eye(d, dtype=torch.float64) / d**0.5
-    assert float(metrics.block_gap_errors(same, gp.Gamma, gp.Sigma)[0]) == pytest.approx(
+    assert float(metrics.block_gap_errors(same, Law.data(gp))[0]) == pytest.approx(
         metrics.errors_of_covariance(same, gp.Gamma, gp.Sigma)["spatial"], rel=1e-12)  # fmt: skip
     # relative to ||Sigma||: a change of the units of x (C and Sigma scaled together) changes nothing
-    torch.testing.assert_close(metrics.block_gap_errors(7.0 * C, gp.Gamma, 7.0 * gp.Sigma), block)
+    wider = Law.kronecker(gp.Gamma, 7.0 * gp.Sigma, 7.0 * gp.Sigma)
+    torch.testing.assert_close(metrics.block_gap_errors(7.0 * C, wider), block)
     # a cross-frame block at gap 2 off by D: the error at gap 2 is ||D|| / sqrt(N - 2) / ||Sigma||, on both sides
     D = 0.05 * torch.ones(d, d, dtype=torch.float64)
     cross = gp.covariance().reshape(N, d, N, d).permute(0, 2, 1, 3).clone()
     cross[1, 3] += D
-    out = metrics.block_gap_errors(cross, gp.Gamma, gp.Sigma)
+    out = metrics.block_gap_errors(cross, Law.data(gp))
     assert float(out[2]) == pytest.approx(float(torch.linalg.norm(D) / (N - 2) ** 0.5 / norm), rel=1e-12)
     assert torch.cat([out[:2], out[3:]]).abs().max() < 1e-12
+
+
+def test_correlation_errors_are_free_of_scale_and_see_a_wrong_correlation_at_its_gap():
+    N, d = 7, 3
+    gp = GaussianProcess(N, d, nu=1.5, ell=2.5, seed=3)
+    law = Law.data(gp)
+    gaps, spatial = metrics.correlation_errors(law.pairs, law)
+    assert gaps.abs().max() < 1e-12 and spatial < 1e-12
+    # every variance wrong by one factor (samples too wide early in training): no correlation error at all
+    gaps, spatial = metrics.correlation_errors(2.7 * law.pairs, law)
+    assert gaps.abs().max() < 1e-12 and spatial < 1e-12
+    # one frame rescaled: its correlations with the others are unchanged too (correlations divide the scale out)
+    D = torch.ones(N, dtype=torch.float64)
+    D[2] = 3.0
+    scaled = law.pairs * D[:, None, None, None] * D[None, :, None, None]
+    assert metrics.correlation_errors(scaled, law)[0].abs().max() < 1e-12
+    # the temporal correlation at gap 2 made 0.1 too large everywhere: the error shows at gap 2 only, of size 0.1
+    G = gp.Gamma.clone() + 0.1 * (torch.diag(torch.ones(N - 2), 2) + torch.diag(torch.ones(N - 2), -2)).double()
+    off = Law.kronecker(G, gp.Sigma, gp.Sigma)
+    gaps, spatial = metrics.correlation_errors(off.pairs, law)
+    expected = torch.zeros(N, dtype=torch.float64)
+    expected[2] = 0.1
+    torch.testing.assert_close(gaps, expected, rtol=1e-10, atol=1e-12)
+    assert spatial < 1e-12  # each frame's covariance is still Sigma
 
 
 def test_a_toeplitz_matrix_is_stationary():

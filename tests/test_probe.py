@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from gptheory import metrics, results
+from gptheory import GaussianProcess, metrics, results
 from gptheory.config import ExperimentConfig
-from gptheory.experiments import SWEEPS, architecture
+from gptheory.convergence import STOP_REASONS
+from gptheory.experiments import SWEEPS, architecture, dynamics
 from gptheory.experiments import probe as probes
 from gptheory.experiments import sweep as get
+from gptheory.metrics import Law
 from gptheory.provenance import Provenance
 from gptheory.results import config_key, setting
 from gptheory.sweep import provenance_summary, run_sweep
@@ -29,38 +31,34 @@ TINY = {"steps": 20, "n_gen": 64, "sample_steps": 4, "n_train": 128}
 SEED0 = {"seed": [0]}
 
 
-# ------------------------------------------------------------------------------------------- helpers
-@pytest.mark.parametrize("steps, points", [(20, 3), (2500, 8), (6000, 10), (300, 3), (5, 8), (1, 3), (100, 1)])
-def test_eval_steps_are_log_spaced_distinct_and_end_at_the_last_step(steps, points):
-    at = probes.eval_steps(steps, points)
-    assert at == sorted(set(at)) and 1 <= len(at) <= points
-    assert 1 <= at[0] and at[-1] == steps  # the final network is always measured
-    if points >= 2 and steps >= 100 * points:  # no rounding collisions: every point is used, spaced by a constant ratio
-        assert len(at) == points and at[0] == round(steps / 100)
-        ratios = np.diff(np.log(at))
-        np.testing.assert_allclose(ratios, np.log(100) / (points - 1), atol=np.log(1 + 1 / at[0]))
-
-
-def test_eval_steps_without_points_is_empty():
-    assert probes.eval_steps(2500, 0) == [] and probes.eval_steps(10, -1) == []
-
-
 # ------------------------------------------------------------------------------------------ one point
 def _check_common(p: probes.Probe, cfg: ExperimentConfig) -> None:
-    """What every measured point satisfies, whatever the network."""
+    """What every measured point satisfies, whatever the network and the protocol."""
     N, d = cfg.process.N, cfg.process.d
     for part in (p.generated, p.true):
         assert all(math.isfinite(v) and v > 0 for v in part.__dict__.values()), part
-    assert p.paper_relative_error == pytest.approx(p.generated.covariance / p.true.covariance, rel=1e-12)
-    assert p.steps == cfg.train.steps and p.loss_steps[-1] == cfg.train.steps and np.isfinite(p.loss).all()
+    gp = GaussianProcess(N, d, nu=cfg.process.nu, ell=cfg.process.ell, seed=cfg.process.sigma_seed)
+    target = torch.from_numpy(p.Gamma)
+    if cfg.protocol == 1:
+        assert p.paper_relative_error == pytest.approx(p.generated.covariance / p.true.covariance, rel=1e-12)
+        assert p.steps == cfg.train.steps and p.loss_steps[-1] == cfg.train.steps
+    else:  # measured against the law at t0, whose whitened kernel is alpha^2 Gamma + sigma^2 Sigma^{-1}-trace / d
+        law = Law.at(gp, cfg.train.t0, prepare(cfg).model.schedule)
+        target = metrics.temporal_kernel_whitened(law.pairs, gp.Sigma)
+        assert 0 < p.steps <= cfg.train.steps and p.stop_reason in STOP_REASONS and 0 < p.best_step <= p.steps
+        assert p.best_validation == min(v for _, v in p.validation) and p.validation[-1][0] <= p.steps
+        assert all(math.isfinite(v) and v > 0 for v in p.floor.__dict__.values())
+        assert p.relative_count == min(cfg.n_train, cfg.sampler.n_gen)
+        assert 0 < p.memorisation.ratio and 0 <= p.memorisation.copies <= 1
+    assert np.isfinite(p.loss).all()
     assert p.Gamma.shape == p.Gamma_hat.shape == p.Gamma_hat_true.shape == (N, N) and p.Sigma.shape == (d, d)
-    # the stored estimates and the stored errors are the same measurement
+    # the stored estimates and the stored errors are the same measurement, each against its own law
     assert metrics.relative_error(torch.from_numpy(p.Gamma_hat_true), torch.from_numpy(p.Gamma)) == pytest.approx(
         p.true.temporal, rel=1e-12)  # fmt: skip
-    assert metrics.relative_error(torch.from_numpy(p.Gamma_hat), torch.from_numpy(p.Gamma)) == pytest.approx(
-        p.generated.temporal, rel=1e-12)  # fmt: skip
-    for est, gaps in ((p.Gamma_hat, p.gap_error), (p.Gamma_hat_true, p.gap_error_true)):
-        np.testing.assert_allclose(gaps, metrics.gap_errors(torch.from_numpy(est), torch.from_numpy(p.Gamma)),
+    assert metrics.relative_error(torch.from_numpy(p.Gamma_hat), target) == pytest.approx(p.generated.temporal,
+                                                                                           rel=1e-12)  # fmt: skip
+    for est, gaps, truth in ((p.Gamma_hat, p.gap_error, target), (p.Gamma_hat_true, p.gap_error_true, p.Gamma)):
+        np.testing.assert_allclose(gaps, metrics.gap_errors(torch.from_numpy(est), torch.as_tensor(truth)),
                                    rtol=1e-12)  # fmt: skip
         assert metrics.roughness(torch.from_numpy(est)) in (pytest.approx(p.roughness), pytest.approx(p.roughness_true))
     for arr in (p.block_error, p.block_error_true):
@@ -90,11 +88,12 @@ def _check_no_attention(p: probes.Probe) -> None:
 
 
 def _check_dynamics(p: probes.Probe, cfg: ExperimentConfig) -> None:
-    N, at = cfg.process.N, probes.eval_steps(cfg.train.steps, cfg.sampler.eval_points)
+    N, at = cfg.process.N, dynamics.dynamics_steps(cfg)
+    at = [k for k in at if k <= p.steps]  # a run that converged stopped before the later points
     E = len(at)
     if not E:
         for name in ("eval_steps", "eval_temporal", "eval_spatial", "eval_covariance", "eval_gap_error", "eval_true",
-                     "eval_gap_error_true"):  # fmt: skip
+                     "eval_gap_error_true", "eval_epochs", "eval_corr_gap", "eval_corr_spatial"):  # fmt: skip
             assert getattr(p, name).size == 0, name
         return
     assert p.eval_steps.tolist() == at
@@ -102,6 +101,16 @@ def _check_dynamics(p: probes.Probe, cfg: ExperimentConfig) -> None:
     assert p.eval_gap_error.shape == (E, N) and p.eval_true.shape == (3,) and p.eval_gap_error_true.shape == (N,)
     for arr in (p.eval_temporal, p.eval_spatial, p.eval_covariance, p.eval_gap_error, p.eval_true):
         assert np.isfinite(arr).all() and (arr >= 0).all()
+    if cfg.protocol == 1:
+        assert p.eval_epochs.size == 0 and p.eval_corr_gap.size == 0
+        return
+    per_epoch = cfg.n_train // min(cfg.train.batch_size, cfg.n_train)
+    assert p.eval_steps[0] == max(per_epoch, 1) or p.eval_steps[0] == cfg.train.steps  # from the first epoch on
+    np.testing.assert_allclose(p.eval_epochs, p.eval_steps / per_epoch)
+    assert p.eval_corr_gap.shape == (E, N) and p.eval_corr_spatial.shape == (E,)
+    assert p.eval_corr_gap_true.shape == (N,) and math.isfinite(p.eval_corr_spatial_true)
+    assert (p.eval_corr_gap[:, 0] < 1e-12).all()  # a correlation is 1 at gap 0, whatever the scale
+    assert np.isfinite(p.eval_corr_gap).all() and (p.eval_corr_spatial >= 0).all()
 
 
 def _same(a: probes.Probe, b: probes.Probe, skip: tuple[str, ...] = ()) -> None:
@@ -156,6 +165,29 @@ def test_a_unet_point_has_no_attention_its_receptive_field_and_training_dynamics
     assert setting(back, "arch") == "unet" and setting(back, "eval_points") == 3
 
 
+@pytest.mark.usefixtures("private_cache")
+def test_a_calibrated_point_trains_to_convergence_and_measures_against_the_law_at_t0(tmp_path):
+    # protocol 2: a cap of 80 steps checked every 10 (2 steps an epoch), correlations by gap in epochs
+    tiny = {**TINY, "steps": 80, "eval_every": 10, "patience": 1, "eval_points": 5}
+    cfg = probes.CALIBRATED["smoke"].replace(N=8, depth=2, record=3, **tiny)
+    p = probes.run_probe(cfg, progress=False)
+    assert p.protocol == 2
+    _check_common(p, cfg)
+    _check_dit(p, cfg)
+    _check_dynamics(p, cfg)
+    assert p.eval_steps.size >= 2 and p.eval_epochs[0] == 1  # the first measurement after one epoch
+    # the generated sequences are judged against the law at t0: the true ones beside them against the data law, so
+    # a generated error below the true one is possible at t0 (the law is wider by sigma_t0^2), never against Gamma
+    cols = probes.columns(p)
+    assert cols["stop_reason"] == p.stop_reason and cols["floor.temporal"] == p.floor.temporal
+    assert cols["memorisation.ratio"] == p.memorisation.ratio
+    p.provenance = Provenance.now(cfg.to_dict(), 1.0, "smoke", "cpu")
+    back = results.read(results.write(p, tmp_path, "k"), probes.Probe)
+    _same(p, back, skip=("floor", "memorisation", "validation"))
+    assert back.floor == p.floor and back.memorisation == p.memorisation
+    assert [list(v) for v in back.validation] == [list(v) for v in p.validation]
+
+
 # ------------------------------------------------------------------------------------ every sweep, smoke
 SWEEP_NAMES = [name for name, s in SWEEPS.items() if s.record is probes.Probe]
 
@@ -175,8 +207,8 @@ def swept(tmp_path_factory, one_thread):
 
 def test_the_issue_sweeps_are_all_registered():
     assert set(SWEEP_NAMES) == {"architecture", "architecture-receptive-field", "architecture-length",
-                                "architecture-depth", "attention-learned-depth", "attention-learned-bandwidth",
-                                "attention-learned-white"}  # fmt: skip
+                                "architecture-depth", "architecture-lr", "attention-learned-depth",
+                                "attention-learned-bandwidth", "attention-learned-white"}  # fmt: skip
     assert all(get(n).record is probes.Probe for n in SWEEP_NAMES)
 
 
@@ -222,7 +254,11 @@ def test_what_each_sweep_varies_shows_in_its_points(swept):
     arch = {setting(r, "arch"): r for r in by["architecture"].values()}
     assert set(arch) == set(architecture.COMPARED_ARCHS)
     assert all(abs(r.params / arch["dit"].params - 1) <= 0.1 for r in arch.values())  # matched sizes
-    assert all(r.eval_steps.tolist() == probes.eval_steps(20, architecture.EVAL_POINTS["smoke"]) for r in arch.values())
+    for r in arch.values():  # measured in epochs from the first one on, up to where training stopped
+        at = dynamics.dynamics_steps(ExperimentConfig.from_dict(r.config))
+        assert len(at) == architecture.DYNAMICS_POINTS["smoke"] and r.eval_steps.tolist() == [
+            k for k in at if k <= r.steps
+        ]
     rf = {setting(r, "kernel_size"): r.receptive_field for r in by["architecture-receptive-field"].values()}
     assert rf[3] < rf[7]  # longer filters see further
     for r in by["architecture-length"].values():

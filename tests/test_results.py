@@ -170,3 +170,23 @@ def test_value_group_mean_and_summary_read_records_by_setting_and_metric():
     assert mean(pts[2:], "dit.temporal") == 4.0
     s = summary(pts, "ell", "dit.temporal")
     assert s[4.0] == (3.0, pytest.approx(2.0), 3) and s[8.0][0] == 2.0 and np.isnan(s[8.0][1]) and s[8.0][2] == 1
+
+
+def test_an_array_field_added_later_with_a_default_reads_from_older_records():
+    @dataclass
+    class Old(Record):
+        NAME = "evolving"
+        a: np.ndarray
+
+    @dataclass
+    class New(Record):
+        NAME = "evolving"
+        a: np.ndarray
+        b: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+
+    numbers, arrays = Old(a=np.arange(3.0)).parts()
+    back = New.from_parts(numbers, arrays)
+    np.testing.assert_array_equal(back.a, np.arange(3.0))
+    assert back.b.shape == (0, 3)  # the default, not an error
+    with pytest.raises(KeyError):  # an array without a default is still required
+        New.from_parts(numbers, {})

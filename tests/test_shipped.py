@@ -10,12 +10,15 @@ import torch
 
 from gptheory.config import ExperimentConfig
 from gptheory.experiments import SWEEPS as ALL_SWEEPS
+from gptheory.experiments import architecture, attention_learned
 from gptheory.experiments import probe as probes
 from gptheory.experiments.sample_complexity import NAME, SWEEPS, SampleComplexity, run_sample_complexity
 from gptheory.results import Record, config_key, setting, shipped
 
 # the probe sweeps of the architecture and attention chapters
+# the registered (calibrated) probe sweeps and the first ones the chapters read until those ship
 PROBE_SWEEPS = [s for s in ALL_SWEEPS.values() if s.record is probes.Probe]
+PROBE_SWEEPS += [*architecture.LEGACY, *attention_learned.LEGACY]
 
 # Re-running a point on the same kind of machine with the thread count recorded in its provenance repeats the
 # arithmetic exactly, so the numbers agree to rounding. On another CPU (other SIMD kernels in MKL) the rounding of
@@ -75,6 +78,25 @@ def test_every_shipped_probe_point_belongs_to_a_probe_sweep_and_carries_its_prov
         assert config_key(p.provenance.config) in grid_keys, p.path.name  # no orphan: a sweep regenerates it
 
 
+def _rounding(metric: str) -> float:
+    """How closely a metric of the same samples repeats on another CPU. The linear ones to 1e-9. ``w2`` is
+    ``sqrt(tr S1 + tr S0 - 2 tr (S0^1/2 S1 S0^1/2)^1/2)``: the trace terms cancel to a hundredth of their size (a
+    W2^2 of about 0.4 from traces of about 130 at N d = 128), and the eigendecompositions behind the square roots
+    round differently with another CPU's vector units (seen: 2e-7 relative between two x86_64 machines)."""
+    return 1e-5 if metric == "w2" else 1e-9
+
+
+def test_the_tuned_learning_rates_are_what_the_shipped_tuning_sweep_chose():
+    tuning = _grid_keys([architecture.TUNING])
+    pts = [p for p in shipped(probes.NAME, probes.Probe) if config_key(p.provenance.config) in tuning]
+    if not pts:  # not tuned yet: every network trains at the base rate, and nothing may claim otherwise
+        assert not architecture.TUNED_LR["cpu"], "TUNED_LR['cpu'] names rates, but no architecture-lr point ships"
+        return
+    assert len(pts) == len(tuning)  # the whole grid, one code version (sweep --ship refuses a mix)
+    assert len({p.provenance.code for p in pts}) == 1
+    assert architecture.TUNED_LR["cpu"] == architecture.tuned_lr(pts)
+
+
 @pytest.mark.slow
 def test_one_shipped_point_reruns_from_scratch(monkeypatch, tmp_path):
     monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path))
@@ -84,7 +106,7 @@ def test_one_shipped_point_reruns_from_scratch(monkeypatch, tmp_path):
     # the data, the yardstick fitted to it and the fresh true samples involve no training: they repeat to rounding
     for part in ("train", "yardstick", "yardstick_exact", "truth", "parametric", "floor", "train_floor"):
         for k, v in getattr(p, part).__dict__.items():
-            assert getattr(getattr(again, part), k) == pytest.approx(v, rel=1e-9), (part, k)
+            assert getattr(getattr(again, part), k) == pytest.approx(v, rel=_rounding(k)), (part, k)
     # the trained network's samples: within the tolerance argued above
     for k, v in p.dit.__dict__.items():
         assert getattr(again.dit, k) == pytest.approx(v, rel=REL_TOL), ("dit", k)
@@ -103,12 +125,13 @@ def test_one_shipped_probe_point_reruns_from_scratch(monkeypatch, tmp_path):
 
     p = min(pts, key=cost)
     again = _rerun(probes.run_probe, p)
-    # no training in these: the process, the true sequences and what is measured on them repeat to rounding
+    # no training in these: the process, the true sequences and what is measured on them repeat to rounding (entries
+    # of order 1, sums over thousands of sequences: 1e-12 absolute between two CPUs, hence atol 1e-10)
     for k, v in p.true.__dict__.items():
-        assert getattr(again.true, k) == pytest.approx(v, rel=1e-9), ("true", k)
+        assert getattr(again.true, k) == pytest.approx(v, rel=_rounding(k)), ("true", k)
     for name in ("Gamma", "Sigma", "Gamma_hat_true", "gap_error_true", "block_error_true", "pair_blocks_true",
                  "eval_true", "eval_gap_error_true"):  # fmt: skip
-        np.testing.assert_allclose(getattr(again, name), getattr(p, name), rtol=1e-9, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(getattr(again, name), getattr(p, name), rtol=1e-9, atol=1e-10, err_msg=name)
     assert again.roughness_true == pytest.approx(p.roughness_true, rel=1e-9)
     # the untrained network's attention: float32 arithmetic but no training to amplify its rounding
     np.testing.assert_allclose(again.similarity_init, p.similarity_init, rtol=1e-5, atol=1e-6)

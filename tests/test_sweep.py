@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -41,6 +42,18 @@ def test_registry_names_every_sweep_and_its_grid():
     n = cpu["n_train"]  # the floor: 4 sizes over 16x, 3 kernels, 2 seeds
     assert len(n) >= 4 and max(n) / min(n) >= 16 and len(cpu["nu"]) >= 3 and len(cpu["seed"]) >= 2
     assert len(SWEEPS["sample-complexity-ell"].grid["cpu"]["ell"]) >= 3
+
+
+def test_linked_settings_follow_their_axis_value_and_never_override_the_grid():
+    linked = {"nu": {1.0: {"lr": 1e-4, "steps": 7}, 2.0: {"lr": 5e-3}}, "absent_axis": {1: {"lr": 9.0}}}
+    demo = dataclasses.replace(SC_NU, linked={p: linked for p in ("smoke", "cpu", "gpu")})
+    axes = {"nu": (1.0, 2.0, 0.5), "n_train": (32,), "seed": (0,)}
+    pts = {c["nu"]: cfg for c, cfg in demo.points("smoke", axes, steps=11, lr=3e-3)}
+    assert (pts[1.0].train.lr, pts[1.0].train.steps) == (1e-4, 7)  # the link beats the base override ...
+    assert (pts[2.0].train.lr, pts[2.0].train.steps) == (5e-3, 11)  # ... setting by setting
+    assert (pts[0.5].train.lr, pts[0.5].train.steps) == (3e-3, 11)  # a value without a link keeps the base
+    tied_to_grid = dataclasses.replace(SC_NU, linked={p: {"seed": {0: {"nu": 0.7}}} for p in ("smoke", "cpu", "gpu")})
+    assert {cfg.process.nu for _, cfg in tied_to_grid.points("smoke", axes)} == {1.0, 2.0, 0.5}  # the grid wins
 
 
 def test_a_sweep_writes_a_tidy_table_and_a_second_run_does_no_work(tmp_path):

@@ -5,6 +5,8 @@
 * :mod:`~gptheory.experiments.dit_learns` -- Section 6.1 / Appendix D.1: a DiT learns ``Gamma`` and ``Sigma``;
 * :mod:`~gptheory.experiments.sample_complexity` -- Theorem 2 and Figure 4(a): the error against ``n``;
 * :mod:`~gptheory.experiments.probe` -- one trained network measured from every side, the point of the next two;
+* :mod:`~gptheory.experiments.dynamics` -- training dynamics: where training is measured, and when each dependency
+  was learned (Figure 13);
 * :mod:`~gptheory.experiments.architecture` -- Appendix D.2 (Figures 11-13): the DiT against UNets, length, depth;
 * :mod:`~gptheory.experiments.attention_learned` -- is the attention pattern learned (Figures 5 and 10 at depth)?
 
@@ -38,7 +40,8 @@ def describe() -> str:
         lines.append(f"{s.name}: {s.description}")
         for p in PROFILES:
             axes = ", ".join(f"{k}={list(v)}" for k, v in s.grid[p].items())
-            lines.append(f"    {p}: {axes}")
+            tied = "; ".join(f"{a}={v}: {o}" for a, by in (s.linked or {}).get(p, {}).items() for v, o in by.items())
+            lines.append(f"    {p}: {axes}" + (f" (with {tied})" if tied else ""))
     return "\n".join(lines)
 
 

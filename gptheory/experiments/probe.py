@@ -14,8 +14,8 @@ size, trained; ``n_gen`` generated sequences; as many true ones, the estimators'
 * for a DiT, its attention: the similarity to the kernel of every layer at every time the sampler visits, at
   initialisation, the fitted bandwidth and the diagonal mass at ``t0`` (:mod:`gptheory.attention`);
 * with ``eval_points > 0`` (the training dynamics of Figure 13), the same errors from ``min(n_gen, 500)`` sequences
-  generated at ``eval_points`` log-spaced training steps (:func:`eval_steps`), measured inside the training loop and
-  kept in its checkpoint.
+  generated at ``eval_points`` log-spaced training steps (:func:`.dynamics.dynamics_steps`), measured inside the
+  training loop and kept in its checkpoint.
 
 The sweeps of both chapters share one base configuration per profile (:data:`PROBE`, Figure 1's), so a point that two
 sweeps have in common is trained once; :func:`probe_sweep` makes one, with :func:`columns` and the summary figure
@@ -24,6 +24,7 @@ sweeps have in common is trained once; :func:`probe_sweep` makes one, with :func
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,31 +32,32 @@ import torch
 
 from .. import attention, metrics
 from ..config import ExperimentConfig
+from ..convergence import Memorisation, memorisation
 from ..dit import DiT
+from ..floors import sampling_floor
 from ..gp import GaussianProcess
-from ..metrics import CovarianceErrors
+from ..metrics import CovarianceErrors, Law
 from ..profiles import PROFILES
 from ..results import Record, group, value
 from ..samplers import generate
 from ..streams import generator, seed_of
 from ..sweep import Sweep
 from ..trial import prepare, run_trial
+from . import dynamics
 from .dit_learns import DIT_LEARNS
 
 NAME = "probe"
 N_EVAL = 500  # sequences generated at each training-dynamics step (at most n_gen)
 PROBE = DIT_LEARNS  # Figure 1's configuration in each profile: the DiT of the chapter "A diffusion transformer learns"
-
-
-def eval_steps(steps: int, points: int) -> list[int]:
-    """``points`` log-spaced training steps from ``steps / 100`` (at least 1) to ``steps``, distinct and sorted (one
-    point: the last step)."""
-    if points <= 0:
-        return []
-    if points == 1:  # np.geomspace(a, b, 1) is [a]: the final network would go unmeasured
-        return [steps]
-    grid = np.geomspace(max(steps / 100, 1.0), steps, points)
-    return sorted({int(round(s)) for s in grid})
+# Protocol 2 (calibrated, issue 20): Figure 1's process and network trained to convergence of the excess validation
+# loss (``steps`` is the cap), on a training set small enough that an epoch is cheap (the paper counts epochs: 32
+# steps an epoch in the cpu profile, so the cap is 312 epochs).
+CONVERGE = {
+    "smoke": {"n_train": 512, "steps": 300, "patience": 2, "eval_every": 20, "min_delta": 1e-4},
+    "cpu": {"n_train": 2048, "steps": 10000, "patience": 6, "eval_every": 100, "min_delta": 1e-4},
+    "gpu": {"n_train": 100000, "steps": 40000, "patience": 4, "eval_every": 250, "min_delta": 1e-4},
+}
+CALIBRATED = {p: c.replace(protocol=2, **CONVERGE[p]) for p, c in DIT_LEARNS.items()}
 
 
 @dataclass
@@ -80,6 +82,22 @@ class Probe(Record):
       ``eval_covariance``: ``(E,)``, ``eval_gap_error: (E, N)``, and the floors of as many true sequences,
       ``eval_true: (3,)`` (temporal, spatial, covariance) and ``eval_gap_error_true: (N,)``;
     * ``loss_steps``, ``loss``: the training loss curve.
+
+    Protocol 2 (``config.protocol == 2``; the fields below keep their defaults in protocol-1 records). The network
+    trains to convergence of its excess validation loss (:mod:`gptheory.convergence`), and its samples are measured
+    against the law at ``t0`` (:meth:`gptheory.metrics.Law.at`, what a sampler stopped there draws), the true ones
+    against the data law; every kernel target (``gap_error``, ``block_error``) is that law's:
+
+    * ``floor``: the sampling floor of ``n_gen`` draws of the law at ``t0`` (:func:`gptheory.floors.sampling_floor`);
+    * ``paper_relative_error``: on ``relative_count = min(n_train, n_gen)`` generated and training sequences
+      (:func:`gptheory.metrics.paper_relative_error`; under protocol 1 it was ``generated.covariance /
+      true.covariance``);
+    * ``memorisation`` (:func:`gptheory.convergence.memorisation`), ``stop_reason``, ``best_step``, the validation
+      curve ``validation`` and its lowest value ``best_validation`` (what a learning rate is chosen on);
+    * training dynamics in epochs (:func:`.dynamics.dynamics_steps`, from the first epoch): ``eval_epochs: (E,)`` and
+      the scale-free errors of :func:`gptheory.metrics.correlation_errors`, the temporal correlation by gap
+      ``eval_corr_gap: (E, N)`` and the spatial correlation ``eval_corr_spatial: (E,)``, with as many true sequences'
+      ``eval_corr_gap_true: (N,)`` and ``eval_corr_spatial_true``.
     """
 
     NAME = NAME
@@ -124,6 +142,19 @@ class Probe(Record):
     eval_gap_error: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     eval_true: np.ndarray = field(default_factory=lambda: np.zeros(0))
     eval_gap_error_true: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    protocol: int = 1
+    floor: CovarianceErrors | None = None
+    relative_count: int = 0
+    memorisation: Memorisation | None = None
+    stop_reason: str = "cap"
+    best_step: int = 0
+    best_validation: float = math.nan
+    validation: list = field(default_factory=list)
+    eval_epochs: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eval_corr_gap: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    eval_corr_spatial: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eval_corr_gap_true: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eval_corr_spatial_true: float = math.nan
 
 
 def _period(model: torch.nn.Module) -> int:
@@ -160,27 +191,32 @@ def run_probe(
     generate ``config.sampler.n_gen`` sequences and measure them (:class:`Probe`)."""
     prepared = prepare(config, checkpointed=checkpoint is not None)
     gp, data, model, cfg = prepared
-    s, seed = config.sampler, config.seed
+    s, seed, protocol = config.sampler, config.seed, config.protocol
+    law = Law.data(gp)
+    law_gen = Law.at(gp, cfg.t0, model.schedule) if protocol == 2 else law  # what the generated sequences follow
+    target = gp.Gamma if protocol == 1 else metrics.temporal_kernel_whitened(law_gen.pairs, gp.Sigma)
     is_dit = isinstance(model, DiT)
-    init_maps = _init_maps(model, data, cfg.t0, seed, config.protocol) if is_dit else None
+    init_maps = _init_maps(model, data, cfg.t0, seed, protocol) if is_dit else None
     n_eval = min(s.n_gen, N_EVAL)
-    x_eval_true = gp.sample(n_eval, generator=generator(seed, "eval_true", protocol=config.protocol))
+    x_eval_true = gp.sample(n_eval, generator=generator(seed, "eval_true", protocol=protocol))
 
     def measure(step: int, net: torch.nn.Module) -> dict:
-        x_seed = seed_of(seed, "eval_sampler", config.protocol)
+        x_seed = seed_of(seed, "eval_sampler", protocol)
         x = generate(net, n_eval, steps=s.sample_steps, t0=cfg.t0, seed=x_seed, progress=False)
-        err = CovarianceErrors.of_samples(x, gp)
-        _, G = _whitened(x, gp)
-        gaps = metrics.gap_errors(G, gp.Gamma)
-        return {"temporal": err.temporal, "spatial": err.spatial, "covariance": err.covariance, "gaps": gaps.tolist()}
+        return dynamics.measure(x, law_gen, target, protocol)
 
-    at = eval_steps(cfg.steps, s.eval_points)
     trial = run_trial(
-        config, checkpoint, device, progress, prepared=prepared, attention=is_dit, on_step=measure, at_steps=at
+        config,
+        checkpoint,
+        device,
+        progress,
+        prepared=prepared,
+        attention=is_dit,
+        on_step=measure,
+        at_steps=dynamics.dynamics_steps(config),
     )
     res, net, x_gen, x_true, times, maps = trial.result, trial.net, trial.x_gen, trial.x_true, trial.times, trial.maps
-    generate_seconds = trial.generate_seconds
-    gen, true = CovarianceErrors.of_samples(x_gen, gp), CovarianceErrors.of_samples(x_true, gp)
+    gen, true = CovarianceErrors.of_samples(x_gen, law_gen), CovarianceErrors.of_samples(x_true, law)
     C_gen, G_gen = _whitened(x_gen, gp)
     C_true, G_true = _whitened(x_true, gp)
     period = _period(net)
@@ -200,24 +236,26 @@ def run_probe(
             "record_times": times[keep].numpy(),
             "attention": maps[keep].numpy(),
         }
-    dyn: dict = {}
-    if res.evals:
-        ev = sorted(res.evals, key=lambda e: e["step"])
-        true_eval = CovarianceErrors.of_samples(x_eval_true, gp)
-        _, G_eval_true = _whitened(x_eval_true, gp)
-        dyn = {
-            "eval_steps": np.array([e["step"] for e in ev]),
-            "eval_temporal": np.array([e["temporal"] for e in ev]),
-            "eval_spatial": np.array([e["spatial"] for e in ev]),
-            "eval_covariance": np.array([e["covariance"] for e in ev]),
-            "eval_gap_error": np.array([e["gaps"] for e in ev]),
-            "eval_true": np.array([true_eval.temporal, true_eval.spatial, true_eval.covariance]),
-            "eval_gap_error_true": metrics.gap_errors(G_eval_true, gp.Gamma).numpy(),
+    per_epoch = dynamics.steps_per_epoch(config)
+    dyn = dynamics.dynamics_arrays(res.evals, x_eval_true, gp, protocol, per_epoch) if res.evals else {}
+    calibrated: dict = {}
+    if protocol == 2:
+        m = min(config.n_train, s.n_gen)
+        calibrated = {
+            "protocol": 2,
+            "floor": sampling_floor(law_gen, s.n_gen, seed=seed),
+            "paper_relative_error": metrics.paper_relative_error(x_gen[:m], law_gen, data[:m], law),
+            "relative_count": m,
+            "memorisation": memorisation(x_gen, data, x_true),
+            "stop_reason": res.stop_reason,
+            "best_step": res.best_step,
+            "best_validation": min((v for _, v in res.validation), default=math.nan),
+            "validation": [list(v) for v in res.validation],
         }
     return Probe(
         generated=gen,
         true=true,
-        paper_relative_error=gen.covariance / true.covariance,
+        paper_relative_error=calibrated.pop("paper_relative_error", gen.covariance / true.covariance),
         params=sum(p.numel() for p in net.parameters()),
         receptive_field=int(getattr(net, "max_gap", gp.N - 1)),
         roughness=metrics.roughness(G_gen),
@@ -225,17 +263,17 @@ def run_probe(
         phase_share=metrics.phase_share(G_gen, max(period, 2)),
         phase_share_true=metrics.phase_share(G_true, max(period, 2)),
         train_seconds=res.seconds,
-        generate_seconds=generate_seconds,
+        generate_seconds=trial.generate_seconds,
         steps=res.steps,
         final_loss=res.log[-1]["loss"],
         Gamma=gp.Gamma.numpy(),
         Sigma=gp.Sigma.numpy(),
         Gamma_hat=G_gen.numpy(),
         Gamma_hat_true=G_true.numpy(),
-        gap_error=metrics.gap_errors(G_gen, gp.Gamma).numpy(),
+        gap_error=metrics.gap_errors(G_gen, target).numpy(),
         gap_error_true=metrics.gap_errors(G_true, gp.Gamma).numpy(),
-        block_error=metrics.block_gap_errors(C_gen, gp.Gamma, gp.Sigma).numpy(),
-        block_error_true=metrics.block_gap_errors(C_true, gp.Gamma, gp.Sigma).numpy(),
+        block_error=metrics.block_gap_errors(C_gen, law_gen).numpy(),
+        block_error_true=metrics.block_gap_errors(C_true, law).numpy(),
         pair_gaps=gaps,
         pair_blocks=C_gen[0, gaps].numpy(),
         pair_blocks_true=C_true[0, gaps].numpy(),
@@ -243,6 +281,7 @@ def run_probe(
         loss=np.array([e["loss"] for e in res.log]),
         **dit,
         **dyn,
+        **calibrated,
     )
 
 
@@ -253,6 +292,10 @@ def columns(p: Probe) -> dict:
     keys = ("paper_relative_error", "params", "receptive_field", "roughness", "roughness_true", "phase_share",
             "train_seconds", "generate_seconds", "final_loss")  # fmt: skip
     out |= {k: getattr(p, k) for k in keys}
+    if p.protocol == 2:
+        out |= {f"floor.{k}": v for k, v in p.floor.__dict__.items()}
+        out |= {k: getattr(p, k) for k in ("steps", "best_step", "stop_reason", "best_validation", "relative_count")}
+        out |= {"memorisation.ratio": p.memorisation.ratio, "memorisation.copies": p.memorisation.copies}
     if p.similarity.size:
         out |= {
             "similarity_t0_best": float(p.similarity[-1].max()),
@@ -289,25 +332,33 @@ def plot_probe(points: list[Probe], axes_names: tuple[str, ...] = ("arch", "N", 
 # ------------------------------------------------------------------------------------------------- sweeps
 SEEDS3 = {"smoke": (0,), "cpu": (0, 1, 2), "gpu": (0, 1, 2)}
 SEEDS2 = {"smoke": (0,), "cpu": (0, 1), "gpu": (0, 1)}
+SEEDS5 = {"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2, 3, 4)}  # the calibrated sweeps that draw verdicts
 
 
 def probe_sweep(
-    name: str, description: str, base: dict[str, ExperimentConfig] | None = None, **axes: dict[str, tuple]
+    name: str,
+    description: str,
+    base: dict[str, ExperimentConfig] | None = None,
+    linked: dict[str, dict[str, dict]] | None = None,
+    **axes: dict[str, tuple],
 ) -> Sweep:
-    """A sweep of probe points: ``base`` (default :data:`PROBE`) and, per flat field name, its values per profile."""
+    """A sweep of probe points: ``base`` (default :data:`PROBE`), settings ``linked`` to an axis' value
+    (:attr:`gptheory.sweep.Sweep.linked`) and, per flat field name, its values per profile."""
     grid = {p: {k: v[p] for k, v in axes.items()} for p in PROFILES}
-    return Sweep(name, description, base or PROBE, grid, Probe, run_probe, columns, plot_probe)
+    return Sweep(name, description, base or PROBE, grid, Probe, run_probe, columns, plot_probe, linked)
 
 
 __all__ = [
+    "CALIBRATED",
+    "CONVERGE",
     "NAME",
     "N_EVAL",
     "PROBE",
     "Probe",
     "SEEDS2",
     "SEEDS3",
+    "SEEDS5",
     "columns",
-    "eval_steps",
     "plot_probe",
     "probe_sweep",
     "run_probe",

@@ -1,0 +1,106 @@
+"""Tests for gptheory.experiments.dynamics: where training is measured (log-spaced steps, from the first epoch under
+the calibrated protocol), the measurement at one step (scale-free under protocol 2), and when each dependency was
+learned, on constructed curves."""
+
+from __future__ import annotations
+
+import math
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from gptheory import GaussianProcess
+from gptheory.experiments import dynamics
+from gptheory.experiments.probe import CALIBRATED, PROBE
+from gptheory.metrics import Law
+
+
+@pytest.mark.parametrize("steps, points", [(20, 3), (2500, 8), (6000, 10), (300, 3), (5, 8), (1, 3), (100, 1)])
+def test_eval_steps_are_log_spaced_distinct_and_end_at_the_last_step(steps, points):
+    at = dynamics.eval_steps(steps, points)
+    assert at == sorted(set(at)) and 1 <= len(at) <= points
+    assert 1 <= at[0] and at[-1] == steps  # the final network is always measured
+    if points >= 2 and steps >= 100 * points:  # no rounding collisions: every point is used, spaced by a constant ratio
+        assert len(at) == points and at[0] == round(steps / 100)
+        ratios = np.diff(np.log(at))
+        np.testing.assert_allclose(ratios, np.log(100) / (points - 1), atol=np.log(1 + 1 / at[0]))
+
+
+@pytest.mark.parametrize("steps, points, first", [(10000, 24, 32), (300, 5, 8), (60, 4, 2), (50, 3, 80)])
+def test_eval_steps_from_a_first_step_start_there(steps, points, first):
+    at = dynamics.eval_steps(steps, points, first)
+    assert at[0] == min(first, steps) and at[-1] == steps and at == sorted(set(at))
+
+
+def test_eval_steps_without_points_is_empty():
+    assert dynamics.eval_steps(2500, 0) == [] and dynamics.eval_steps(10, -1) == []
+
+
+@pytest.mark.parametrize("n_train, batch", [(2048, 64), (100, 64), (50, 64), (1000, 128)])
+def test_an_epoch_is_n_over_the_batch_and_calibrated_dynamics_start_after_one(n_train, batch):
+    cfg = CALIBRATED["smoke"].replace(n_train=n_train, batch_size=batch, steps=3000, eval_points=6)
+    per_epoch = dynamics.steps_per_epoch(cfg)
+    assert per_epoch == n_train // min(batch, n_train) >= 1
+    at = dynamics.dynamics_steps(cfg)
+    assert at[0] == per_epoch and at[-1] == 3000
+    first_legacy = dynamics.dynamics_steps(PROBE["smoke"].replace(steps=3000, eval_points=6))[0]
+    assert first_legacy == 30  # protocol 1: from a hundredth of the run
+
+
+def test_the_measurement_at_one_step_is_scale_free_under_the_calibrated_protocol():
+    gp = GaussianProcess(6, 3, nu=1.5, ell=2.0, seed=2)
+    law = Law.data(gp)
+    x = law.sample(4000, torch.Generator().manual_seed(0))
+    plain, wide = dynamics.measure(x, law, gp.Gamma, 2), dynamics.measure(3.0 * x, law, gp.Gamma, 2)
+    assert wide["covariance"] > 5 * plain["covariance"]  # a sample three times too wide is far off in covariance ...
+    np.testing.assert_allclose(wide["corr_gap"], plain["corr_gap"], rtol=1e-9, atol=1e-12)  # ... not in correlation
+    assert wide["corr_spatial"] == pytest.approx(plain["corr_spatial"], rel=1e-9)
+    assert "corr_gap" not in dynamics.measure(x, law, gp.Gamma, 1)  # protocol 1 measured what it measured
+    # the floor of as many true sequences is what the estimator's noise gives: small and at every gap but 0 positive
+    assert plain["corr_gap"][0] < 1e-12 and all(0 < v < 0.1 for v in plain["corr_gap"][1:])
+
+
+def test_learned_step_is_where_the_error_stays_near_its_final_level():
+    steps = np.array([1, 2, 4, 8, 16])
+    no_floor = 0.0
+    learned_step = dynamics.learned_step
+    assert learned_step(steps, np.array([8.0, 4.0, 2.0, 1.5, 1.0]), no_floor) == 4  # 2.0 <= 2 x 1.0 from step 4 on
+    assert learned_step(steps, np.array([8.0, 4.0, 2.0, 1.5, 1.0]), no_floor, factor=1.6) == 8
+    # non-monotone: a dip under the bar that does not last does not count; the last excursion above it does
+    assert learned_step(steps, np.array([10.0, 1.0, 5.0, 1.5, 1.0]), no_floor) == 8
+    assert learned_step(steps, np.array([9.0, 9.0, 9.0, 9.0, 1.0]), no_floor) == 16  # only at the end
+    # scale-free: the same step in any units
+    assert learned_step(steps, 1e-3 * np.array([10.0, 1.0, 5.0, 1.5, 1.0]), no_floor) == 8
+    # nothing to time: within the band from the first look (a weak correlation that white noise already gets right)
+    assert math.isnan(learned_step(steps, np.array([1.0, 1.2, 0.9, 1.1, 1.0]), no_floor))
+    # the floor of as many true sequences widens the band: an error that only wanders within the noise is not timed
+    assert math.isnan(learned_step(steps, np.array([0.3, 0.2, 0.25, 0.1, 0.05]), floor=0.2))
+    assert learned_step(steps, np.array([3.0, 0.5, 0.3, 0.1, 0.05]), floor=0.2) == 4  # band 0.4: 0.5 is above it
+    with pytest.raises(ValueError, match="steps and err"):
+        learned_step(steps, np.array([1.0, 2.0]), 0.0)
+    # by gap: one learned step per column of the (E, N) error curves, each against its own floor
+    curves = np.array([[1.0, 8.0, 9.0], [1.0, 4.0, 9.0], [1.0, 1.5, 9.0], [1.0, 1.2, 5.0], [1.0, 1.0, 1.0]])
+    p = types.SimpleNamespace(eval_steps=steps, eval_gap_error=curves, eval_gap_error_true=np.zeros(3))
+    np.testing.assert_array_equal(dynamics.gap_learned_steps(p), [np.nan, 4, 16])
+
+
+def _epochs_point(epochs, corr_gap, corr_gap_true, corr_spatial, corr_spatial_true):
+    return types.SimpleNamespace(eval_epochs=np.asarray(epochs, float), eval_corr_gap=np.asarray(corr_gap, float),
+                                 eval_corr_gap_true=np.asarray(corr_gap_true, float),
+                                 eval_corr_spatial=np.asarray(corr_spatial, float),
+                                 eval_corr_spatial_true=corr_spatial_true)  # fmt: skip
+
+
+def test_learned_epochs_of_the_correlations_by_gap_and_of_the_frames():
+    epochs = [1, 3, 10, 30, 100]
+    # gap 1 settles by epoch 3, gap 2 by epoch 30 (the weak, far one later); gap 0 is a correlation of 1: no time
+    corr = np.array([[0, 0.8, 0.9], [0, 0.05, 0.8], [0, 0.04, 0.5], [0, 0.03, 0.05], [0, 0.03, 0.04]])
+    p = _epochs_point(epochs, corr, [0, 0.02, 0.02], [0.9, 0.1, 0.03, 0.02, 0.02], 0.02)
+    np.testing.assert_array_equal(dynamics.gap_learned_epochs(p), [np.nan, 3, 30])
+    assert dynamics.spatial_learned_epoch(p) == 10  # 0.03 <= 2 x max(0.02, 0.02) from epoch 10 on
+    legacy = types.SimpleNamespace(eval_epochs=np.zeros(0))
+    for f in (dynamics.gap_learned_epochs, dynamics.spatial_learned_epoch):
+        with pytest.raises(ValueError, match="protocol 2"):
+            f(legacy)

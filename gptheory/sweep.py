@@ -315,7 +315,9 @@ def run_sweep(
                 f"are kept{f' in {out}' if out else ' in the local cache'} but not shipped. Recompute them with the "
                 "current code (remove them from points/ and run again) before shipping"
             )
-        _one_version(sweep, tuple(grid), [rec for _, rec in finished])
+        registered = sweep.axes(profile)  # this run's grid may be a slice of the sweep's (one seed at a time)
+        scope = {a: (*registered.get(a, ()), *values) for a, values in grid.items()}
+        _one_version(sweep, scope, [rec for _, rec in finished])
         for _, rec in finished:
             results.ship(rec)
     if out is not None and sweep.plot is not None and finished:
@@ -328,16 +330,25 @@ def run_sweep(
     return SweepResult(name, finished, len(todo), out, time.perf_counter() - start)
 
 
-def _one_version(sweep: Sweep, axes: tuple[str, ...], records: list[Record]) -> None:
-    """Refuse to ship when the shipped points of this sweep (the same record type and the same settings but for the
-    grid's ``axes``) and ``records`` together come from more than one version of the code
-    (:func:`gptheory.provenance.code_hash` in their provenance)."""
+def _one_version(sweep: Sweep, grid: dict[str, tuple], records: list[Record]) -> None:
+    """Refuse to ship when the shipped points of this sweep (the same record type, the same settings but for the
+    ``grid``'s axes, and on those axes values of the grid: the sweep's own and this run's) and ``records`` together
+    come from more than one version of the code (:func:`gptheory.provenance.code_hash` in their provenance). A shipped
+    point of another sweep that only shares the base (a tuning run on a seed of its own, say) is not one of this
+    sweep's."""
+    owners = option_owners()
 
     def identity(config: dict) -> str:
-        return json.dumps(_base_identity(ExperimentConfig.from_dict(config), axes), sort_keys=True)
+        return json.dumps(_base_identity(ExperimentConfig.from_dict(config), grid), sort_keys=True)
+
+    def on_grid(config: dict) -> bool:
+        c = ExperimentConfig.from_dict(config)
+        return all(getattr(getattr(c, owners[a]) if owners[a] else c, a) in values for a, values in grid.items())
 
     mine = {identity(r.config) for r in records}
-    shipped = [r for r in results.shipped(sweep.record.NAME, sweep.record) if identity(r.config) in mine]
+    shipped = [
+        r for r in results.shipped(sweep.record.NAME, sweep.record) if identity(r.config) in mine and on_grid(r.config)
+    ]
     codes: dict[str, int] = {}
     for r in {id(r): r for r in shipped + records}.values():
         codes[r.provenance.code] = codes.get(r.provenance.code, 0) + 1

@@ -87,10 +87,11 @@ def test_learned_step_is_where_the_error_stays_near_its_final_level():
 
 
 def _epochs_point(epochs, corr_gap, corr_gap_true, corr_spatial, corr_spatial_true):
-    return types.SimpleNamespace(eval_epochs=np.asarray(epochs, float), eval_corr_gap=np.asarray(corr_gap, float),
-                                 eval_corr_gap_true=np.asarray(corr_gap_true, float),
-                                 eval_corr_spatial=np.asarray(corr_spatial, float),
-                                 eval_corr_spatial_true=corr_spatial_true)  # fmt: skip
+    corr_gap, corr_spatial = np.asarray(corr_gap, float), np.asarray(corr_spatial, float)
+    return types.SimpleNamespace(eval_epochs=np.asarray(epochs, float), eval_corr_gap=corr_gap,
+                                 eval_corr_gap_true=np.asarray(corr_gap_true, float), eval_corr_spatial=corr_spatial,
+                                 eval_corr_spatial_true=corr_spatial_true, best_corr_gap=corr_gap[-1],
+                                 best_corr_spatial=float(corr_spatial[-1]))  # fmt: skip
 
 
 def test_learned_epochs_of_the_correlations_by_gap_and_of_the_frames():
@@ -100,6 +101,12 @@ def test_learned_epochs_of_the_correlations_by_gap_and_of_the_frames():
     p = _epochs_point(epochs, corr, [0, 0.02, 0.02], [0.9, 0.1, 0.03, 0.02, 0.02], 0.02)
     np.testing.assert_array_equal(dynamics.gap_learned_epochs(p), [np.nan, 3, 30])
     assert dynamics.spatial_learned_epoch(p) == 10  # 0.03 <= 2 x max(0.02, 0.02) from epoch 10 on
+    # the network kept may be an earlier one than the last measured: its error sets the final level
+    p.best_corr_gap = np.array([0, 0.03, 0.3])  # gap 2's kept network: 0.3, band 0.6, reached at epoch 10
+    np.testing.assert_array_equal(dynamics.gap_learned_epochs(p), [np.nan, 3, 10])
+    curve = np.array([9.0, 5.0, 9.0, 4.0, 1.0])
+    assert dynamics.learned_step(np.array(epochs), curve, 0.0, final=3.0) == 30  # band 6
+    assert dynamics.learned_step(np.array(epochs), curve, 0.0) == 100  # band 2 from the last measurement
     legacy = types.SimpleNamespace(eval_epochs=np.zeros(0))
     for f in (dynamics.gap_learned_epochs, dynamics.spatial_learned_epoch):
         with pytest.raises(ValueError, match="protocol 2"):

@@ -110,6 +110,9 @@ def _check_dynamics(p: probes.Probe, cfg: ExperimentConfig) -> None:
     assert p.eval_corr_gap.shape == (E, N) and p.eval_corr_spatial.shape == (E,)
     assert p.eval_corr_gap_true.shape == (N,) and math.isfinite(p.eval_corr_spatial_true)
     assert (p.eval_corr_gap[:, 0] < 1e-12).all()  # a correlation is 1 at gap 0, whatever the scale
+    assert p.best_corr_gap.shape == (N,) and 0 <= p.best_corr_spatial  # the network kept, measured like the others
+    if p.best_step == p.eval_steps[-1]:  # kept the last one measured: the same network, sampler stream and numbers
+        np.testing.assert_allclose(p.best_corr_gap, p.eval_corr_gap[-1], rtol=1e-9, atol=1e-12)
     assert np.isfinite(p.eval_corr_gap).all() and (p.eval_corr_spatial >= 0).all()
 
 

@@ -65,6 +65,14 @@ def test_calibrated_verdicts_read_squared_excess_errors_paired_by_seed():
     orders = sc.order_verdicts(pts, "nu")
     assert set(orders) == {64, 256, 1024, 4096} and all(o == "holds" for o, _ in orders.values())
     assert all(len(links) == 2 and links[0].n == 5 for _, links in orders.values())
+    # an ordering is of one series: a point of the ell series (nu = 2 at ell = 4) among them is refused, not ranked
+    mixed = [*pts, _calibrated(2.0, 4.0, 64, 0, 0.1, floor)]
+    with pytest.raises(ValueError, match="one nu series"):
+        sc.order_verdicts(mixed, "nu")
+    with pytest.raises(ValueError, match="axis must be"):
+        sc.order_verdicts(pts, "N")
+    with pytest.raises(ValueError, match="one ell series"):  # the nu series read as an ell series: nu varies
+        sc.order_verdicts(pts, "ell")
     assert sc.excess_by_seed([_fake(1.0, 1.0, 64, 0.1)]) == {}  # protocol-1 records have no floor: left out
     versus = sc.versus_verdicts(pts)  # the fake records' yardstick equals the DiT: no difference to establish
     assert len(versus) == 12 and {v.outcome for v in versus.values()} == {"inconclusive"}

@@ -91,10 +91,11 @@ def test_the_tuned_learning_rates_are_what_the_shipped_tuning_sweep_chose():
     pts = [p for p in shipped(probes.NAME, probes.Probe) if config_key(p.provenance.config) in tuning]
     if not pts:  # not tuned yet: every network trains at the base rate, and nothing may claim otherwise
         assert not architecture.TUNED_LR["cpu"], "TUNED_LR['cpu'] names rates, but no architecture-lr point ships"
+        with pytest.raises(ValueError, match="has shipped 0 of its"):
+            architecture.check_tuned("cpu")
         return
-    assert len(pts) == len(tuning)  # the whole grid, one code version (sweep --ship refuses a mix)
-    assert len({p.provenance.code for p in pts}) == 1
-    assert architecture.TUNED_LR["cpu"] == architecture.tuned_lr(pts)
+    assert len({p.provenance.code for p in pts}) == 1  # one code version (sweep --ship refuses a mix)
+    assert architecture.check_tuned("cpu") == architecture.TUNED_LR["cpu"]
 
 
 @pytest.mark.slow

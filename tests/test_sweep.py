@@ -188,3 +188,13 @@ def test_ship_refuses_a_sweep_whose_points_would_span_two_versions_of_the_code(t
     with pytest.raises(ValueError, match="would come from 2 versions of the code"):
         run_sweep(SC_NU, "smoke", tmp_path / "b", axes={**AXES, "seed": [1]}, progress=False, ship=True, **TINY)
     assert len(list((tmp_path / "shipped").glob("*.json"))) == 2  # nothing more shipped
+
+
+def test_a_point_of_another_sweep_sharing_the_base_off_this_grid_does_not_count_as_this_sweeps(tmp_path, monkeypatch):
+    # a tuning run on a seed of its own ships first, with one version of the code ...
+    monkeypatch.setattr(sweep, "code_hash", lambda module: "version-one")
+    run_sweep(SC_NU, "smoke", tmp_path / "tuning", axes={**AXES, "seed": [100]}, progress=False, ship=True, **TINY)
+    # ... then the sweep proper, from the next commit: its seeds (0 and 1 in smoke) never included seed 100
+    monkeypatch.setattr(sweep, "code_hash", lambda module: "version-two")
+    run_sweep(SC_NU, "smoke", tmp_path / "proper", axes=AXES, progress=False, ship=True, **TINY)
+    assert len(list((tmp_path / "shipped").glob("*.json"))) == 4

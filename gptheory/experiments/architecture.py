@@ -27,7 +27,7 @@ import numpy as np
 from ..attention import lag_profile
 from ..config import ExperimentConfig
 from ..profiles import PROFILES
-from ..results import group, setting, value
+from ..results import config_key, group, setting, shipped, value
 from ..sweep import run_sweep
 from .probe import CALIBRATED, PROBE, SEEDS2, SEEDS3, SEEDS5, Probe, probe_sweep
 
@@ -147,6 +147,26 @@ def tuned_lr(points: list[Probe]) -> dict[str, float]:
     if not scores:
         raise ValueError("tuned_lr needs at least one point of the architecture-lr sweep")
     return {arch: min(by_lr, key=lambda lr: float(np.mean(by_lr[lr]))) for arch, by_lr in sorted(scores.items())}
+
+
+def check_tuned(profile: str = "cpu") -> dict[str, float]:
+    """The rates :func:`tuned_lr` picks from the shipped ``architecture-lr`` points of ``profile``, checked: a clear
+    error when that sweep has not shipped whole, or when :data:`TUNED_LR` says otherwise (then set it, commit, and
+    run the calibrated sweeps from that commit)."""
+    keys = {config_key(c.to_dict()) for _, c in TUNING.points(profile)}
+    pts = [p for p in shipped(Probe.NAME, Probe) if config_key(p.provenance.config) in keys]
+    if len(pts) < len(keys):
+        raise ValueError(
+            f"architecture-lr has shipped {len(pts)} of its {len(keys)} {profile} points: run python -m gptheory sweep "
+            f"architecture-lr --profile {profile} --ship first"
+        )
+    chosen = tuned_lr(pts)
+    if chosen != TUNED_LR[profile]:
+        raise ValueError(
+            f"architecture-lr chose {chosen} in the {profile} profile, TUNED_LR[{profile!r}] says {TUNED_LR[profile]}: "
+            "set it in gptheory/experiments/architecture.py and commit before running the calibrated sweeps"
+        )
+    return chosen
 
 
 def smallest_sufficient(means: dict, tolerance: float = 0.1) -> object:
@@ -308,6 +328,7 @@ __all__ = [
     "TUNING",
     "TUNING_SEEDS",
     "architecture",
+    "check_tuned",
     "plot_dynamics",
     "plot_gap_dynamics",
     "plot_gap_errors",

@@ -98,10 +98,12 @@ def dynamics_arrays(
 
 
 # ------------------------------------------------------------------------------------------- when learned
-def learned_step(steps: np.ndarray, err: np.ndarray, floor: float, factor: float = 2.0) -> float:
+def learned_step(
+    steps: np.ndarray, err: np.ndarray, floor: float, factor: float = 2.0, final: float | None = None
+) -> float:
     """When a quantity was learned during training: the first of ``steps: (E,)`` from which its error ``err: (E,)``
     stays within ``factor`` times ``max(final error, floor)``, where ``floor`` is the error of as many true sequences
-    (the estimator's noise).
+    (the estimator's noise) and the final error is ``final`` (that of the network kept at the end) or ``err[-1]``.
 
     ``nan`` when the first measurement is already within that band: the quantity is at its final level from the
     start (for example a weak correlation that white noise already gets right), so there is nothing to time.
@@ -109,7 +111,7 @@ def learned_step(steps: np.ndarray, err: np.ndarray, floor: float, factor: float
     steps, err = np.asarray(steps), np.asarray(err, float)
     if steps.size == 0 or steps.shape != err.shape:
         raise ValueError(f"steps and err must be non-empty and of one shape, got {steps.shape} and {err.shape}")
-    band = factor * max(float(err[-1]), float(floor))
+    band = factor * max(float(err[-1] if final is None else final), float(floor))
     if err[0] <= band:
         return math.nan
     above = np.nonzero(err > band)[0]
@@ -125,12 +127,12 @@ def gap_learned_steps(p: Probe, factor: float = 2.0) -> np.ndarray:
 
 def gap_learned_epochs(p: Probe, factor: float = 2.0) -> np.ndarray:
     """The epoch at which the temporal *correlation* at each gap ``h`` was learned, ``(N,)``: :func:`learned_step` of
-    ``eval_corr_gap`` over ``eval_epochs`` against the true sequences' floor (protocol 2; gap 0 is ``nan``, a
-    correlation is 1 there by construction)."""
+    ``eval_corr_gap`` over ``eval_epochs`` against the true sequences' floor, the final level that of the network
+    kept (``best_corr_gap``; protocol 2; gap 0 is ``nan``, a correlation is 1 there by construction)."""
     if p.eval_epochs.size == 0:
         raise ValueError("gap_learned_epochs needs a point measured in epochs (protocol 2 with eval_points > 0)")
-    E, floor = p.eval_corr_gap, p.eval_corr_gap_true
-    out = [learned_step(p.eval_epochs, E[:, h], floor[h], factor) for h in range(1, E.shape[1])]
+    E, floor, final = p.eval_corr_gap, p.eval_corr_gap_true, p.best_corr_gap
+    out = [learned_step(p.eval_epochs, E[:, h], floor[h], factor, final[h]) for h in range(1, E.shape[1])]
     return np.array([math.nan, *out])
 
 
@@ -139,7 +141,7 @@ def spatial_learned_epoch(p: Probe, factor: float = 2.0) -> float:
     ``eval_corr_spatial`` over ``eval_epochs`` against the true sequences' floor; protocol 2)."""
     if p.eval_epochs.size == 0:
         raise ValueError("spatial_learned_epoch needs a point measured in epochs (protocol 2 with eval_points > 0)")
-    return learned_step(p.eval_epochs, p.eval_corr_spatial, p.eval_corr_spatial_true, factor)
+    return learned_step(p.eval_epochs, p.eval_corr_spatial, p.eval_corr_spatial_true, factor, p.best_corr_spatial)
 
 
 __all__ = [

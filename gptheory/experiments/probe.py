@@ -17,9 +17,10 @@ size, trained; ``n_gen`` generated sequences; as many true ones, the estimators'
   generated at ``eval_points`` log-spaced training steps (:func:`.dynamics.dynamics_steps`), measured inside the
   training loop and kept in its checkpoint.
 
-The sweeps of both chapters share one base configuration per profile (:data:`PROBE`, Figure 1's), so a point that two
-sweeps have in common is trained once; :func:`probe_sweep` makes one, with :func:`columns` and the summary figure
-:func:`plot_probe`.
+The sweeps of both chapters share one base configuration per profile, so a point that two sweeps have in common is
+trained once: :data:`CALIBRATED` (Figure 1's process and network trained to convergence, protocol 2) for the calibrated
+sweeps, :data:`PROBE` (Figure 1's fixed budget, protocol 1) for the first ones the chapters read until those ship.
+:func:`probe_sweep` makes one, with :func:`columns` and the summary figure :func:`plot_probe`.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ class Probe(Record):
     * training dynamics in epochs (:func:`.dynamics.dynamics_steps`, from the first epoch): ``eval_epochs: (E,)`` and
       the scale-free errors of :func:`gptheory.metrics.correlation_errors`, the temporal correlation by gap
       ``eval_corr_gap: (E, N)`` and the spatial correlation ``eval_corr_spatial: (E,)``, with as many true sequences'
-      ``eval_corr_gap_true: (N,)`` and ``eval_corr_spatial_true``.
+      ``eval_corr_gap_true: (N,)`` and ``eval_corr_spatial_true``; and the same errors of the network that generated
+      (the best validated EMA, which may predate the last measurement), ``best_corr_gap: (N,)`` and
+      ``best_corr_spatial``: the final level the learned epochs are timed against (:mod:`.dynamics`).
     """
 
     NAME = NAME
@@ -155,6 +158,8 @@ class Probe(Record):
     eval_corr_spatial: np.ndarray = field(default_factory=lambda: np.zeros(0))
     eval_corr_gap_true: np.ndarray = field(default_factory=lambda: np.zeros(0))
     eval_corr_spatial_true: float = math.nan
+    best_corr_gap: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    best_corr_spatial: float = math.nan
 
 
 def _period(model: torch.nn.Module) -> int:
@@ -238,6 +243,9 @@ def run_probe(
         }
     per_epoch = dynamics.steps_per_epoch(config)
     dyn = dynamics.dynamics_arrays(res.evals, x_eval_true, gp, protocol, per_epoch) if res.evals else {}
+    if res.evals and protocol == 2:  # the network that generated, measured like the others (same sampler stream)
+        best = measure(res.best_step, net)
+        dyn |= {"best_corr_gap": np.array(best["corr_gap"]), "best_corr_spatial": best["corr_spatial"]}
     calibrated: dict = {}
     if protocol == 2:
         m = min(config.n_train, s.n_gen)

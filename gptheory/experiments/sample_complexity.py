@@ -225,7 +225,13 @@ def order_verdicts(points: list[SampleComplexity], axis: str, metric: str = "tem
     errors in units of each kernel's floor squared (paired by seed): error decreasing in ``nu`` (``axis="nu"``) or
     increasing in ``ell`` (``"ell"``). ``{n: (outcome, [Verdict per adjacent pair])}``, the settings from "should be
     best" to "should be worst"."""
+    if axis not in ("nu", "ell"):
+        raise ValueError(f"axis must be 'nu' or 'ell', got {axis!r}")
     curves = excess_by_seed(points, metric, squared=True)
+    fixed = {k[1] if axis == "nu" else k[0] for k in curves}  # the other setting: one value in one series
+    if len(fixed) > 1:
+        other = "ell" if axis == "nu" else "nu"
+        raise ValueError(f"points must be one {axis} series (one {other}), got {other} in {sorted(fixed)}")
     keys = sorted(curves, key=lambda k: -k[0] if axis == "nu" else k[1])
     ns = sorted(set.intersection(*(set(curves[k]) for k in keys)))
     return {n: ordered([curves[k][n] for k in keys]) for n in ns}

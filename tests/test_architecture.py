@@ -3,16 +3,20 @@ figure on tiny measured points (two DiT seeds and a UNet, with training dynamics
 
 from __future__ import annotations
 
+import copy
 import math
 import types
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
 from gptheory.experiments import architecture, dynamics
 from gptheory.experiments.probe import CALIBRATED, PROBE, Probe, run_probe
+from gptheory.metrics import CovarianceErrors
 from gptheory.profiles import PROFILES
 from gptheory.provenance import Provenance
+from gptheory.results import setting
 
 # about a second a point: 8 frames, the smoke network, 20 steps, 64 sequences, 4 sampler steps, 3 evaluations
 TINY = {"N": 8, "steps": 20, "n_gen": 64, "sample_steps": 4, "n_train": 128, "eval_points": 3}
@@ -121,3 +125,46 @@ def test_the_figures_draw_every_model_and_gap(points):
     fig = architecture.plot_versus(every, "seed", ("paper_relative_error", "generated.temporal"))
     assert len(fig.axes) == 2 and fig.axes[1].get_legend() is not None  # the true-sample line of a generated metric
     plt.close("all")
+
+
+def test_the_dynamics_figures_of_calibrated_points_read_epochs_and_runs_that_stopped_early(one_thread):
+    tiny = {**TINY, "steps": 40, "eval_every": 10, "patience": 1, "eval_points": 6}
+    pts = [run_probe(CALIBRATED["smoke"].replace(seed=s, **tiny), progress=False) for s in (0, 1)]
+    short = copy.copy(pts[1])  # as if the second seed had converged after its first four measurements
+    for name in ("eval_steps", "eval_epochs", "eval_corr_gap", "eval_corr_spatial", "eval_temporal", "eval_spatial"):
+        setattr(short, name, getattr(short, name)[:4])
+    fig = architecture.plot_dynamics({"dit": [pts[0], short]})
+    assert fig.axes[0].get_xlabel() == "epoch" and len(fig.axes[0].get_lines()) == 2 + 1 + 1
+    assert len(fig.axes[0].get_lines()[2].get_xdata()) == 4  # the mean over the measurements both seeds have
+    fig = architecture.plot_gap_dynamics([pts[0], short])
+    assert fig.axes[0].get_images()[0].get_array().shape == (TINY["N"] - 1, 4)  # gaps 1.. by common measurements
+    v = dynamics.dynamics_verdicts(pts)
+    assert set(v) == {"spatial_first", "temporal_late", "weak_later"} and all(x.n <= 2 for x in v.values())
+    plt.close("all")
+
+
+def _measured(arch: str, seed: int, err: float, floor: float = 0.05, rel: float = 1.0) -> types.SimpleNamespace:
+    cfg = CALIBRATED["smoke"].replace(arch=arch, seed=seed)
+    errors = CovarianceErrors(err, err, err, err, err)
+    return types.SimpleNamespace(config=cfg.to_dict(), protocol=2, generated=errors, paper_relative_error=rel,
+                                 floor=CovarianceErrors(floor, floor, floor, floor, floor))  # fmt: skip
+
+
+def test_versus_dit_pairs_the_squared_excess_by_seed():
+    rng = np.random.default_rng(3)
+    pts = []
+    for seed in range(5):
+        lift = rng.normal(0, 0.02)  # a seed effect every architecture shares: pairing removes it
+        pts += [_measured("dit", seed, 0.07 + lift, rel=1.2), _measured("unet", seed, 0.09 + lift, rel=1.6),
+                _measured("diffusers-unet", seed, 0.07 + lift + rng.normal(0, 0.002), rel=1.2)]  # fmt: skip
+    v = architecture.versus_dit(pts)
+    assert set(v) == {"unet", "diffusers-unet"} and v["unet"].outcome == "holds" and v["unet"].n == 5
+    assert v["diffusers-unet"].outcome == "inconclusive"  # the same error up to noise: not decided
+    assert v["unet"].estimate > 0 and architecture.squared_excess(pts[0]) == pytest.approx(
+        (pts[0].generated.temporal ** 2 - 0.05**2) / 0.05**2)  # fmt: skip
+    assert architecture.versus_dit(pts, "paper_relative_error")["unet"].estimate == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="DiT points"):
+        architecture.versus_dit([p for p in pts if setting(p, "arch") != "dit"])
+    legacy = types.SimpleNamespace(protocol=1)
+    with pytest.raises(ValueError, match="protocol 2"):
+        architecture.squared_excess(legacy)

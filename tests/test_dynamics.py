@@ -111,3 +111,46 @@ def test_learned_epochs_of_the_correlations_by_gap_and_of_the_frames():
     for f in (dynamics.gap_learned_epochs, dynamics.spatial_learned_epoch):
         with pytest.raises(ValueError, match="protocol 2"):
             f(legacy)
+
+
+def _learned_at(epochs: np.ndarray, learned: list[float], spatial: float, Gamma: np.ndarray):
+    """A point whose correlation at gap h drops to its floor at epoch ``learned[h]`` and the spatial one at
+    ``spatial``."""
+    corr = np.array([[1.0 if e < at else 0.01 for at in learned] for e in epochs])
+    corr[:, 0] = 0.0
+    spatial_curve = np.array([1.0 if e < spatial else 0.01 for e in epochs])
+    p = _epochs_point(epochs, corr, np.full(len(learned), 0.01), spatial_curve, 0.01)
+    p.Gamma = Gamma
+    return p
+
+
+def test_dynamics_verdicts_hold_fail_or_stay_open_as_the_seeds_say():
+    epochs = np.geomspace(1, 300, 24)
+    N = 6
+    Gamma = np.exp(-np.abs(np.subtract.outer(np.arange(N), np.arange(N))) / 2.0)  # gamma(h) falls with h
+    rng = np.random.default_rng(0)
+
+    def seeds(spatial, temporal_scale, weak_slope):
+        out = []
+        for _ in range(5):
+            jitter = float(np.exp(rng.normal(0, 0.1)))
+            learned = [0.0] + [float(epochs[np.searchsorted(epochs, temporal_scale * jitter * weak_slope ** h)])
+                               for h in range(1, N)]  # fmt: skip
+            out.append(_learned_at(epochs, learned, spatial, Gamma))
+        return out
+
+    # spatial by epoch 2, temporal around epoch 100, weaker (farther) gaps later: all three claims hold
+    v = dynamics.dynamics_verdicts(seeds(2.0, 60.0, 1.3))
+    assert {k: x.outcome for k, x in v.items()} == {"spatial_first": "holds", "temporal_late": "holds",
+                                                     "weak_later": "holds"}  # fmt: skip
+    assert all(x.n == 5 for x in v.values())
+    # the temporal correlation learned by epoch 10, the far gaps first: the last two claims fail
+    v = dynamics.dynamics_verdicts(seeds(2.0, 10.0, 0.7))
+    assert v["temporal_late"].outcome == "fails" and v["weak_later"].outcome == "fails"
+    assert v["spatial_first"].outcome == "holds"
+    # one seed decides nothing
+    assert {x.outcome for x in dynamics.dynamics_verdicts(seeds(2.0, 60.0, 1.3)[:1]).values()} == {"inconclusive"}
+    # the median timed gap is the temporal epoch; a spatial correlation right from the first look counts as epoch 1
+    p = seeds(0.5, 60.0, 1.0)[0]
+    assert dynamics.temporal_learned_epoch(p) == pytest.approx(np.median(dynamics.gap_learned_epochs(p)[1:]))
+    assert math.isnan(dynamics.spatial_learned_epoch(p))

@@ -28,7 +28,9 @@ from ..attention import lag_profile
 from ..config import ExperimentConfig
 from ..profiles import PROFILES
 from ..results import config_key, group, setting, shipped, value
+from ..statistics import Verdict, verdict
 from ..sweep import run_sweep
+from . import dynamics
 from .probe import CALIBRATED, PROBE, SEEDS2, SEEDS3, SEEDS5, Probe, probe_sweep
 
 COMPARED_ARCHS = ("dit", "unet", "diffusers-unet")
@@ -149,6 +151,33 @@ def tuned_lr(points: list[Probe]) -> dict[str, float]:
     return {arch: min(by_lr, key=lambda lr: float(np.mean(by_lr[lr]))) for arch, by_lr in sorted(scores.items())}
 
 
+def squared_excess(p: Probe, metric: str = "temporal") -> float:
+    """``(error^2 - floor^2) / floor^2`` of one of the :class:`~gptheory.metrics.CovarianceErrors` of a calibrated
+    point's generated sequences (untruncated: negative below the floor), or its ``paper_relative_error`` as it is (a
+    ratio on equal counts, about 1 for a perfect generator)."""
+    if p.protocol != 2:
+        raise ValueError(
+            f"squared_excess needs a calibrated point (protocol 2, with a floor), got protocol {p.protocol}"
+        )
+    if metric == "paper_relative_error":
+        return p.paper_relative_error
+    err, floor = getattr(p.generated, metric), getattr(p.floor, metric)
+    return (err**2 - floor**2) / floor**2
+
+
+def versus_dit(points: list[Probe], metric: str = "temporal") -> dict[str, Verdict]:
+    """ "The DiT learns better than ``arch``", for every other architecture among ``points``: the verdict
+    (:func:`gptheory.statistics.verdict`) on the per-seed differences ``e(arch) - e(dit)`` of :func:`squared_excess`
+    (paired by seed; positive where the DiT is better). ``{arch: Verdict}``."""
+    by = {}
+    for p in points:
+        by.setdefault(setting(p, "arch"), {})[setting(p, "seed")] = squared_excess(p, metric)
+    if "dit" not in by:
+        raise ValueError("versus_dit needs DiT points among the points")
+    dit = by.pop("dit")
+    return {a: verdict([e[s] - dit[s] for s in sorted(set(e) & set(dit))]) for a, e in sorted(by.items())}
+
+
 def check_tuned(profile: str = "cpu") -> dict[str, float]:
     """The rates :func:`tuned_lr` picks from the shipped ``architecture-lr`` points of ``profile``, checked: a clear
     error when that sweep has not shipped whole, or when :data:`TUNED_LR` says otherwise (then set it, commit, and
@@ -252,43 +281,53 @@ def plot_gap_errors(groups: dict[str, list[Probe]]):
 
 
 def plot_dynamics(groups: dict[str, list[Probe]]):
-    """Figure 13: the temporal and spatial errors of samples generated during training against the step (mean over
-    seeds, each seed faint), with the floor of as many true sequences dashed."""
+    """Figure 13: the temporal and spatial errors of samples generated during training (:func:`.dynamics.curves`:
+    scale-free correlations against the epoch for calibrated points, covariance errors against the step for the
+    first ones), each seed faint and the mean over seeds, with the floor of as many true sequences dashed."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
-    for a, (name, floor_index) in zip(ax, (("eval_temporal", 0), ("eval_spatial", 1)), strict=True):
+    for a, name in zip(ax, ("temporal", "spatial"), strict=True):
+        floors = []
         for k, (label, pts) in enumerate(groups.items()):
-            steps = pts[0].eval_steps
-            for p in pts:
-                a.loglog(p.eval_steps, getattr(p, name), color=f"C{k}", alpha=0.25)
-            a.loglog(steps, np.mean([getattr(p, name) for p in pts], 0), "o-", color=f"C{k}", label=label)
-        floor = np.mean([p.eval_true[floor_index] for pts in groups.values() for p in pts])
-        a.axhline(floor, color="k", ls="--", label="true samples")
-        a.set_xlabel("training step")
-        a.set_title(name.replace("eval_", "") + " error of generated sequences", fontsize=10)
+            x, unit = dynamics.timeline(max(pts, key=lambda p: len(p.eval_steps)))
+            ys = [dynamics.curves(p)[name][0] for p in pts]
+            for p, y in zip(pts, ys, strict=True):
+                a.loglog(dynamics.timeline(p)[0], y, color=f"C{k}", alpha=0.25)
+            mean = dynamics.aligned(ys).mean(0)
+            a.loglog(x[: len(mean)], mean, "o-", color=f"C{k}", label=label)
+            floors += [dynamics.curves(p)[name][1] for p in pts]
+        a.axhline(float(np.mean(floors)), color="k", ls="--", label="true samples")
+        a.set_xlabel(unit)
+        a.set_title(f"{name} error of generated sequences", fontsize=10)
     ax[0].legend(fontsize=8)
     return fig
 
 
 def plot_gap_dynamics(points: list[Probe]):
-    """The temporal-kernel error at each gap (rows) against the training step (columns), mean over seeds, on a log
-    colour scale; the true kernel ``gamma(h)`` beside it for reference."""
+    """The error at each gap (rows) against the training time (columns), mean over seeds on their common
+    measurements, on a log colour scale (calibrated points: the temporal correlation against the epoch; the first
+    ones: the whitened kernel against the step); the true kernel ``gamma(h)`` beside it for reference."""
     import matplotlib.colors as colors
     import matplotlib.pyplot as plt
 
-    E = np.mean([p.eval_gap_error for p in points], 0)  # (E, N)
-    steps = points[0].eval_steps
+    calibrated = bool(points[0].eval_epochs.size)
+    E = dynamics.aligned([p.eval_corr_gap[:, 1:] if calibrated else p.eval_gap_error for p in points]).mean(0)
+    x, unit = dynamics.timeline(points[0])
+    h0 = 1 if calibrated else 0  # a correlation is 1 at gap 0: nothing to show there
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 1]}, constrained_layout=True)
-    im = ax[0].imshow(E.T, aspect="auto", origin="lower", cmap="magma", norm=colors.LogNorm())
-    ax[0].set_xticks(range(len(steps)), [str(s) for s in steps])
-    ax[0].set_xlabel("training step")
+    im = ax[0].imshow(E.T, aspect="auto", origin="lower", cmap="magma", norm=colors.LogNorm(),
+                      extent=(-0.5, E.shape[0] - 0.5, h0 - 0.5, h0 + E.shape[1] - 0.5))  # fmt: skip
+    ticks = range(0, E.shape[0], max(1, E.shape[0] // 8))
+    ax[0].set_xticks(list(ticks), [f"{x[i]:.3g}" for i in ticks])
+    ax[0].set_xlabel(unit)
     ax[0].set_ylabel("gap h")
-    ax[0].set_title("RMS error of the temporal kernel at gap h", fontsize=10)
+    what = "temporal correlation" if calibrated else "temporal kernel"
+    ax[0].set_title(f"RMS error of the {what} at gap h", fontsize=10)
     fig.colorbar(im, ax=ax[0])
-    ax[1].plot(lag_profile(points[0].Gamma), np.arange(E.shape[1]), "k-")
+    ax[1].plot(lag_profile(points[0].Gamma), np.arange(points[0].Gamma.shape[0]), "k-")
     ax[1].set_xlabel("$\\gamma(h)$")
-    ax[1].set_ylim(-0.5, E.shape[1] - 0.5)
+    ax[1].set_ylim(h0 - 0.5, points[0].Gamma.shape[0] - 0.5)
     return fig
 
 
@@ -336,6 +375,8 @@ __all__ = [
     "plot_pair_blocks",
     "plot_versus",
     "smallest_sufficient",
+    "squared_excess",
     "tuned",
     "tuned_lr",
+    "versus_dit",
 ]

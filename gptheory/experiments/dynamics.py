@@ -10,7 +10,8 @@ too narrow gets right.
 
 When was something learned: :func:`learned_step` (the first step from which an error stays near its final level or
 the floor of as many true sequences), per gap :func:`gap_learned_steps` (the whitened kernel, protocol 1) and
-:func:`gap_learned_epochs` (the temporal correlation, in epochs, protocol 2), and :func:`spatial_learned_epoch`.
+:func:`gap_learned_epochs` (the temporal correlation, in epochs, protocol 2), and :func:`spatial_learned_epoch`;
+Figure 13's claims as verdicts over seeds, :func:`dynamics_verdicts`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .. import metrics
 from ..config import ExperimentConfig
 from ..gp import GaussianProcess
 from ..metrics import CovarianceErrors, Law
+from ..statistics import Verdict, rank_correlation, verdict
 
 Probe = Any  # a :class:`~.probe.Probe` (that module imports this one, so it is not imported here)
 
@@ -97,6 +99,29 @@ def dynamics_arrays(
     return out
 
 
+def timeline(p: Probe) -> tuple[np.ndarray, str]:
+    """Where a point was measured and in which unit: ``eval_epochs`` under protocol 2, ``eval_steps`` under 1."""
+    return (p.eval_epochs, "epoch") if p.eval_epochs.size else (p.eval_steps, "training step")
+
+
+def curves(p: Probe) -> dict[str, tuple[np.ndarray, float]]:
+    """Figure 13's two curves of one point, ``{"temporal": (errors (E,), floor), "spatial": ...}``: under protocol 2
+    the scale-free ones (the temporal correlation's error as the RMS over the gaps ``h >= 1`` of ``eval_corr_gap``,
+    the spatial correlation's), under protocol 1 the whitened kernel's and the frames' covariance errors."""
+    if p.eval_epochs.size:
+        temporal = np.sqrt((p.eval_corr_gap[:, 1:] ** 2).mean(1))
+        floor = float(np.sqrt((p.eval_corr_gap_true[1:] ** 2).mean()))
+        return {"temporal": (temporal, floor), "spatial": (p.eval_corr_spatial, p.eval_corr_spatial_true)}
+    return {"temporal": (p.eval_temporal, float(p.eval_true[0])), "spatial": (p.eval_spatial, float(p.eval_true[1]))}
+
+
+def aligned(arrays: list[np.ndarray]) -> np.ndarray:
+    """Per-seed curves measured on one schedule, stacked and cut to the shortest (a run that converged earlier
+    stopped measuring earlier): ``(seeds, E_min, ...)``."""
+    E = min(len(a) for a in arrays)
+    return np.stack([np.asarray(a)[:E] for a in arrays])
+
+
 # ------------------------------------------------------------------------------------------- when learned
 def learned_step(
     steps: np.ndarray, err: np.ndarray, floor: float, factor: float = 2.0, final: float | None = None
@@ -144,8 +169,51 @@ def spatial_learned_epoch(p: Probe, factor: float = 2.0) -> float:
     return learned_step(p.eval_epochs, p.eval_corr_spatial, p.eval_corr_spatial_true, factor, p.best_corr_spatial)
 
 
+def _or_first(epoch: float, first: float) -> float:
+    """A learned epoch, with ``nan`` (right from the first measurement) read as that first epoch, its upper bound."""
+    return epoch if math.isfinite(epoch) else first
+
+
+def temporal_learned_epoch(p: Probe, factor: float = 2.0) -> float:
+    """The epoch at which the temporal correlation was learned: the median over the timed gaps of
+    :func:`gap_learned_epochs` (the first measured epoch when no gap needed timing)."""
+    first = float(p.eval_epochs[0])
+    gaps = gap_learned_epochs(p, factor)[1:]
+    timed = gaps[np.isfinite(gaps)]
+    return float(np.median(timed)) if timed.size else first
+
+
+def dynamics_verdicts(points: list[Probe], epoch: float = 50.0, factor: float = 2.0) -> dict[str, Verdict]:
+    """Figure 13's three claims, each by :func:`gptheory.statistics.verdict` on one effect per point (one seed each,
+    protocol 2, with training dynamics), positive where the claim holds:
+
+    * ``"spatial_first"``: the spatial correlation is learned before the temporal one; effect
+      ``log(temporal epoch / spatial epoch)`` (:func:`temporal_learned_epoch`, :func:`spatial_learned_epoch`; a
+      quantity right from the first measurement counts as learned then);
+    * ``"temporal_late"``: the temporal correlation is learned after ``epoch`` (the paper's 50); effect
+      ``log(temporal epoch / epoch)``;
+    * ``"weak_later"``: weak correlations take longer; effect ``-rho``, Spearman's rank correlation over the timed
+      gaps (at least three) between the true correlation ``gamma(h)`` and the gap's learned epoch.
+    """
+    spatial_first, late, weak = [], [], []
+    for p in points:
+        first = float(p.eval_epochs[0])
+        t = temporal_learned_epoch(p, factor)
+        s = _or_first(spatial_learned_epoch(p, factor), first)
+        spatial_first.append(math.log(t / s))
+        late.append(math.log(t / epoch))
+        gaps = gap_learned_epochs(p, factor)
+        gamma = np.array([np.diagonal(p.Gamma, h).mean() for h in range(len(gaps))])
+        timed = np.isfinite(gaps)
+        weak.append(-rank_correlation(gamma[timed], gaps[timed]) if timed.sum() >= 3 else math.nan)
+    return {"spatial_first": verdict(spatial_first), "temporal_late": verdict(late), "weak_later": verdict(weak)}
+
+
 __all__ = [
+    "aligned",
+    "curves",
     "dynamics_arrays",
+    "dynamics_verdicts",
     "dynamics_steps",
     "eval_steps",
     "gap_learned_epochs",
@@ -154,4 +222,6 @@ __all__ = [
     "measure",
     "spatial_learned_epoch",
     "steps_per_epoch",
+    "temporal_learned_epoch",
+    "timeline",
 ]

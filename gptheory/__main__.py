@@ -52,18 +52,19 @@ def cmd_train(a: argparse.Namespace) -> dict:
 
     from .experiments.dit_learns import dit_learns_config
     from .profiles import device as default_device
-    from .train import train
-    from .trial import prepare
+    from .trial import fit, prepare
 
     config = dit_learns_config(a.profile, **options_from(a))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    _, data, model, cfg = prepare(config, checkpointed=True)
+    prepared = prepare(config, checkpointed=True)
     dev = torch.device(a.device) if a.device else default_device()
-    res = train(model, data, cfg, checkpoint=out / "checkpoint.pt", device=dev, progress=not a.no_progress)
+    res = fit(config, prepared, out / "checkpoint.pt", dev, progress=not a.no_progress)
     summary = {
         "settings": config.to_dict(),
         "steps": res.steps,
+        "stop_reason": res.stop_reason,
+        "best_step": res.best_step,
         "final_loss": res.log[-1]["loss"],
         "train_seconds": res.seconds,
         "train_sequences_per_second_this_call": res.sequences_per_second,
@@ -110,13 +111,14 @@ def cmd_dit_learns(a: argparse.Namespace) -> dict:
     fig.savefig(out / "figure1.png", dpi=120)
     plt.close(fig)
     keys = ("paper_relative_error", "variance_ratio", "train_seconds", "train_sequences_per_second")
-    keys += ("generate_seconds", "steps", "final_loss")
+    keys += ("generate_seconds", "steps", "final_loss", "best_step", "stop_reason")
     report = {
         "experiment": "dit_learns",
         **res.errors_generated.__dict__,
         **{k: getattr(res, k) for k in keys},
         "device": res.provenance.device,
         "true_samples": res.errors_true.__dict__,
+        "floor": res.floor.__dict__ if res.floor is not None else None,
         "loaded": res.loaded,
         "result": str(res.path),
         "provenance": res.provenance.__dict__,

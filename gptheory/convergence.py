@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .denoiser import Denoiser
+from .metrics import CovarianceErrors
 
 STOP_REASONS = ("converged", "cap")
 
@@ -172,6 +173,29 @@ class Memorisation:
     copies: float = 0.0
 
 
+@dataclass(kw_only=True)
+class Calibrated:
+    """The fields of a record measured under the calibrated protocol (``protocol == 2``: trained to convergence,
+    generated sequences against the law at ``t0``), with their defaults in records of the first protocol (1).
+    A record class lists it among its bases; the fields are keyword-only, after the record's own.
+
+    Attributes:
+        protocol: the configuration's protocol.
+        floor: the sampling floor of the ``n_gen`` generated sequences' law at ``t0``
+            (:func:`gptheory.floors.sampling_floor`, a :class:`gptheory.metrics.CovarianceErrors`).
+        relative_count: the count ``m`` of generated and of training sequences behind the paper's relative error.
+        memorisation: :func:`memorisation` of the generated sequences.
+        stop_reason, best_step: how training ended (one of :data:`STOP_REASONS`) and the step of the weights kept.
+    """
+
+    protocol: int = 1
+    floor: CovarianceErrors | None = None
+    relative_count: int = 0
+    memorisation: Memorisation | None = None
+    stop_reason: str = "cap"
+    best_step: int = 0
+
+
 def _nearest(x: torch.Tensor, ref: torch.Tensor, chunk: int = 512) -> torch.Tensor:
     a, b = x.flatten(1).double(), ref.flatten(1).double()
     return torch.cat([torch.cdist(c, b).min(1).values for c in a.split(chunk)])
@@ -186,4 +210,4 @@ def memorisation(x_gen: torch.Tensor, train: torch.Tensor, heldout: torch.Tensor
     return Memorisation(to_train, to_heldout, to_train / to_heldout, float((d_train < 0.5 * d_held).double().mean()))
 
 
-__all__ = ["STOP_REASONS", "Memorisation", "Stopper", "ValidationLoss", "memorisation", "quantiles"]
+__all__ = ["STOP_REASONS", "Calibrated", "Memorisation", "Stopper", "ValidationLoss", "memorisation", "quantiles"]

@@ -4,7 +4,7 @@ A trial of an :class:`~gptheory.config.ExperimentConfig` is
 
 1. :func:`prepare`: the process (``Sigma`` seeded by ``process.sigma_seed``), its fixed training set, a freshly
    initialised network and the :class:`~gptheory.train.TrainConfig`;
-2. :func:`run_trial`: training (resumable from a checkpoint, with measurements at chosen steps), generating
+2. :func:`run_trial`: training (:func:`fit`, resumable from a checkpoint, with measurements at chosen steps), generating
    ``sampler.n_gen`` sequences from the EMA weights (recording the attention of a DiT on the way when asked), and
    drawing as many fresh true sequences, the estimators' yardstick.
 
@@ -89,6 +89,37 @@ class Trial:
         return self.result.ema
 
 
+def fit(
+    config: ExperimentConfig,
+    prepared: Prepared,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    *,
+    on_step: Callable[[int, torch.nn.Module], dict] | None = None,
+    at_steps: tuple[int, ...] | list[int] = (),
+) -> TrainResult:
+    """Train the network :func:`prepare` made for ``config`` (:func:`gptheory.train.train`); when the configuration
+    trains to convergence (``patience``), on :data:`N_VAL` held-out sequences (stream ``validation``) scored in
+    excess of the process's exact denoiser."""
+    gp, data, model, cfg = prepared
+    validation = None
+    if cfg.patience:  # held-out sequences for the validation loss (gptheory.convergence)
+        validation = gp.sample(N_VAL, generator=generator(config.seed, "validation", protocol=config.protocol))
+    return train(
+        model,
+        data,
+        cfg,
+        checkpoint=checkpoint,
+        device=device,
+        progress=progress,
+        on_step=on_step,
+        at_steps=at_steps,
+        validation=validation,
+        exact_score=(lambda x, t: gp.score(x, t, model.schedule)) if validation is not None else None,
+    )
+
+
 def run_trial(
     config: ExperimentConfig,
     checkpoint: str | Path | None = None,
@@ -118,21 +149,7 @@ def run_trial(
     if prepared is None:
         prepared = prepare(config, checkpointed=checkpoint is not None)
     gp, data, model, cfg = prepared
-    validation = None
-    if cfg.patience:  # held-out sequences for the validation loss (gptheory.convergence)
-        validation = gp.sample(N_VAL, generator=generator(config.seed, "validation", protocol=config.protocol))
-    res = train(
-        model,
-        data,
-        cfg,
-        checkpoint=checkpoint,
-        device=dev,
-        progress=progress,
-        on_step=on_step,
-        at_steps=at_steps,
-        validation=validation,
-        exact_score=(lambda x, t: gp.score(x, t, model.schedule)) if validation is not None else None,
-    )
+    res = fit(config, prepared, checkpoint, dev, progress, on_step=on_step, at_steps=at_steps)
     s, seed = config.sampler, seed_of(config.seed, "sampler", config.protocol)
     times = maps = None
     start = time.perf_counter()
@@ -147,4 +164,4 @@ def run_trial(
     return Trial(gp, data, cfg, res, x_gen, x_true, generate_seconds, times, maps)
 
 
-__all__ = ["N_VAL", "Prepared", "Trial", "prepare", "run_trial"]
+__all__ = ["N_VAL", "Prepared", "Trial", "fit", "prepare", "run_trial"]

@@ -9,6 +9,7 @@ import pytest
 
 from gptheory.config import TRAIN_OPTIONS, ExperimentConfig, ProcessConfig, add_options, option_owners, options_from
 from gptheory.experiments.dit_learns import DIT_LEARNS as FIGURE1
+from gptheory.experiments.dit_learns import FIXED_BUDGET
 from gptheory.experiments.dit_learns import dit_learns_config as settings
 from gptheory.results import config_key
 from gptheory.train import TrainConfig
@@ -106,7 +107,7 @@ def test_the_video_configuration_is_made_of_parts_and_derives_its_options_the_sa
 
 
 def test_a_field_marked_later_stays_out_of_the_key_at_its_default_and_internal_fields_never_enter():
-    base = settings("smoke")
+    base = FIXED_BUDGET["smoke"]  # protocol 1, no convergence settings
     body = base.to_dict()
     assert set(body["model"]).isdisjoint({"arch", "kernel_size", "levels"})
     assert set(body["train"]).isdisjoint({"seed", "log_every", "checkpoint_every"})

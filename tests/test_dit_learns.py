@@ -7,6 +7,9 @@ import torch
 
 from gptheory import GaussianProcess, metrics, results
 from gptheory.experiments.dit_learns import dit_learns, dit_learns_config, run_dit_learns
+from gptheory.metrics import Law
+from gptheory.streams import generator
+from gptheory.trial import prepare
 
 # a few seconds: 6 frames, one tiny model, a handful of steps
 TINY = {"N": 6, "d": 2, "ell": 1.5, "n_train": 32, "hidden": 16, "depth": 2, "heads": 2, "steps": 3}
@@ -22,15 +25,16 @@ def private_cache(tmp_path, monkeypatch):
 
 def test_run_end_to_end_tiny():
     s = dit_learns_config("smoke", **TINY)
+    assert s.protocol == 2 and s.train.patience > 0  # the calibrated protocol: to convergence, against the law at t0
     r = run_dit_learns(s, device="cpu", progress=False)
     # Heun with 3 steps visits 4 times; 3 of them keep full maps
     assert r.attention.shape == (3, 2, 6, 6) and r.similarity.shape == (4, 2)
     assert r.similarity_construction == pytest.approx(1.0)
     assert r.steps == 3 and len(r.time_share) == 2 and r.qk["ee"].shape[0] == 2
     assert all(0 <= v <= 1 for v in r.time_share + r.value_data_share)
-    # the yardstick is the same estimator on true samples: one entry against a direct computation
+    # the true sequences: their own named stream, measured against the data law with the same estimator
     gp = GaussianProcess(6, 2, nu=2.0, ell=1.5, seed=s.process.sigma_seed)
-    x_true = gp.sample(24, generator=torch.Generator().manual_seed(s.seed + 20))
+    x_true = gp.sample(24, generator=generator(s.seed, "true", protocol=2))
     xc = x_true - x_true.mean(0)
     C01 = xc[:, 0].T @ xc[:, 1] / 23
     ref = float((C01 * gp.Sigma).sum() / (gp.Sigma**2).sum())
@@ -38,10 +42,25 @@ def test_run_end_to_end_tiny():
     # Figure 1's temporal error is the least-squares one (temporal_ls), measured on the stored estimate
     G_true = torch.from_numpy(r.Gamma_hat_true)
     assert r.errors_true.temporal_ls == pytest.approx(metrics.relative_error(G_true, gp.Gamma), rel=1e-12)
-    assert r.ratio_temporal == r.errors_generated.temporal_ls / r.errors_true.temporal_ls
+    # the generated ones against the law at t0, whose least-squares kernel is not Gamma
+    law = Law.at(gp, s.train.t0, prepare(s).model.schedule)
+    target = metrics.temporal_kernel(law.pairs, gp.Sigma)
+    G_gen = torch.from_numpy(r.Gamma_hat_generated)
+    assert r.errors_generated.temporal_ls == pytest.approx(metrics.relative_error(G_gen, target), rel=1e-12)
+    assert r.ratio_temporal == r.errors_generated.temporal_ls / r.floor.temporal_ls  # the ratio is to the floor
+    assert r.relative_count == 24 and r.stop_reason in ("cap", "converged") and 0 < r.best_step <= r.steps
+    assert 0 < r.memorisation.ratio
     # deterministic under the seed
     again = run_dit_learns(s, device="cpu", progress=False)
     assert again.errors_generated == r.errors_generated
+
+
+def test_the_fixed_budget_protocol_still_measures_as_first_shipped():
+    s = dit_learns_config("smoke", protocol=1, patience=0, **TINY)
+    r = run_dit_learns(s, device="cpu", progress=False)
+    assert r.protocol == 1 and r.floor is None and r.memorisation is None
+    assert r.ratio_temporal == r.errors_generated.temporal_ls / r.errors_true.temporal_ls
+    assert r.paper_relative_error == r.errors_generated.covariance / r.errors_true.covariance
 
 
 def test_dit_learns_trains_once_and_not_after_a_code_change(private_cache, monkeypatch):

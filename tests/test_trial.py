@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gptheory.denoiser import build_model
-from gptheory.experiments.dit_learns import dit_learns_config
+from gptheory.experiments.dit_learns import FIXED_BUDGET, dit_learns_config
 from gptheory.samplers import generate
 from gptheory.streams import generator, seed_of
 from gptheory.train import training_set
@@ -42,7 +42,7 @@ def test_protocol_2_draws_every_part_of_a_trial_from_its_own_stream():
 
 
 def test_prepare_draws_the_training_set_and_the_network_from_the_seed():
-    config = dit_learns_config("smoke", **TINY)
+    config = FIXED_BUDGET["smoke"].replace(**TINY)  # protocol 1: the streams by offsets, as first shipped
     gp, data, model, cfg = prepare(config)
     assert torch.equal(data, training_set(gp, config.n_train, seed=3))
     fresh = build_model(3, N=6, d=2, **config.model.__dict__)
@@ -53,7 +53,7 @@ def test_prepare_draws_the_training_set_and_the_network_from_the_seed():
 
 
 def test_a_trial_generates_from_the_sampler_stream_and_compares_with_the_true_stream():
-    config = dit_learns_config("smoke", **TINY)
+    config = FIXED_BUDGET["smoke"].replace(**TINY)  # protocol 1: the streams by offsets, as first shipped
     t = run_trial(config, device="cpu", progress=False)
     assert t.result.steps == 3 and t.net is t.result.ema and t.generate_seconds > 0
     assert t.times is None and t.maps is None

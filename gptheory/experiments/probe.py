@@ -33,7 +33,7 @@ import torch
 
 from .. import attention, metrics
 from ..config import ExperimentConfig
-from ..convergence import Memorisation, memorisation
+from ..convergence import Calibrated, memorisation
 from ..dit import DiT
 from ..floors import sampling_floor
 from ..gp import GaussianProcess
@@ -45,11 +45,11 @@ from ..streams import generator, seed_of
 from ..sweep import Sweep
 from ..trial import prepare, run_trial
 from . import dynamics
-from .dit_learns import DIT_LEARNS
+from .dit_learns import FIXED_BUDGET
 
 NAME = "probe"
 N_EVAL = 500  # sequences generated at each training-dynamics step (at most n_gen)
-PROBE = DIT_LEARNS  # Figure 1's configuration in each profile: the DiT of the chapter "A diffusion transformer learns"
+PROBE = FIXED_BUDGET  # Figure 1's configuration as first shipped (a fixed budget, protocol 1), in each profile
 # Protocol 2 (calibrated, issue 20): Figure 1's process and network trained to convergence of the excess validation
 # loss (``steps`` is the cap), on a training set small enough that an epoch is cheap (the paper counts epochs: 32
 # steps an epoch in the cpu profile, so the cap is 312 epochs).
@@ -58,11 +58,11 @@ CONVERGE = {
     "cpu": {"n_train": 2048, "steps": 10000, "patience": 6, "eval_every": 100, "min_delta": 1e-4},
     "gpu": {"n_train": 100000, "steps": 40000, "patience": 4, "eval_every": 250, "min_delta": 1e-4},
 }
-CALIBRATED = {p: c.replace(protocol=2, **CONVERGE[p]) for p, c in DIT_LEARNS.items()}
+CALIBRATED = {p: c.replace(protocol=2, **CONVERGE[p]) for p, c in FIXED_BUDGET.items()}
 
 
 @dataclass
-class Probe(Record):
+class Probe(Calibrated, Record):
     """One trained network measured (see the module docstring).
 
     Numbers: ``generated`` / ``true`` (:class:`~gptheory.metrics.CovarianceErrors` of the generated and of as
@@ -145,12 +145,6 @@ class Probe(Record):
     eval_gap_error: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     eval_true: np.ndarray = field(default_factory=lambda: np.zeros(0))
     eval_gap_error_true: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    protocol: int = 1
-    floor: CovarianceErrors | None = None
-    relative_count: int = 0
-    memorisation: Memorisation | None = None
-    stop_reason: str = "cap"
-    best_step: int = 0
     best_validation: float = math.nan
     validation: list = field(default_factory=list)
     eval_epochs: np.ndarray = field(default_factory=lambda: np.zeros(0))

@@ -29,7 +29,7 @@ import torch
 
 from .. import metrics
 from ..config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
-from ..convergence import Memorisation, memorisation
+from ..convergence import Calibrated, memorisation
 from ..fitting import fit_kronecker, fit_parametric
 from ..floors import excess, sampling_floor
 from ..metrics import CovarianceErrors, Law, paper_relative_error
@@ -47,7 +47,7 @@ BAND_TOL = 1e-2  # the tolerance of the band J reported with each point (unroll.
 
 
 @dataclass
-class SampleComplexity(Record):
+class SampleComplexity(Calibrated, Record):
     """One grid point of the sample-complexity sweeps.
 
     Attributes:
@@ -92,16 +92,10 @@ class SampleComplexity(Record):
     steps: int
     final_loss: float
     Gamma_hat: np.ndarray
-    protocol: int = 1
-    floor: CovarianceErrors | None = None
     train_floor: CovarianceErrors | None = None
     parametric: CovarianceErrors | None = None
     parametric_nu: float = math.nan
     parametric_ell: float = math.nan
-    relative_count: int = 0
-    memorisation: Memorisation | None = None
-    stop_reason: str = "cap"
-    best_step: int = 0
     validation: list = field(default_factory=list)
 
 

@@ -96,29 +96,6 @@ def relative_error(estimate: torch.Tensor | np.ndarray, truth: torch.Tensor | np
     return float(torch.linalg.norm((estimate - truth).flatten()) / torch.linalg.norm(truth.flatten()))
 
 
-def covariance_errors(x: torch.Tensor, Gamma: torch.Tensor, Sigma: torch.Tensor) -> dict[str, float]:
-    """Relative Frobenius errors of the temporal and spatial estimates from ``x: (n, N, d)``.
-
-    Returns ``{"temporal": ||Gamma_hat - Gamma|| / ||Gamma||, "spatial": mean_i ||C_ii - Gamma_ii Sigma|| /
-    ||Gamma_ii Sigma||, "covariance": ||C - Gamma (x) Sigma|| / ||Gamma (x) Sigma||}``.
-    """
-    return errors_of_covariance(pair_covariance(x), Gamma, Sigma)
-
-
-def errors_of_covariance(C: torch.Tensor, Gamma: torch.Tensor, Sigma: torch.Tensor) -> dict[str, float]:
-    """:func:`covariance_errors` from an already computed pair covariance ``C: (N, N, d, d)``."""
-    Gamma, Sigma = Gamma.to(DTYPE), Sigma.to(DTYPE)
-    S_true = torch.diagonal(Gamma)[:, None, None] * Sigma
-    spatial = torch.linalg.norm((spatial_covariance(C) - S_true).flatten(1), dim=1) / torch.linalg.norm(
-        S_true.flatten(1), dim=1
-    )
-    return {
-        "temporal": relative_error(temporal_kernel(C, Sigma), Gamma),
-        "spatial": float(spatial.mean()),
-        "covariance": relative_error(flat_covariance(C), torch.kron(Gamma, Sigma)),
-    }
-
-
 @dataclass(frozen=True)
 class Law:
     """A zero- or nonzero-mean Gaussian law of sequences that samples are measured against.

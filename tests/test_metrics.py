@@ -14,7 +14,6 @@ from gptheory.gp import psd_sqrt
 from gptheory.metrics import (
     CovarianceErrors,
     Law,
-    covariance_errors,
     flat_covariance,
     gaussian_kl,
     gaussian_w2,
@@ -44,7 +43,7 @@ def test_relative_errors_shrink_like_root_n():
     errs = []
     for n, seed in [(400, 0), (6400, 1)]:
         x = gp.sample(n, generator=torch.Generator().manual_seed(seed))
-        errs.append(covariance_errors(x, gp.Gamma, gp.Sigma)["temporal"])
+        errs.append(CovarianceErrors.of_samples(x, gp).temporal_ls)
     assert errs[0] / errs[1] == pytest.approx(4.0, rel=0.35)  # sqrt(6400 / 400) = 4
 
 
@@ -154,13 +153,13 @@ def test_block_gap_errors_are_per_frame_spatial_errors_at_gap_zero_and_scale_fre
     assert float(block[0]) == pytest.approx(float(e.pow(2).mean().sqrt() / norm), rel=1e-12)
     assert block[1:].abs().max() < 1e-12  # nothing changed off the diagonal blocks
     # the spatial error is the mean of the same per-frame ratios (Gamma_ii = 1): at most their RMS ...
-    spatial = metrics.errors_of_covariance(C, gp.Gamma, gp.Sigma)["spatial"]
+    spatial = CovarianceErrors.of_pairs(C, torch.zeros(N, d, dtype=torch.float64), gp).spatial
     assert spatial == pytest.approx(float(e.mean() / norm), rel=1e-12) and spatial < float(block[0])
     # ... and equal to it when every frame is off by the same amount
     same = gp.covariance().reshape(N, d, N, d).permute(0, 2, 1, 3).clone()
     same[torch.arange(N), torch.arange(N)] += 0.3 * torch.eye(d, dtype=torch.float64) / d**0.5
     assert float(metrics.block_gap_errors(same, Law.data(gp))[0]) == pytest.approx(
-        metrics.errors_of_covariance(same, gp.Gamma, gp.Sigma)["spatial"], rel=1e-12)  # fmt: skip
+        CovarianceErrors.of_pairs(same, torch.zeros(N, d, dtype=torch.float64), gp).spatial, rel=1e-12)  # fmt: skip
     # relative to ||Sigma||: a change of the units of x (C and Sigma scaled together) changes nothing
     wider = Law.kronecker(gp.Gamma, 7.0 * gp.Sigma, 7.0 * gp.Sigma)
     torch.testing.assert_close(metrics.block_gap_errors(7.0 * C, wider), block)
@@ -282,13 +281,10 @@ def test_covariance_errors_of_samples_are_the_named_estimators():
     white = metrics.relative_error(metrics.temporal_kernel_whitened(C, gp.Sigma), gp.Gamma)
     assert e.temporal == pytest.approx(white, rel=1e-12)  # the data law's whitened kernel is Gamma to rounding
     assert e.temporal_ls == pytest.approx(metrics.relative_error(temporal_kernel(C, gp.Sigma), gp.Gamma), rel=1e-12)
-    assert {k: getattr(e, k) for k in ("temporal_ls", "spatial", "covariance")} == pytest.approx(
-        {
-            "temporal_ls": covariance_errors(x, gp.Gamma, gp.Sigma)["temporal"],
-            **{k: covariance_errors(x, gp.Gamma, gp.Sigma)[k] for k in ("spatial", "covariance")},
-        },
-        rel=1e-12,
-    )
+    frames = torch.stack([torch.linalg.norm(C[i, i] - gp.Sigma) / torch.linalg.norm(gp.Sigma) for i in range(5)])
+    assert e.spatial == pytest.approx(float(frames.mean()), rel=1e-12)  # Gamma_ii = 1: each frame against Sigma
+    full = metrics.relative_error(flat_covariance(C), gp.covariance())
+    assert e.covariance == pytest.approx(full, rel=1e-12)
     fit = gaussian_w2(x.double().mean(0).flatten(), flat_covariance(C), gp.mu.flatten(), gp.covariance())
     assert e.w2 == pytest.approx(fit, rel=1e-12)
 

@@ -9,7 +9,7 @@ import torch
 
 from gptheory import DDPMSchedule, GaussianProcess, OUSchedule, generate, prior, sample, train
 from gptheory.denoiser import build_model
-from gptheory.metrics import covariance_errors, ode_sampler_kl
+from gptheory.metrics import CovarianceErrors, ode_sampler_kl
 from gptheory.samplers import time_grid
 from gptheory.statistics import loglog_fit
 from gptheory.train import TrainConfig, training_set
@@ -71,9 +71,9 @@ def test_samples_reproduce_the_process(method):
         generator=torch.Generator().manual_seed(1),
         progress=False,
     )
-    true_err = covariance_errors(gp.sample(n, generator=torch.Generator().manual_seed(2)), gp.Gamma, gp.Sigma)
-    err = covariance_errors(x, gp.Gamma, gp.Sigma)
-    assert err["temporal"] < 2.0 * true_err["temporal"] + 0.02
+    true_err = CovarianceErrors.of_samples(gp.sample(n, generator=torch.Generator().manual_seed(2)), gp)
+    err = CovarianceErrors.of_samples(x, gp)
+    assert err.temporal_ls < 2.0 * true_err.temporal_ls + 0.02
     assert (x.mean(0) - gp.mu).abs().max() < 5 * np.sqrt(gp.Sigma.diagonal().max().item() / n) + 0.05
 
 

@@ -44,7 +44,11 @@ LR_GRID = {"smoke": (1e-3, 4e-3), "cpu": (5e-4, 1e-3, 2e-3, 4e-3), "gpu": (1.25e
 TUNING_SEEDS = {p: (100,) for p in PROFILES}  # not a seed of any comparison: the choice is not fitted to their noise
 # The rate :func:`tuned_lr` picks from the shipped ``architecture-lr`` points, per profile (a test re-derives it);
 # an architecture missing here trains at the base rate (smoke: untuned; gpu: no gpu results exist).
-TUNED_LR: dict[str, dict[str, float]] = {"smoke": {}, "cpu": {}, "gpu": {}}
+TUNED_LR: dict[str, dict[str, float]] = {
+    "smoke": {},
+    "cpu": {"diffusers-unet": 2e-3, "dit": 2e-3, "unet": 2e-3},
+    "gpu": {},
+}
 DYNAMICS_POINTS = {"smoke": 3, "cpu": 24, "gpu": 24}  # training-dynamics measurements, log-spaced from the first epoch
 DEPTH_GRID = {"smoke": (1, 3), "cpu": (1, 2, 4, 8), "gpu": (2, 4, 8, 12, 16)}
 

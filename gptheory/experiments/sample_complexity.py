@@ -296,8 +296,8 @@ SAMPLE_COMPLEXITY = {
     ),
 }  # fmt: skip
 N_GRID = {"smoke": (128, 32), "cpu": (4096, 1024, 256, 64), "gpu": (64000, 16000, 4000, 1000)}  # largest first
-# cpu: the seeds shipped so far; .ci/regenerate_sample_complexity adds seeds 2, 3 and 4 (five paired replicates)
-SEEDS = {"smoke": (0, 1), "cpu": (0, 1), "gpu": (0, 1, 2, 3, 4)}
+# five paired replicates (cpu: all shipped, from one commit, .ci/regenerate_sample_complexity)
+SEEDS = {"smoke": (0, 1), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2, 3, 4)}
 # where the band J differs between every pair compared (N = 16: J = 16, 8, 3 for the nu series and 3, 6, 11 for ell)
 NU_GRID = {"smoke": (1.0, 2.0), "cpu": (0.5, 1.0, 2.0), "gpu": (0.5, 1.0, 2.0)}
 ELL_GRID = {"smoke": (1.0, 2.0), "cpu": (1.0, 2.0, 4.0), "gpu": (1.0, 2.0, 4.0)}

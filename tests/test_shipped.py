@@ -107,7 +107,9 @@ def test_one_shipped_point_reruns_from_scratch(monkeypatch, tmp_path):
     # the data, the yardstick fitted to it and the fresh true samples involve no training: they repeat to rounding
     for part in ("train", "yardstick", "yardstick_exact", "truth", "parametric", "floor", "train_floor"):
         for k, v in getattr(p, part).__dict__.items():
-            assert getattr(getattr(again, part), k) == pytest.approx(v, rel=_rounding(k)), (part, k)
+            # the parametric fit is an optimiser's answer, converged to its tolerance (seen: 5e-7 between CPUs)
+            rel = 1e-5 if part == "parametric" else _rounding(k)
+            assert getattr(getattr(again, part), k) == pytest.approx(v, rel=rel), (part, k)
     # the trained network's samples: within the tolerance argued above
     for k, v in p.dit.__dict__.items():
         assert getattr(again.dit, k) == pytest.approx(v, rel=REL_TOL), ("dit", k)

@@ -49,20 +49,35 @@ TUNED_LR: dict[str, dict[str, float]] = {
     "cpu": {"diffusers-unet": 2e-3, "dit": 2e-3, "unet": 2e-3},
     "gpu": {},
 }
+# A cap of an architecture's own where the base cap (probe.CONVERGE) stopped it at every rate of the first tuning run
+# (diffusers' UNet: still improving at 10000 steps, 312 epochs, at all four rates); its rate is chosen at this cap.
+CAP: dict[str, dict[str, int]] = {"smoke": {}, "cpu": {"diffusers-unet": 20000}, "gpu": {}}
 DYNAMICS_POINTS = {"smoke": 3, "cpu": 24, "gpu": 24}  # training-dynamics measurements, log-spaced from the first epoch
 DEPTH_GRID = {"smoke": (1, 3), "cpu": (1, 2, 4, 8), "gpu": (2, 4, 8, 12, 16)}
 
 
+def _capped(profile: str, arch: str) -> dict:
+    """``{"steps": cap}`` where ``arch`` has a cap of its own in ``profile`` (:data:`CAP`), else ``{}``."""
+    return {"steps": CAP[profile][arch]} if arch in CAP[profile] else {}
+
+
+def recipe(profile: str, arch: str) -> dict:
+    """The settings tuned for ``arch`` in ``profile``: its learning rate (:data:`TUNED_LR`; none: the base rate) and
+    its cap (:data:`CAP`), as flat overrides of :data:`~.probe.CALIBRATED`."""
+    return {**({"lr": TUNED_LR[profile][arch]} if arch in TUNED_LR[profile] else {}), **_capped(profile, arch)}
+
+
 def tuned(arch: str = "dit", **overrides) -> dict[str, ExperimentConfig]:
-    """Per profile, the calibrated base (:data:`~.probe.CALIBRATED`) for ``arch`` at its tuned learning rate
-    (:data:`TUNED_LR`), with flat ``overrides``."""
-    return {p: c.replace(arch=arch, lr=TUNED_LR[p].get(arch), **overrides) for p, c in CALIBRATED.items()}
+    """Per profile, the calibrated base (:data:`~.probe.CALIBRATED`) for ``arch`` with its :func:`recipe` (tuned
+    rate and cap), with flat ``overrides``."""
+    return {p: c.replace(arch=arch, **recipe(p, arch), **overrides) for p, c in CALIBRATED.items()}
 
 
 TUNING = probe_sweep(
     "architecture-lr",
     "each architecture's learning rate, chosen on its own validation loss (trained to convergence, a seed of its own)",
     base=CALIBRATED,
+    linked={p: {"arch": {a: _capped(p, a) for a in CAP[p]}} for p in PROFILES},
     arch={p: COMPARED_ARCHS for p in PROFILES},
     lr=LR_GRID,
     seed=TUNING_SEEDS,
@@ -73,7 +88,7 @@ SWEEPS = (
         "Figures 11 and 13: the DiT against a UNet of the same size and diffusers' UNet1DModel, each at its own tuned "
         "learning rate, with training dynamics in epochs",
         base={p: c.replace(eval_points=DYNAMICS_POINTS[p]) for p, c in CALIBRATED.items()},
-        linked={p: {"arch": {a: {"lr": lr} for a, lr in TUNED_LR[p].items()}} for p in PROFILES},
+        linked={p: {"arch": {a: recipe(p, a) for a in COMPARED_ARCHS}} for p in PROFILES},
         arch={p: COMPARED_ARCHS for p in PROFILES},
         seed=SEEDS5,
     ),
@@ -369,6 +384,8 @@ __all__ = [
     "SWEEPS",
     "TUNED_LR",
     "TUNING",
+    "CAP",
+    "recipe",
     "TUNING_SEEDS",
     "architecture",
     "check_tuned",

@@ -49,8 +49,8 @@ Results and many trainings
 Subpackages
 * ``experiments`` -- one module per experiment chapter (``dit_learns``, ``sample_complexity``, ``architecture``,
   ``attention_learned``, and ``probe``, the measurement the last two share, with ``dynamics``, its training
-  dynamics), ``calibration`` (the exact score
-  through the same sampler and metrics) and the registry of their sweeps;
+  dynamics, and ``tuning``, each network's learning rate and cap), ``calibration`` (the exact score through the same
+  sampler and metrics) and the registry of their sweeps;
 * ``bouncing_ball`` -- Section 6.2: the video generator (``videos``), the tracker (``tracking``), the frame VAE
   (``vae``), latent statistics (``latents``), figures (``figures``) and the experiment (``experiment``);
 * ``book`` -- what serves only the chapters: numbers into prose and tables (``notebook``), verdict words

@@ -186,6 +186,9 @@ class Calibrated:
         relative_count: the count ``m`` of generated and of training sequences behind the paper's relative error.
         memorisation: :func:`memorisation` of the generated sequences.
         stop_reason, best_step: how training ended (one of :data:`STOP_REASONS`) and the step of the weights kept.
+        validation: the validation curve, ``[[step, excess loss], ...]`` (:class:`ValidationLoss`).
+
+    All of them but ``protocol`` are measured by :func:`gptheory.trial.calibrated`.
     """
 
     protocol: int = 1
@@ -194,6 +197,20 @@ class Calibrated:
     memorisation: Memorisation | None = None
     stop_reason: str = "cap"
     best_step: int = 0
+    validation: list = field(default_factory=list)
+
+    @property
+    def best_validation(self) -> float:
+        """The lowest validation loss of the run (``nan`` without a validation curve): what a rate is chosen on."""
+        return min((float(v) for _, v in self.validation), default=math.nan)
+
+    def calibrated_columns(self) -> dict:
+        """These fields as columns of a ``results.csv`` row (``{}`` for a record of the first protocol)."""
+        if self.protocol != 2:
+            return {}
+        out = {f"floor.{k}": v for k, v in self.floor.__dict__.items()}
+        out |= {k: getattr(self, k) for k in ("best_step", "stop_reason", "best_validation", "relative_count")}
+        return out | {"memorisation.ratio": self.memorisation.ratio, "memorisation.copies": self.memorisation.copies}
 
 
 def _nearest(x: torch.Tensor, ref: torch.Tensor, chunk: int = 512) -> torch.Tensor:

@@ -96,9 +96,16 @@ def excess(error: float, floor: float) -> float:
     return math.sqrt(max(error**2 - floor**2, 0.0))
 
 
+def squared_excess(error: float, floor: float) -> float:
+    """``(error^2 - floor^2) / floor^2``: the squared error over its floor's, in units of the floor's, untruncated
+    (negative below the floor; about 0 on average for a perfect generator). Verdicts are drawn on it: it has neither
+    the zero-truncation of :func:`excess` nor a logarithm to bias a mean over seeds."""
+    return (error**2 - floor**2) / floor**2
+
+
 def ratios(errors: CovarianceErrors, floor: CovarianceErrors) -> dict[str, float]:
     """Every error divided by its floor (about 1 for sequences drawn from the law)."""
     return {k: v / getattr(floor, k) for k, v in errors.__dict__.items()}
 
 
-__all__ = ["excess", "monte_carlo_floor", "ratios", "sampling_floor"]
+__all__ = ["excess", "monte_carlo_floor", "ratios", "sampling_floor", "squared_excess"]

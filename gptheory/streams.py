@@ -26,10 +26,10 @@ STREAMS: tuple[str, ...] = (
     "init",  # the network's initial weights (gptheory.denoiser.build_model)
     "batches",  # the order of the mini-batches (gptheory.train)
     "noise",  # the training times and noise (gptheory.train)
-    "validation",  # the held-out sequences of the validation loss and the memorisation check
+    "validation",  # the held-out sequences of the validation loss
     "validation_noise",  # the fixed noise of the validation loss
     "sampler",  # the starting noise of the generated sequences
-    "true",  # the fresh true sequences generated sequences are compared with
+    "true",  # the fresh true sequences generated ones are compared with (and the memorisation check's held-out set)
     "yardstick",  # draws from a Gaussian fitted to the training set
     "eigen",  # the probes of the network's linear response (gptheory.attention.eigen_response)
     "attention_init",  # the noise of the untrained DiT's attention maps

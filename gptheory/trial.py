@@ -29,8 +29,11 @@ import torch
 
 from .attention import generate_with_attention
 from .config import ExperimentConfig
+from .convergence import memorisation
 from .denoiser import build_model
+from .floors import sampling_floor
 from .gp import GaussianProcess
+from .metrics import Law, paper_relative_error
 from .profiles import device as default_device
 from .samplers import generate
 from .streams import generator, seed_of
@@ -164,4 +167,30 @@ def run_trial(
     return Trial(gp, data, cfg, res, x_gen, x_true, generate_seconds, times, maps)
 
 
-__all__ = ["N_VAL", "Prepared", "Trial", "fit", "prepare", "run_trial"]
+def calibrated(trial: Trial, config: ExperimentConfig) -> dict:
+    """What every record of the calibrated protocol measures of one trial (the fields of
+    :class:`gptheory.convergence.Calibrated` and ``paper_relative_error``), as keyword arguments of the record:
+
+    * ``floor``: the sampling floor of ``n_gen`` draws of the law at ``t0`` (what a sampler stopped there draws);
+    * ``paper_relative_error``: :func:`gptheory.metrics.paper_relative_error` of the generated sequences (against
+      the law at ``t0``) over as many training sequences (against the data law), ``relative_count = min(n_train,
+      n_gen)`` of each;
+    * ``memorisation`` of the generated sequences against the training set and the true sequences; how training
+      ended (``stop_reason``, ``best_step``) and the validation curve ``validation: [[step, loss], ...]``.
+    """
+    gp, res, n_gen = trial.gp, trial.result, config.sampler.n_gen
+    law, law_gen = Law.data(gp), Law.at(gp, trial.train_config.t0, res.ema.schedule)
+    m = min(config.n_train, n_gen)
+    return {
+        "protocol": 2,
+        "floor": sampling_floor(law_gen, n_gen, seed=config.seed),
+        "paper_relative_error": paper_relative_error(trial.x_gen[:m], law_gen, trial.data[:m], law),
+        "relative_count": m,
+        "memorisation": memorisation(trial.x_gen, trial.data, trial.x_true),
+        "stop_reason": res.stop_reason,
+        "best_step": res.best_step,
+        "validation": [list(v) for v in res.validation],
+    }
+
+
+__all__ = ["N_VAL", "Prepared", "Trial", "calibrated", "fit", "prepare", "run_trial"]

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from gptheory.experiments import architecture, attention_learned
+from gptheory.experiments import architecture, attention_learned, tuning
 from gptheory.experiments.probe import PROBE, Probe, run_probe
 from gptheory.profiles import PROFILES
 from gptheory.provenance import Provenance
@@ -41,7 +41,7 @@ def test_the_sweeps_vary_depth_bandwidth_and_whiteness_on_the_probe_base(which):
         assert by["attention-learned-bandwidth"].grid[p]["ell"] == attention_learned.ELL_GRID[p]
         assert by["attention-learned-white"].grid[p]["ell"] == (attention_learned.WHITE_ELL,)
         # the calibrated sweeps: the DiT's tuned recipe trained to convergence; the first ones: Figure 1's recipe
-        base = architecture.tuned()[p] if which == "SWEEPS" else PROBE[p]
+        base = tuning.tuned()[p] if which == "SWEEPS" else PROBE[p]
         assert all(s.base[p] == base for s in sweeps)
         if which == "SWEEPS":  # the verdicts' sweeps run five seeds
             assert base.protocol == 2 and len(by["attention-learned-depth"].grid[p]["seed"]) in (1, 5)

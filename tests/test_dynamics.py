@@ -73,16 +73,20 @@ def test_learned_step_is_where_the_error_stays_near_its_final_level():
     assert learned_step(steps, np.array([9.0, 9.0, 9.0, 9.0, 1.0]), no_floor) == 16  # only at the end
     # scale-free: the same step in any units
     assert learned_step(steps, 1e-3 * np.array([10.0, 1.0, 5.0, 1.5, 1.0]), no_floor) == 8
-    # nothing to time: within the band from the first look (a weak correlation that white noise already gets right)
-    assert math.isnan(learned_step(steps, np.array([1.0, 1.2, 0.9, 1.1, 1.0]), no_floor))
+    # nothing to time: within the band from the first look, and that band is the floor's (a weak correlation that
+    # white noise already gets right to within the estimator's noise)
+    assert math.isnan(learned_step(steps, np.array([1.0, 1.2, 0.9, 1.1, 1.0]), floor=0.6))
     # the floor of as many true sequences widens the band: an error that only wanders within the noise is not timed
     assert math.isnan(learned_step(steps, np.array([0.3, 0.2, 0.25, 0.1, 0.05]), floor=0.2))
     assert learned_step(steps, np.array([3.0, 0.5, 0.3, 0.1, 0.05]), floor=0.2) == 4  # band 0.4: 0.5 is above it
+    # flat far above the floor: not learned within the run (inf), not "right from the start" (nan)
+    assert learned_step(steps, np.array([1.0, 1.2, 0.9, 1.1, 1.0]), floor=0.1) == math.inf
+    assert math.isnan(learned_step(steps, np.array([1.0, 1.2, 0.9, 1.1, 1.0]), floor=0.1, factor=12.0))  # 1 <= 1.2
     with pytest.raises(ValueError, match="steps and err"):
         learned_step(steps, np.array([1.0, 2.0]), 0.0)
     # by gap: one learned step per column of the (E, N) error curves, each against its own floor
     curves = np.array([[1.0, 8.0, 9.0], [1.0, 4.0, 9.0], [1.0, 1.5, 9.0], [1.0, 1.2, 5.0], [1.0, 1.0, 1.0]])
-    p = types.SimpleNamespace(eval_steps=steps, eval_gap_error=curves, eval_gap_error_true=np.zeros(3))
+    p = types.SimpleNamespace(eval_steps=steps, eval_gap_error=curves, eval_gap_error_true=np.array([0.6, 0, 0]))
     np.testing.assert_array_equal(dynamics.gap_learned_steps(p), [np.nan, 4, 16])
 
 
@@ -154,3 +158,14 @@ def test_dynamics_verdicts_hold_fail_or_stay_open_as_the_seeds_say():
     p = seeds(0.5, 60.0, 1.0)[0]
     assert dynamics.temporal_learned_epoch(p) == pytest.approx(np.median(dynamics.gap_learned_epochs(p)[1:]))
     assert math.isnan(dynamics.spatial_learned_epoch(p))
+    # a temporal correlation that stays flat far above its floor is not learned: no effect (the verdict's n drops),
+    # where reading it as "right from the start" would have made both of the first two claims fail
+    flat = seeds(2.0, 60.0, 1.3)
+    for p in flat[:2]:
+        p.eval_corr_gap[:, 1:] = 0.5
+        p.best_corr_gap = p.eval_corr_gap[-1]
+    assert dynamics.temporal_learned_epoch(flat[0]) == math.inf
+    v = dynamics.dynamics_verdicts(flat)
+    assert v["spatial_first"].n == v["temporal_late"].n == 3 and v["spatial_first"].outcome == "holds"
+    with pytest.raises(ValueError, match="protocol 2"):
+        dynamics.dynamics_verdicts([types.SimpleNamespace(eval_epochs=np.zeros(0))])

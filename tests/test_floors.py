@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from gptheory.floors import excess, monte_carlo_floor, ratios, sampling_floor
+from gptheory.floors import excess, monte_carlo_floor, ratios, sampling_floor, squared_excess
 from gptheory.gp import GaussianProcess, random_spatial_covariance
 from gptheory.metrics import CovarianceErrors, Law
 from gptheory.schedules import DDPMSchedule, OUSchedule
@@ -72,6 +72,9 @@ def test_monte_carlo_floor_is_the_mean_and_the_closed_form_the_root_mean_square(
 
 def test_excess_and_bad_counts():
     assert excess(0.05, 0.03) == pytest.approx(0.04) and excess(0.02, 0.03) == 0.0
+    # the squared excess in floor units: (excess / floor)^2 above the floor, negative (not truncated) below it
+    assert squared_excess(0.05, 0.03) == pytest.approx((0.04 / 0.03) ** 2)
+    assert squared_excess(0.03, 0.03) == 0.0 and squared_excess(0.02, 0.03) == pytest.approx(-5 / 9)
     law = Law.data(GaussianProcess(4, 2, seed=0))
     with pytest.raises(ValueError, match="m must be at least 2"):
         sampling_floor(law, 1)

@@ -66,7 +66,7 @@ def test_paper_relative_error_is_about_one_for_a_perfect_generator_at_every_coun
     for k in range(8):
         g = torch.Generator().manual_seed(k)
         bad.append(paper_relative_error(other.sample(m, generator=g), law, gp.sample(m, generator=g), law))
-    assert np.exp(np.mean(np.log(bad))) > 1.8
+    assert np.exp(np.mean(np.log(bad))) > 1.8  # a margin below the lowest seen
     # it is the ratio of the two full-covariance errors of CovarianceErrors
     g = torch.Generator().manual_seed(100 + m)
     wrong, x_true = other.sample(m, generator=g), gp.sample(m, generator=g)

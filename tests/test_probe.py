@@ -15,7 +15,7 @@ import torch
 from gptheory import GaussianProcess, metrics, results
 from gptheory.config import ExperimentConfig
 from gptheory.convergence import STOP_REASONS
-from gptheory.experiments import SWEEPS, architecture, dynamics
+from gptheory.experiments import SWEEPS, architecture, dynamics, tuning
 from gptheory.experiments import probe as probes
 from gptheory.experiments import sweep as get
 from gptheory.metrics import Law
@@ -255,7 +255,7 @@ def test_what_each_sweep_varies_shows_in_its_points(swept):
     runs = swept[0]
     by = {n: {tuple(c.items()): r for c, r in runs[n].points} for n in SWEEP_NAMES}
     arch = {setting(r, "arch"): r for r in by["architecture"].values()}
-    assert set(arch) == set(architecture.COMPARED_ARCHS)
+    assert set(arch) == set(tuning.COMPARED_ARCHS)
     assert all(abs(r.params / arch["dit"].params - 1) <= 0.1 for r in arch.values())  # matched sizes
     for r in arch.values():  # measured in epochs from the first one on, up to where training stopped
         at = dynamics.dynamics_steps(ExperimentConfig.from_dict(r.config))

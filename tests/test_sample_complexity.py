@@ -11,6 +11,7 @@ from gptheory.experiments import sample_complexity as sc
 from gptheory.gp import GaussianProcess
 from gptheory.metrics import CovarianceErrors, Law
 from gptheory.provenance import Provenance
+from gptheory.results import setting
 from gptheory.schedules import DDPMSchedule
 from gptheory.streams import generator
 from gptheory.trial import run_trial
@@ -55,6 +56,7 @@ def test_calibrated_verdicts_read_squared_excess_errors_paired_by_seed():
             for n in (64, 256, 1024, 4096):
                 ex = c * min(n, 1024) ** -0.5 * math.exp(lift + rng.normal(0, 0.02))  # falls, then a plateau
                 pts.append(_calibrated(nu, 1.0, n, seed, math.hypot(ex, floor), floor))
+    ns = (64, 256, 1024, 4096)
     first = pts[8]  # seed 0, nu = 2, n = 64
     assert sc.excess_by_seed(pts)[(2.0, 1.0)][64][0] == pytest.approx(math.sqrt(first.dit.temporal**2 - floor**2))
     squared = sc.excess_by_seed(pts, squared=True)[(2.0, 1.0)][64][0]
@@ -76,5 +78,16 @@ def test_calibrated_verdicts_read_squared_excess_errors_paired_by_seed():
     assert sc.excess_by_seed([_fake(1.0, 1.0, 64, 0.1)]) == {}  # protocol-1 records have no floor: left out
     versus = sc.versus_verdicts(pts)  # the fake records' yardstick equals the DiT: no difference to establish
     assert len(versus) == 12 and {v.outcome for v in versus.values()} == {"inconclusive"}
+    # a yardstick better than the DiT at nu = 0.5, worse at nu = 2, by less than the seed-shared lift moves either:
+    # paired by seed, both signs are established
+    for p in pts:
+        lift = 0.02 * (setting(p, "seed") - 2)
+        p.dit = CovarianceErrors(*[math.hypot(0.05 + lift, floor)] * 5)
+        gap = {0.5: -0.01, 1.0: 0.0, 2.0: 0.01}[setting(p, "nu")] + 1e-3 * (setting(p, "seed") % 2)
+        p.yardstick = CovarianceErrors(*[math.hypot(0.05 + lift + gap, floor)] * 5)
+    versus = sc.versus_verdicts(pts)
+    assert all(versus[((0.5, 1.0), n)].outcome == "holds" and versus[((0.5, 1.0), n)].estimate > 0 for n in ns)
+    assert all(versus[((2.0, 1.0), n)].outcome == "fails" for n in ns)
+    assert versus[((1.0, 1.0), 64)].n == 5
     with pytest.raises(ValueError, match="part must be one of"):
         sc.excess_by_seed(pts, part="train")

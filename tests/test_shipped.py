@@ -10,7 +10,7 @@ import torch
 
 from gptheory.config import ExperimentConfig
 from gptheory.experiments import SWEEPS as ALL_SWEEPS
-from gptheory.experiments import architecture, attention_learned
+from gptheory.experiments import architecture, attention_learned, tuning
 from gptheory.experiments import probe as probes
 from gptheory.experiments.sample_complexity import NAME, SWEEPS, SampleComplexity, run_sample_complexity
 from gptheory.results import Record, config_key, setting, shipped
@@ -87,15 +87,15 @@ def _rounding(metric: str) -> float:
 
 
 def test_the_tuned_learning_rates_are_what_the_shipped_tuning_sweep_chose():
-    tuning = _grid_keys([architecture.TUNING])
-    pts = [p for p in shipped(probes.NAME, probes.Probe) if config_key(p.provenance.config) in tuning]
+    keys = _grid_keys([tuning.TUNING])
+    pts = [p for p in shipped(probes.NAME, probes.Probe) if config_key(p.provenance.config) in keys]
     if not pts:  # not tuned yet: every network trains at the base rate, and nothing may claim otherwise
-        assert not architecture.TUNED_LR["cpu"], "TUNED_LR['cpu'] names rates, but no architecture-lr point ships"
+        assert not tuning.TUNED_LR["cpu"], "TUNED_LR['cpu'] names rates, but no architecture-lr point ships"
         with pytest.raises(ValueError, match="has shipped 0 of its"):
-            architecture.check_tuned("cpu")
+            tuning.check_tuned("cpu")
         return
     assert len({p.provenance.code for p in pts}) == 1  # one code version (sweep --ship refuses a mix)
-    assert architecture.check_tuned("cpu") == architecture.TUNED_LR["cpu"]
+    assert tuning.check_tuned("cpu") == tuning.TUNED_LR["cpu"]
 
 
 @pytest.mark.slow

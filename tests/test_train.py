@@ -205,7 +205,7 @@ class Recorder:
 def test_on_step_runs_at_the_requested_steps_with_the_ema_and_leaves_training_alone(data):
     plain = train(build_model(0, **MODEL), data, cfg(), progress=False, device="cpu")
     rec = Recorder("a")
-    at = [np.int64(k) for k in AT]  # as numpy gives them (probes.eval_steps of a config)
+    at = [np.int64(k) for k in AT]  # as numpy gives them (dynamics.eval_steps of a config)
     res = train(build_model(0, **MODEL), data, cfg(), progress=False, device="cpu", on_step=rec, at_steps=at)
     assert rec.calls == [2, 5, 9, 12]
     assert all(net is res.ema for net in rec.nets) and not res.ema.training

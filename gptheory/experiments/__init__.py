@@ -7,6 +7,8 @@
 * :mod:`~gptheory.experiments.probe` -- one trained network measured from every side, the point of the next two;
 * :mod:`~gptheory.experiments.dynamics` -- training dynamics: where training is measured, and when each dependency
   was learned (Figure 13);
+* :mod:`~gptheory.experiments.tuning` -- each network's own recipe for the comparisons: its learning rate, chosen on
+  its own validation loss, and its cap;
 * :mod:`~gptheory.experiments.architecture` -- Appendix D.2 (Figures 11-13): the DiT against UNets, length, depth;
 * :mod:`~gptheory.experiments.attention_learned` -- is the attention pattern learned (Figures 5 and 10 at depth)?
 

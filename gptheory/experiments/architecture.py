@@ -24,64 +24,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import floors
 from ..attention import lag_profile
-from ..config import ExperimentConfig
 from ..profiles import PROFILES
-from ..results import config_key, group, setting, shipped, value
+from ..results import group, setting, value
 from ..statistics import Verdict, verdict
 from ..sweep import run_sweep
 from . import dynamics
 from .probe import CALIBRATED, PROBE, SEEDS2, SEEDS3, SEEDS5, Probe, probe_sweep
+from .tuning import COMPARED_ARCHS, TUNING, recipe, tuned
 
-COMPARED_ARCHS = ("dit", "unet", "diffusers-unet")
 N_GRID = {"smoke": (8, 16), "cpu": (8, 16, 32, 64), "gpu": (32, 64, 128, 256)}
 
 # ------------------------------------------------------------------------ the calibrated sweeps (protocol 2)
-# Every network trained to convergence of its excess validation loss (the cap and the checks: probe.CONVERGE) with its
-# own learning rate, chosen by the tuning sweep ``architecture-lr`` on a seed no comparison uses, and measured against
-# the law at t0 beside its sampling floor. Verdict-bearing sweeps run five seeds, descriptive ones three.
-LR_GRID = {"smoke": (1e-3, 4e-3), "cpu": (5e-4, 1e-3, 2e-3, 4e-3), "gpu": (1.25e-4, 2.5e-4, 5e-4, 1e-3)}
-TUNING_SEEDS = {p: (100,) for p in PROFILES}  # not a seed of any comparison: the choice is not fitted to their noise
-# The rate :func:`tuned_lr` picks from the shipped ``architecture-lr`` points, per profile (a test re-derives it);
-# an architecture missing here trains at the base rate (smoke: untuned; gpu: no gpu results exist).
-TUNED_LR: dict[str, dict[str, float]] = {
-    "smoke": {},
-    "cpu": {"diffusers-unet": 2e-3, "dit": 2e-3, "unet": 2e-3},
-    "gpu": {},
-}
-# A cap of an architecture's own where the base cap (probe.CONVERGE) stopped it at every rate of the first tuning run
-# (diffusers' UNet: still improving at 10000 steps, 312 epochs, at all four rates); its rate is chosen at this cap.
-CAP: dict[str, dict[str, int]] = {"smoke": {}, "cpu": {"diffusers-unet": 20000}, "gpu": {}}
+# Every network trained to convergence of its excess validation loss (the stopping rule: dit_learns.CONVERGE) with its
+# own recipe (learning rate and cap, :mod:`.tuning`), and measured against the law at t0 beside its sampling floor.
+# Verdict-bearing sweeps run five seeds, descriptive ones three.
 DYNAMICS_POINTS = {"smoke": 3, "cpu": 24, "gpu": 24}  # training-dynamics measurements, log-spaced from the first epoch
 DEPTH_GRID = {"smoke": (1, 3), "cpu": (1, 2, 4, 8), "gpu": (2, 4, 8, 12, 16)}
 
 
-def _capped(profile: str, arch: str) -> dict:
-    """``{"steps": cap}`` where ``arch`` has a cap of its own in ``profile`` (:data:`CAP`), else ``{}``."""
-    return {"steps": CAP[profile][arch]} if arch in CAP[profile] else {}
-
-
-def recipe(profile: str, arch: str) -> dict:
-    """The settings tuned for ``arch`` in ``profile``: its learning rate (:data:`TUNED_LR`; none: the base rate) and
-    its cap (:data:`CAP`), as flat overrides of :data:`~.probe.CALIBRATED`."""
-    return {**({"lr": TUNED_LR[profile][arch]} if arch in TUNED_LR[profile] else {}), **_capped(profile, arch)}
-
-
-def tuned(arch: str = "dit", **overrides) -> dict[str, ExperimentConfig]:
-    """Per profile, the calibrated base (:data:`~.probe.CALIBRATED`) for ``arch`` with its :func:`recipe` (tuned
-    rate and cap), with flat ``overrides``."""
-    return {p: c.replace(arch=arch, **recipe(p, arch), **overrides) for p, c in CALIBRATED.items()}
-
-
-TUNING = probe_sweep(
-    "architecture-lr",
-    "each architecture's learning rate, chosen on its own validation loss (trained to convergence, a seed of its own)",
-    base=CALIBRATED,
-    linked={p: {"arch": {a: _capped(p, a) for a in CAP[p]}} for p in PROFILES},
-    arch={p: COMPARED_ARCHS for p in PROFILES},
-    lr=LR_GRID,
-    seed=TUNING_SEEDS,
-)
 SWEEPS = (
     probe_sweep(
         "architecture",
@@ -156,20 +118,6 @@ def architecture(profile: str | None = None, progress: bool = True) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- verdicts
-def tuned_lr(points: list[Probe]) -> dict[str, float]:
-    """Per architecture, the learning rate whose trainings reached the lowest validation loss (the excess over the
-    exact denoiser, :attr:`Probe.best_validation`, mean over seeds): ``{arch: lr}``, from points of the
-    ``architecture-lr`` sweep (protocol 2)."""
-    scores: dict[str, dict[float, list[float]]] = {}
-    for p in points:
-        if p.protocol != 2:
-            raise ValueError(f"tuned_lr needs points trained to convergence (protocol 2), got protocol {p.protocol}")
-        scores.setdefault(setting(p, "arch"), {}).setdefault(setting(p, "lr"), []).append(p.best_validation)
-    if not scores:
-        raise ValueError("tuned_lr needs at least one point of the architecture-lr sweep")
-    return {arch: min(by_lr, key=lambda lr: float(np.mean(by_lr[lr]))) for arch, by_lr in sorted(scores.items())}
-
-
 def squared_excess(p: Probe, metric: str = "temporal") -> float:
     """``(error^2 - floor^2) / floor^2`` of one of the :class:`~gptheory.metrics.CovarianceErrors` of a calibrated
     point's generated sequences (untruncated: negative below the floor), or its ``paper_relative_error`` as it is (a
@@ -180,8 +128,7 @@ def squared_excess(p: Probe, metric: str = "temporal") -> float:
         )
     if metric == "paper_relative_error":
         return p.paper_relative_error
-    err, floor = getattr(p.generated, metric), getattr(p.floor, metric)
-    return (err**2 - floor**2) / floor**2
+    return floors.squared_excess(getattr(p.generated, metric), getattr(p.floor, metric))
 
 
 def versus_dit(points: list[Probe], metric: str = "temporal") -> dict[str, Verdict]:
@@ -195,26 +142,6 @@ def versus_dit(points: list[Probe], metric: str = "temporal") -> dict[str, Verdi
         raise ValueError("versus_dit needs DiT points among the points")
     dit = by.pop("dit")
     return {a: verdict([e[s] - dit[s] for s in sorted(set(e) & set(dit))]) for a, e in sorted(by.items())}
-
-
-def check_tuned(profile: str = "cpu") -> dict[str, float]:
-    """The rates :func:`tuned_lr` picks from the shipped ``architecture-lr`` points of ``profile``, checked: a clear
-    error when that sweep has not shipped whole, or when :data:`TUNED_LR` says otherwise (then set it, commit, and
-    run the calibrated sweeps from that commit)."""
-    keys = {config_key(c.to_dict()) for _, c in TUNING.points(profile)}
-    pts = [p for p in shipped(Probe.NAME, Probe) if config_key(p.provenance.config) in keys]
-    if len(pts) < len(keys):
-        raise ValueError(
-            f"architecture-lr has shipped {len(pts)} of its {len(keys)} {profile} points: run python -m gptheory sweep "
-            f"architecture-lr --profile {profile} --ship first"
-        )
-    chosen = tuned_lr(pts)
-    if chosen != TUNED_LR[profile]:
-        raise ValueError(
-            f"architecture-lr chose {chosen} in the {profile} profile, TUNED_LR[{profile!r}] says {TUNED_LR[profile]}: "
-            "set it in gptheory/experiments/architecture.py and commit before running the calibrated sweeps"
-        )
-    return chosen
 
 
 def smallest_sufficient(means: dict, tolerance: float = 0.1) -> object:
@@ -374,21 +301,13 @@ def plot_versus(points: list[Probe], axis: str, names: tuple[str, ...], logx: bo
 
 
 __all__ = [
-    "COMPARED_ARCHS",
     "DEPTH_GRID",
     "DYNAMICS_POINTS",
     "EVAL_POINTS",
     "LEGACY",
-    "LR_GRID",
     "N_GRID",
     "SWEEPS",
-    "TUNED_LR",
-    "TUNING",
-    "CAP",
-    "recipe",
-    "TUNING_SEEDS",
     "architecture",
-    "check_tuned",
     "plot_dynamics",
     "plot_gap_dynamics",
     "plot_gap_errors",
@@ -397,7 +316,5 @@ __all__ = [
     "plot_versus",
     "smallest_sufficient",
     "squared_excess",
-    "tuned",
-    "tuned_lr",
     "versus_dit",
 ]

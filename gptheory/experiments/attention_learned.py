@@ -25,32 +25,33 @@ from ..statistics import rank_correlation
 from ..sweep import run_sweep
 from . import architecture
 from .probe import SEEDS2, SEEDS3, SEEDS5, Probe, probe_sweep
+from .tuning import tuned
 
 WHITE_ELL = 0.05  # a bandwidth so small that Gamma = I: exp(-(1 / 0.05)^2) = exp(-400) ~ 1e-174
 PAPER_DEPTH = {"smoke": (3,), "cpu": (12,), "gpu": (12,)}  # the paper's 12 blocks (smoke: its largest depth)
 ELL_GRID = {"smoke": (1.0, 2.0), "cpu": (1.0, 2.0, 4.0, 8.0), "gpu": (2.0, 4.0, 8.0, 16.0)}
 
 # The calibrated sweeps (protocol 2, issue 20): trained to convergence at the DiT's tuned learning rate
-# (architecture.tuned); five seeds where the chapter draws a verdict, three for the control.
+# (tuning.tuned); five seeds where the chapter draws a verdict, three for the control.
 SWEEPS = (
     probe_sweep(
         "attention-learned-depth",
         "Figures 5 and 10 at the paper's depth: attention along denoising",
-        base=architecture.tuned(),
+        base=tuned(),
         depth=PAPER_DEPTH,
         seed=SEEDS5,
     ),
     probe_sweep(
         "attention-learned-bandwidth",
         "does the fitted attention bandwidth follow ell?",
-        base=architecture.tuned(),
+        base=tuned(),
         ell=ELL_GRID,
         seed=SEEDS5,
     ),
     probe_sweep(
         "attention-learned-white",
         "attention of a DiT trained on data white in time (Gamma = I)",
-        base=architecture.tuned(),
+        base=tuned(),
         ell={p: (WHITE_ELL,) for p in PROFILES},
         seed=SEEDS3,
     ),

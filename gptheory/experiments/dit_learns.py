@@ -34,8 +34,7 @@ import torch
 
 from .. import attention, metrics
 from ..config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
-from ..convergence import Calibrated, memorisation
-from ..floors import sampling_floor
+from ..convergence import Calibrated
 from ..gp import DTYPE
 from ..metrics import CovarianceErrors, Law
 from ..profiles import by_profile
@@ -45,7 +44,7 @@ from ..recipe import TrainConfig
 from ..results import Record, cached, ship
 from ..streams import seed_of
 from ..sweep import Sweep
-from ..trial import prepare, run_trial
+from ..trial import calibrated, prepare, run_trial
 
 NAME = "dit_learns"  # the name results are saved under
 
@@ -127,8 +126,6 @@ class DitLearns(Calibrated, Record):
 
     errors_generated: CovarianceErrors
     errors_true: CovarianceErrors
-    ratio_temporal: float
-    ratio_spatial: float
     paper_relative_error: float
     variance_ratio: float
     variance_ratio_predicted: float
@@ -169,6 +166,22 @@ class DitLearns(Calibrated, Record):
     spectrum: np.ndarray
     qk: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @property
+    def yardstick(self) -> CovarianceErrors:
+        """What the generated sequences' errors are divided by: the sampling floor at ``n_gen`` (protocol 2), the
+        errors of as many true sequences (protocol 1)."""
+        return self.floor if self.protocol == 2 else self.errors_true
+
+    @property
+    def ratio_temporal(self) -> float:
+        """Figure 1's temporal error (least squares) over the :attr:`yardstick`'s."""
+        return self.errors_generated.temporal_ls / self.yardstick.temporal_ls
+
+    @property
+    def ratio_spatial(self) -> float:
+        """The spatial error over the :attr:`yardstick`'s."""
+        return self.errors_generated.spatial / self.yardstick.spatial
+
 
 def run_dit_learns(
     config: ExperimentConfig,
@@ -193,25 +206,13 @@ def run_dit_learns(
     sampler, schedule = config.sampler, model.schedule
     x_gen, x_true, times, maps = trial.x_gen, trial.x_true, trial.times, trial.maps
 
-    calibrated = config.protocol == 2
+    protocol2 = config.protocol == 2
     law = Law.data(gp)
-    law_gen = Law.at(gp, cfg.t0, schedule) if calibrated else law  # what a sampler stopped at t0 draws
+    law_gen = Law.at(gp, cfg.t0, schedule) if protocol2 else law  # what a sampler stopped at t0 draws
     C_gen, C_true = metrics.pair_covariance(x_gen), metrics.pair_covariance(x_true)
     err_gen = CovarianceErrors.of_pairs(C_gen, x_gen.to(DTYPE).mean(0), law_gen)
     err_true = CovarianceErrors.of_pairs(C_true, x_true.to(DTYPE).mean(0), law)
-    m = min(config.n_train, sampler.n_gen)
-    more: dict = {}
-    if calibrated:
-        more = {
-            "protocol": 2,
-            "floor": sampling_floor(law_gen, sampler.n_gen, seed=config.seed),
-            "relative_count": m,
-            "memorisation": memorisation(x_gen, trial.data, x_true),
-            "stop_reason": res.stop_reason,
-            "best_step": res.best_step,
-        }
-    # against the floor at n_gen (protocol 2), else against as many true sequences
-    yardstick = more["floor"] if calibrated else err_true
+    more = calibrated(trial, config) if protocol2 else {}
     sim_all = attention.similarity(maps.double(), gp.Gamma)  # (K, depth)
     ndev = next(net.parameters()).device
     head_maps = attention.attention_maps(net, x_gen.to(ndev), cfg.t0, heads=True)
@@ -238,13 +239,8 @@ def run_dit_learns(
     return DitLearns(
         errors_generated=err_gen,
         errors_true=err_true,
-        ratio_temporal=err_gen.temporal_ls / yardstick.temporal_ls,
-        ratio_spatial=err_gen.spatial / yardstick.spatial,
-        paper_relative_error=(
-            metrics.paper_relative_error(x_gen[:m], law_gen, trial.data[:m], law)
-            if calibrated
-            else err_gen.covariance / err_true.covariance  # protocol 1: against as many fresh true sequences
-        ),
+        # protocol 1: against as many fresh true sequences
+        paper_relative_error=more.pop("paper_relative_error", err_gen.covariance / err_true.covariance),
         variance_ratio=float(x_gen.double().var(0).mean() / x_true.double().var(0).mean()),
         # the variance ratio the network's linear response predicts (attention.variance_drift), eigenvalue-weighted
         variance_ratio_predicted=float((spectrum * drift.exp()).sum() / spectrum.sum()),
@@ -362,7 +358,7 @@ def _columns(r: DitLearns) -> dict:
     keys = ("paper_relative_error", "ratio_temporal", "variance_ratio", "train_seconds", "final_loss")
     gen, true = r.errors_generated, r.errors_true
     out = {f"generated.{k}": v for k, v in gen.__dict__.items()} | {f"true.{k}": v for k, v in true.__dict__.items()}
-    return out | {k: getattr(r, k) for k in keys}
+    return out | {k: getattr(r, k) for k in keys} | r.calibrated_columns()
 
 
 SWEEPS = (

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .. import metrics
+from ..attention import lag_profile
 from ..config import ExperimentConfig
 from ..gp import GaussianProcess
 from ..metrics import CovarianceErrors, Law
@@ -130,15 +131,18 @@ def learned_step(
     stays within ``factor`` times ``max(final error, floor)``, where ``floor`` is the error of as many true sequences
     (the estimator's noise) and the final error is ``final`` (that of the network kept at the end) or ``err[-1]``.
 
-    ``nan`` when the first measurement is already within that band: the quantity is at its final level from the
-    start (for example a weak correlation that white noise already gets right), so there is nothing to time.
+    When the first measurement is already within that band there is no drop to time, and two cases differ:
+    ``nan`` when the final error is within ``factor`` times the floor (the quantity was right from the start, for
+    example a weak correlation that white noise already gets right), ``inf`` when it stays above that (flat above
+    the floor: not learned within the run).
     """
     steps, err = np.asarray(steps), np.asarray(err, float)
     if steps.size == 0 or steps.shape != err.shape:
         raise ValueError(f"steps and err must be non-empty and of one shape, got {steps.shape} and {err.shape}")
-    band = factor * max(float(err[-1] if final is None else final), float(floor))
+    final = float(err[-1] if final is None else final)
+    band = factor * max(final, float(floor))
     if err[0] <= band:
-        return math.nan
+        return math.nan if final <= factor * float(floor) else math.inf
     above = np.nonzero(err > band)[0]
     return float(steps[above[-1] + 1]) if above[-1] + 1 < len(steps) else float(steps[-1])
 
@@ -170,17 +174,18 @@ def spatial_learned_epoch(p: Probe, factor: float = 2.0) -> float:
 
 
 def _or_first(epoch: float, first: float) -> float:
-    """A learned epoch, with ``nan`` (right from the first measurement) read as that first epoch, its upper bound."""
-    return epoch if math.isfinite(epoch) else first
+    """A learned epoch, with ``nan`` (right from the first measurement) read as that first epoch, its upper bound;
+    ``inf`` (not learned within the run) stays."""
+    return first if math.isnan(epoch) else epoch
 
 
 def temporal_learned_epoch(p: Probe, factor: float = 2.0) -> float:
     """The epoch at which the temporal correlation was learned: the median over the timed gaps of
-    :func:`gap_learned_epochs` (the first measured epoch when no gap needed timing)."""
-    first = float(p.eval_epochs[0])
+    :func:`gap_learned_epochs` (``inf`` for a gap not learned within the run; the first measured epoch when every
+    gap was right from the start)."""
     gaps = gap_learned_epochs(p, factor)[1:]
-    timed = gaps[np.isfinite(gaps)]
-    return float(np.median(timed)) if timed.size else first
+    timed = gaps[~np.isnan(gaps)]
+    return float(np.median(timed)) if timed.size else float(p.eval_epochs[0])
 
 
 def dynamics_verdicts(points: list[Probe], epoch: float = 50.0, factor: float = 2.0) -> dict[str, Verdict]:
@@ -189,22 +194,26 @@ def dynamics_verdicts(points: list[Probe], epoch: float = 50.0, factor: float = 
 
     * ``"spatial_first"``: the spatial correlation is learned before the temporal one; effect
       ``log(temporal epoch / spatial epoch)`` (:func:`temporal_learned_epoch`, :func:`spatial_learned_epoch`; a
-      quantity right from the first measurement counts as learned then);
+      quantity right from the first measurement counts as learned then; one not learned within the run makes the
+      effect infinite, which the verdict leaves out: its ``n`` counts the seeds that were timed);
     * ``"temporal_late"``: the temporal correlation is learned after ``epoch`` (the paper's 50); effect
       ``log(temporal epoch / epoch)``;
     * ``"weak_later"``: weak correlations take longer; effect ``-rho``, Spearman's rank correlation over the timed
-      gaps (at least three) between the true correlation ``gamma(h)`` and the gap's learned epoch.
+      gaps (at least three; a gap not learned within the run ranks last) between the true correlation ``gamma(h)``
+      and the gap's learned epoch.
     """
     spatial_first, late, weak = [], [], []
     for p in points:
+        if p.eval_epochs.size == 0:
+            raise ValueError("dynamics_verdicts needs points measured in epochs (protocol 2 with eval_points > 0)")
         first = float(p.eval_epochs[0])
         t = temporal_learned_epoch(p, factor)
         s = _or_first(spatial_learned_epoch(p, factor), first)
         spatial_first.append(math.log(t / s))
         late.append(math.log(t / epoch))
         gaps = gap_learned_epochs(p, factor)
-        gamma = np.array([np.diagonal(p.Gamma, h).mean() for h in range(len(gaps))])
-        timed = np.isfinite(gaps)
+        gamma = lag_profile(p.Gamma)
+        timed = ~np.isnan(gaps)
         weak.append(-rank_correlation(gamma[timed], gaps[timed]) if timed.sum() >= 3 else math.nan)
     return {"spatial_first": verdict(spatial_first), "temporal_late": verdict(late), "weak_later": verdict(weak)}
 

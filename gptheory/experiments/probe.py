@@ -2,10 +2,12 @@
 attention question (:mod:`.attention_learned`).
 
 Each point runs one trial (:func:`gptheory.trial.run_trial`: the network of ``arch``, the DiT or a UNet of the same
-size, trained; ``n_gen`` generated sequences; as many true ones, the estimators' floor) and measures:
+size, trained; ``n_gen`` generated sequences; as many true ones) and measures:
 
-* the errors of :class:`gptheory.metrics.CovarianceErrors` (whitened temporal kernel, spatial, full covariance, W2)
-  and the paper's normalised error ``err(generated) / err(true)`` of the full covariance;
+* the errors of :class:`gptheory.metrics.CovarianceErrors` (whitened temporal kernel, spatial, full covariance, W2):
+  under the calibrated protocol (2) the generated sequences against the law at ``t0`` beside their sampling floor,
+  and the paper's relative error on equal counts of training sequences (:func:`gptheory.trial.calibrated`); under
+  the first protocol (1) against the data law, the paper's error as ``err(generated) / err(true)``;
 * the errors by gap ``h = |i - j|``: of the temporal kernel (:func:`gptheory.metrics.gap_errors`) and of the
   cross-frame covariances ``C_ij`` (:func:`gptheory.metrics.block_gap_errors`), the quantities Figure 11 plots;
 * how "piecewise" the learned kernel is: its :func:`~gptheory.metrics.roughness` (distance from a stationary
@@ -33,9 +35,8 @@ import torch
 
 from .. import attention, metrics
 from ..config import ExperimentConfig
-from ..convergence import Calibrated, memorisation
+from ..convergence import Calibrated
 from ..dit import DiT
-from ..floors import sampling_floor
 from ..gp import GaussianProcess
 from ..metrics import CovarianceErrors, Law
 from ..profiles import PROFILES
@@ -43,22 +44,22 @@ from ..results import Record, group, value
 from ..samplers import generate
 from ..streams import generator, seed_of
 from ..sweep import Sweep
-from ..trial import prepare, run_trial
+from ..trial import calibrated, prepare, run_trial
 from . import dynamics
-from .dit_learns import FIXED_BUDGET
+from .dit_learns import DIT_LEARNS, FIXED_BUDGET
 
 NAME = "probe"
 N_EVAL = 500  # sequences generated at each training-dynamics step (at most n_gen)
 PROBE = FIXED_BUDGET  # Figure 1's configuration as first shipped (a fixed budget, protocol 1), in each profile
-# Protocol 2 (calibrated, issue 20): Figure 1's process and network trained to convergence of the excess validation
-# loss (``steps`` is the cap), on a training set small enough that an epoch is cheap (the paper counts epochs: 32
-# steps an epoch in the cpu profile, so the cap is 312 epochs).
-CONVERGE = {
-    "smoke": {"n_train": 512, "steps": 300, "patience": 2, "eval_every": 20, "min_delta": 1e-4},
-    "cpu": {"n_train": 2048, "steps": 10000, "patience": 6, "eval_every": 100, "min_delta": 1e-4},
-    "gpu": {"n_train": 100000, "steps": 40000, "patience": 4, "eval_every": 250, "min_delta": 1e-4},
+# Protocol 2 (calibrated, issue 20): Figure 1's calibrated configuration (its process, network and stopping rule,
+# :data:`~.dit_learns.DIT_LEARNS`) on a training set small enough that an epoch is cheap, with a cap of its own (the
+# paper counts epochs: 32 steps an epoch in the cpu profile, so the cap is 312 epochs).
+SIZE = {
+    "smoke": {"n_train": 512, "steps": 300},
+    "cpu": {"n_train": 2048, "steps": 10000},
+    "gpu": {"n_train": 100000, "steps": 40000},
 }
-CALIBRATED = {p: c.replace(protocol=2, **CONVERGE[p]) for p, c in FIXED_BUDGET.items()}
+CALIBRATED = {p: c.replace(**SIZE[p]) for p, c in DIT_LEARNS.items()}
 
 
 @dataclass
@@ -145,8 +146,6 @@ class Probe(Calibrated, Record):
     eval_gap_error: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     eval_true: np.ndarray = field(default_factory=lambda: np.zeros(0))
     eval_gap_error_true: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    best_validation: float = math.nan
-    validation: list = field(default_factory=list)
     eval_epochs: np.ndarray = field(default_factory=lambda: np.zeros(0))
     eval_corr_gap: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     eval_corr_spatial: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -240,24 +239,11 @@ def run_probe(
     if res.evals and protocol == 2:  # the network that generated, measured like the others (same sampler stream)
         best = measure(res.best_step, net)
         dyn |= {"best_corr_gap": np.array(best["corr_gap"]), "best_corr_spatial": best["corr_spatial"]}
-    calibrated: dict = {}
-    if protocol == 2:
-        m = min(config.n_train, s.n_gen)
-        calibrated = {
-            "protocol": 2,
-            "floor": sampling_floor(law_gen, s.n_gen, seed=seed),
-            "paper_relative_error": metrics.paper_relative_error(x_gen[:m], law_gen, data[:m], law),
-            "relative_count": m,
-            "memorisation": memorisation(x_gen, data, x_true),
-            "stop_reason": res.stop_reason,
-            "best_step": res.best_step,
-            "best_validation": min((v for _, v in res.validation), default=math.nan),
-            "validation": [list(v) for v in res.validation],
-        }
+    measured = calibrated(trial, config) if protocol == 2 else {}
     return Probe(
         generated=gen,
         true=true,
-        paper_relative_error=calibrated.pop("paper_relative_error", gen.covariance / true.covariance),
+        paper_relative_error=measured.pop("paper_relative_error", gen.covariance / true.covariance),
         params=sum(p.numel() for p in net.parameters()),
         receptive_field=int(getattr(net, "max_gap", gp.N - 1)),
         roughness=metrics.roughness(G_gen),
@@ -283,7 +269,7 @@ def run_probe(
         loss=np.array([e["loss"] for e in res.log]),
         **dit,
         **dyn,
-        **calibrated,
+        **measured,
     )
 
 
@@ -294,10 +280,7 @@ def columns(p: Probe) -> dict:
     keys = ("paper_relative_error", "params", "receptive_field", "roughness", "roughness_true", "phase_share",
             "train_seconds", "generate_seconds", "final_loss")  # fmt: skip
     out |= {k: getattr(p, k) for k in keys}
-    if p.protocol == 2:
-        out |= {f"floor.{k}": v for k, v in p.floor.__dict__.items()}
-        out |= {k: getattr(p, k) for k in ("steps", "best_step", "stop_reason", "best_validation", "relative_count")}
-        out |= {"memorisation.ratio": p.memorisation.ratio, "memorisation.copies": p.memorisation.copies}
+    out |= {"steps": p.steps} | p.calibrated_columns()
     if p.similarity.size:
         out |= {
             "similarity_t0_best": float(p.similarity[-1].max()),
@@ -352,7 +335,7 @@ def probe_sweep(
 
 __all__ = [
     "CALIBRATED",
-    "CONVERGE",
+    "SIZE",
     "NAME",
     "N_EVAL",
     "PROBE",

@@ -22,23 +22,23 @@ sweeps. Lemma 12 (the early-stopping perturbation) is exact here: :mod:`gptheory
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .. import metrics
 from ..config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
-from ..convergence import Calibrated, memorisation
+from ..convergence import Calibrated
 from ..fitting import fit_kronecker, fit_parametric
-from ..floors import excess, sampling_floor
-from ..metrics import CovarianceErrors, Law, paper_relative_error
+from ..floors import excess, sampling_floor, squared_excess
+from ..metrics import CovarianceErrors, Law
 from ..recipe import TrainConfig
 from ..results import Record, by_process, setting
 from ..statistics import ordered, verdict
 from ..streams import generator
 from ..sweep import Sweep, run_sweep
-from ..trial import run_trial
+from ..trial import calibrated, run_trial
 from ..truncation import truncation_length
 from ..unroll import condition_number
 
@@ -96,7 +96,6 @@ class SampleComplexity(Calibrated, Record):
     parametric: CovarianceErrors | None = None
     parametric_nu: float = math.nan
     parametric_ell: float = math.nan
-    validation: list = field(default_factory=list)
 
 
 def run_sample_complexity(
@@ -116,14 +115,12 @@ def run_sample_complexity(
     fit = fit_parametric(data)
     kron, param = Law.kronecker(G_fit, S_fit, gp.Sigma), Law.kronecker(fit.Gamma, fit.Sigma, gp.Sigma)
     g = generator(config.seed, "yardstick", protocol=2)
-    m = min(config.n_train, n_gen)
     return SampleComplexity(
         dit=CovarianceErrors.of_samples(x_gen, law_t0),
         train=CovarianceErrors.of_samples(data, law),
         yardstick=CovarianceErrors.of_samples(kron.noised(cfg.t0, schedule).sample(n_gen, g), law_t0),
         yardstick_exact=CovarianceErrors.of_pairs(kron.pairs, kron.mean, law),
         truth=CovarianceErrors.of_samples(trial.x_true, law),
-        paper_relative_error=paper_relative_error(x_gen[:m], law_t0, data[:m], law),
         kappa=float(gp.spectrum.max() / gp.spectrum.min().clamp(min=1e-300)),
         kappa_t0=condition_number(gp, cfg.t0, schedule),
         J=truncation_length(gp.nu, gp.ell, gp.N, BAND_TOL),
@@ -132,30 +129,23 @@ def run_sample_complexity(
         steps=res.steps,
         final_loss=res.log[-1]["loss"],
         Gamma_hat=metrics.temporal_kernel_whitened(metrics.pair_covariance(x_gen), gp.Sigma).numpy(),
-        protocol=2,
-        floor=sampling_floor(law_t0, n_gen, seed=config.seed),
         train_floor=sampling_floor(law, config.n_train, seed=config.seed),
         parametric=CovarianceErrors.of_samples(param.noised(cfg.t0, schedule).sample(n_gen, g), law_t0),
         parametric_nu=fit.nu,
         parametric_ell=fit.ell,
-        relative_count=m,
-        memorisation=memorisation(x_gen, data, trial.x_true),
-        stop_reason=res.stop_reason,
-        best_step=res.best_step,
-        validation=[list(v) for v in res.validation],
+        **calibrated(trial, config),
     )
 
 
 def columns(p: SampleComplexity) -> dict:
     """The scalar metrics of one row of ``results.csv``."""
     out = {}
-    for part in ("dit", "train", "yardstick", "yardstick_exact", "truth", "floor", "train_floor", "parametric"):
+    for part in ("dit", "train", "yardstick", "yardstick_exact", "truth", "train_floor", "parametric"):
         if getattr(p, part) is not None:
             out |= {f"{part}.{k}": v for k, v in getattr(p, part).__dict__.items()}
     keys = ("paper_relative_error", "kappa", "kappa_t0", "J", "train_seconds", "generate_seconds", "final_loss")
-    keys += ("steps", "best_step", "stop_reason", "parametric_nu", "parametric_ell")
-    out |= {k: getattr(p, k) for k in keys}
-    return out | ({"memorisation.ratio": p.memorisation.ratio} if p.memorisation is not None else {})
+    keys += ("steps", "parametric_nu", "parametric_ell")
+    return out | {k: getattr(p, k) for k in keys} | p.calibrated_columns()
 
 
 # ---------------------------------------------------------------------------------------------- analysis
@@ -175,7 +165,7 @@ def excess_by_seed(
     for key, pts in by_process([p for p in points if p.protocol == 2]).items():
         for p in pts:
             err, floor = getattr(getattr(p, part), metric), getattr(p.floor, metric)
-            e = (err**2 - floor**2) / floor**2 if squared else excess(err, floor)
+            e = squared_excess(err, floor) if squared else excess(err, floor)
             out.setdefault(key, {}).setdefault(setting(p, "n_train"), {})[setting(p, "seed")] = e
     return out
 

@@ -21,8 +21,8 @@ from ..results import config_key, setting, shipped
 from .probe import CALIBRATED, Probe, probe_sweep
 
 COMPARED_ARCHS = ("dit", "unet", "diffusers-unet")
-# The cpu grid was widened twice, each time because diffusers' UNet chose its largest rate (4e-3, then 8e-3; a choice
-# at the edge of a grid is not bracketed); at 1.6e-2 every network is worse, so each choice is now an interior rate.
+# The cpu grid was widened twice, each time because diffusers' UNet chose its largest rate (4e-3, then 8e-3): a choice
+# at the edge of the grid has not been bracketed.
 LR_GRID = {"smoke": (1e-3, 4e-3), "cpu": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2), "gpu": (1.25e-4, 2.5e-4, 5e-4, 1e-3)}
 TUNING_SEEDS = {p: (100,) for p in PROFILES}  # not a seed of any comparison: the choice is not fitted to their noise
 # The rate :func:`tuned_lr` picks from the shipped ``architecture-lr`` points, per profile (a test re-derives it);

@@ -13,6 +13,7 @@ The math
 * ``early_stopping`` -- Lemma 12 exactly: how far stopping the sampler at ``t0`` moves Gaussian data;
 * ``conditional`` -- the exact law of missing frames or entries given observed ones (imputation, forecasting): its
   mean, covariance, draws, condition number and conditional score at every ``t``, the Kronecker algebra frame-wise;
+* ``posterior`` -- conditional samples against the exact posterior: mean, ``W2``, coverage, CRPS, PIT, and floors;
 * ``metrics`` -- what a generator learned: the law it is measured against (the data's, or at ``t0``), covariance
   estimates and errors, the Kronecker fit, Gaussian distances, the paper's relative error;
 * ``fitting`` -- the Gaussian learners measured beside the DiT: Kronecker and parametric maximum likelihood;

@@ -35,11 +35,12 @@ from tqdm.auto import tqdm
 
 from . import executors, results
 from .atomic import atomic_write
-from .config import ExperimentConfig, option_owners
+from .config import ExperimentConfig
 from .executors import EXECUTORS
 from .profiles import PROFILES, by_profile
 from .provenance import code_hash, git_commit
 from .results import Record, config_key
+from .shipping import base_identity, one_version, scope
 from .validation import positive_int
 
 
@@ -251,7 +252,7 @@ def run_sweep(
         manifest = {
             "sweep": name,
             "profile": profile,
-            "base": _base_identity(base, grid),
+            "base": base_identity(base, grid),
             **({"linked": by_profile(**sweep.linked, name=profile)} if sweep.linked else {}),
             "version": results.__version__,
         }
@@ -279,6 +280,9 @@ def run_sweep(
         done[i] = rec
         _write_table(sweep, points, done, out)
 
+    if ship and todo:  # fail before hours of training, not after: what --ship would refuse at the end
+        pending = (code, [points[i][1].to_dict() for i in todo])
+        one_version(name, sweep.record, scope(sweep.axes(profile), grid), list(done.values()), pending)
     bar = tqdm(total=len(points), initial=len(done), desc=f"sweep {name}", unit="point", disable=not progress)
     try:
         if todo:
@@ -315,9 +319,7 @@ def run_sweep(
                 f"are kept{f' in {out}' if out else ' in the local cache'} but not shipped. Recompute them with the "
                 "current code (remove them from points/ and run again) before shipping"
             )
-        registered = sweep.axes(profile)  # this run's grid may be a slice of the sweep's (one seed at a time)
-        scope = {a: (*registered.get(a, ()), *values) for a, values in grid.items()}
-        _one_version(sweep, scope, [rec for _, rec in finished])
+        one_version(name, sweep.record, scope(sweep.axes(profile), grid), [rec for _, rec in finished])
         for _, rec in finished:
             results.ship(rec)
     if out is not None and sweep.plot is not None and finished:
@@ -328,45 +330,6 @@ def run_sweep(
             fig.savefig(fh, format="png", dpi=110)
         plt.close(fig)
     return SweepResult(name, finished, len(todo), out, time.perf_counter() - start)
-
-
-def _one_version(sweep: Sweep, grid: dict[str, tuple], records: list[Record]) -> None:
-    """Refuse to ship when the shipped points of this sweep (the same record type, the same settings but for the
-    ``grid``'s axes, and on those axes values of the grid: the sweep's own and this run's) and ``records`` together
-    come from more than one version of the code (:func:`gptheory.provenance.code_hash` in their provenance). A shipped
-    point of another sweep that only shares the base (a tuning run on a seed of its own, say) is not one of this
-    sweep's."""
-    owners = option_owners()
-
-    def identity(config: dict) -> str:
-        return json.dumps(_base_identity(ExperimentConfig.from_dict(config), grid), sort_keys=True)
-
-    def on_grid(config: dict) -> bool:
-        c = ExperimentConfig.from_dict(config)
-        return all(getattr(getattr(c, owners[a]) if owners[a] else c, a) in values for a, values in grid.items())
-
-    mine = {identity(r.config) for r in records}
-    shipped = [
-        r for r in results.shipped(sweep.record.NAME, sweep.record) if identity(r.config) in mine and on_grid(r.config)
-    ]
-    codes: dict[str, int] = {}
-    for r in {id(r): r for r in shipped + records}.values():
-        codes[r.provenance.code] = codes.get(r.provenance.code, 0) + 1
-    if len(codes) > 1:
-        counts = ", ".join(f"{n} from {c}" for c, n in codes.items())
-        raise ValueError(
-            f"sweep {sweep.name}'s shipped points would come from {len(codes)} versions of the code ({counts}): "
-            "regenerate the whole sweep with one version (remove the older points from gptheory/shipped/) and ship"
-        )
-
-
-def _base_identity(base: ExperimentConfig, grid: dict[str, tuple]) -> dict:
-    """The base configuration without the grid's axes (a folder may grow its grid, never change its base)."""
-    body = base.to_dict()
-    where = option_owners()
-    for k in grid:
-        (body[where[k]] if where[k] else body).pop(k, None)
-    return body
 
 
 def _checkpoint(sweep: Sweep, folder: Path, key: str) -> Path:

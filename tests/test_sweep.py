@@ -13,6 +13,7 @@ from gptheory.__main__ import main
 from gptheory.experiments import SWEEPS
 from gptheory.experiments import sweep as find_sweep
 from gptheory.experiments.sample_complexity import SampleComplexity
+from gptheory.shipping import scope
 from gptheory.sweep import run_sweep
 
 SC_NU, SC_ELL = find_sweep("sample-complexity-nu"), find_sweep("sample-complexity-ell")
@@ -180,14 +181,28 @@ def test_provenance_names_the_code_and_commit_of_the_sweeps_start(tmp_path, monk
     assert {r.provenance.commit for r in res.records()} == {"commit-at-start"}
 
 
-def test_ship_refuses_a_sweep_whose_points_would_span_two_versions_of_the_code(tmp_path, monkeypatch):
+def test_ship_refuses_a_sweep_whose_points_would_span_two_versions_of_the_code_before_any_training(
+    tmp_path, monkeypatch
+):
     monkeypatch.setattr(sweep, "code_hash", lambda module: "version-one")
+    monkeypatch.setattr(sweep, "git_commit", lambda: "commit-one")
     run_sweep(SC_NU, "smoke", tmp_path / "a", axes=AXES, progress=False, ship=True, **TINY)
     assert len(list((tmp_path / "shipped").glob("*.json"))) == 2
     monkeypatch.setattr(sweep, "code_hash", lambda module: "version-two")
+    # the message names both versions, the commit of the shipped points and the way out
+    match = (
+        r"would come, once this run finished, from 2 versions of the code \(2 from version-one \(commit commit-one\)"
+    )
+    with pytest.raises(ValueError, match=match + r".*git worktree add DIR COMMIT"):
+        run_sweep(SC_NU, "smoke", tmp_path / "b", axes={**AXES, "seed": [1]}, progress=False, ship=True, **TINY)
+    assert not list((tmp_path / "b").glob("points/*"))  # refused before a single point trained
+    assert len(list((tmp_path / "shipped").glob("*.json"))) == 2  # nothing more shipped
+    # without --ship the same run goes ahead (a local study may mix versions; only the shipped curves may not)
+    res = run_sweep(SC_NU, "smoke", tmp_path / "b", axes={**AXES, "seed": [1]}, progress=False, **TINY)
+    assert res.computed == 2 and len(list((tmp_path / "shipped").glob("*.json"))) == 2
+    # and the points already in the folder, now computed by version two, are refused at the end as before
     with pytest.raises(ValueError, match="would come from 2 versions of the code"):
         run_sweep(SC_NU, "smoke", tmp_path / "b", axes={**AXES, "seed": [1]}, progress=False, ship=True, **TINY)
-    assert len(list((tmp_path / "shipped").glob("*.json"))) == 2  # nothing more shipped
 
 
 def test_a_point_of_another_sweep_sharing_the_base_off_this_grid_does_not_count_as_this_sweeps(tmp_path, monkeypatch):
@@ -198,3 +213,10 @@ def test_a_point_of_another_sweep_sharing_the_base_off_this_grid_does_not_count_
     monkeypatch.setattr(sweep, "code_hash", lambda module: "version-two")
     run_sweep(SC_NU, "smoke", tmp_path / "proper", axes=AXES, progress=False, ship=True, **TINY)
     assert len(list((tmp_path / "shipped").glob("*.json"))) == 4
+
+
+def test_a_sweeps_scope_is_its_own_grid_and_this_runs_values():
+    grid = SC_NU.axes("smoke")
+    one_seed = scope(grid, {"seed": (7,)})  # a run on a seed of its own widens the seed axis only
+    assert one_seed == {"seed": (*grid["seed"], 7)}
+    assert scope(grid, {"nu": grid["nu"]}) == {"nu": grid["nu"] * 2}  # repeats are harmless

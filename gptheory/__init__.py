@@ -13,6 +13,8 @@ The math
 * ``early_stopping`` -- Lemma 12 exactly: how far stopping the sampler at ``t0`` moves Gaussian data;
 * ``conditional`` -- the exact law of missing frames or entries given observed ones (imputation, forecasting): its
   mean, covariance, draws, condition number and conditional score at every ``t``, the Kronecker algebra frame-wise;
+* ``masks`` -- which frames are observed: forecasting, interpolation and block masks, and the random masks a
+  conditional network trains on;
 * ``posterior`` -- conditional samples against the exact posterior: mean, ``W2``, coverage, CRPS, PIT, and floors;
 * ``metrics`` -- what a generator learned: the law it is measured against (the data's, or at ``t0``), covariance
   estimates and errors, the Kronecker fit, Gaussian distances, the paper's relative error;
@@ -32,6 +34,9 @@ The networks and their training
   ``build_model``;
 * ``dit`` -- the one-dimensional diffusion transformer (DiT) that learns the score;
 * ``unet``, ``diffusers_unet`` -- the attention-free peers: a 1D UNet over the frames, and diffusers' ``UNet1DModel``;
+* ``conditional_dit`` -- the DiT given observed frames and their mask, for imputation and forecasting;
+* ``imputers`` -- three ways to draw missing frames through one sampler: a conditional network, replacement with an
+  unconditional one, and the exact conditional score;
 * ``recipe`` -- the training settings, time sampling, learning-rate schedule and optimiser; ``train`` -- the engine
   that runs them, resumable; ``checkpoint`` -- its checkpoint files; ``convergence`` -- when to stop (validation loss,
   patience, cap) and the memorisation check;
@@ -53,8 +58,9 @@ Results and many trainings
 Subpackages
 * ``experiments`` -- one module per experiment chapter (``dit_learns``, ``sample_complexity``, ``architecture``,
   ``attention_learned``, and ``probe``, the measurement the last two share, with ``dynamics``, its training
-  dynamics, and ``tuning``, each network's learning rate and cap), ``calibration`` (the exact score through the same
-  sampler and metrics) and the registry of their sweeps;
+  dynamics, and ``tuning``, each network's learning rate and cap; beyond the paper ``imputation``, read by
+  ``imputation_analysis``), ``calibration`` (the exact score through the same sampler and metrics) and the registry of
+  their sweeps;
 * ``bouncing_ball`` -- Section 6.2: the video generator (``videos``), the tracker (``tracking``), the frame VAE
   (``vae``), latent statistics (``latents``), figures (``figures``) and the experiment (``experiment``);
 * ``book`` -- what serves only the chapters: numbers into prose and tables (``notebook``), verdict words

@@ -1,4 +1,5 @@
-"""Command line: ``python -m gptheory train | calibrate | dit-learns | sweep NAME | bouncing-ball | assignment NAME``.
+"""Command line: ``python -m gptheory train | calibrate | dit-learns | sweep NAME | impute | bouncing-ball |
+assignment NAME``.
 
 * ``train`` trains a DiT on Gaussian-process sequences and writes a checkpoint and the training log; running it
   again with the same ``--out`` resumes an interrupted run.
@@ -10,6 +11,10 @@
   measure -- and writes ``figure1.png``, ``metrics.json`` and ``log.json``.
 * ``sweep NAME`` runs a grid of trainings (:mod:`gptheory.sweep`) and writes ``results.csv`` and ``summary.png``;
   a second run does no work for finished points.
+* ``impute`` calls :func:`gptheory.experiments.imputation.imputation_point` -- a conditional DiT (or, with
+  ``--masking none``, an unconditional one imputing by replacement) measured on every imputation task against the exact
+  posterior, beside the exact score through the same sampler -- and writes one ``paths-<task>.png`` per task (draws
+  over the posterior band), ``horizon.png`` and ``metrics.json``.
 * ``bouncing-ball`` calls :func:`gptheory.bouncing_ball.experiment.bouncing_ball` (Section 6.2) and writes
   ``video.gif``, ``frames.png``, ``figure6.png`` and ``metrics.json``; ``--out`` also holds its resumable checkpoints.
 * ``assignment CHAPTER`` writes ``CHAPTER.ipynb``, an otter-grader master notebook of the chapter's exercises
@@ -17,7 +22,7 @@
 
 Every configuration option (``--N``, ``--nu``, ``--steps``, ``--hidden`` ...) comes from the fields of the typed
 configuration, by one function (:func:`gptheory.config.add_options`): :class:`gptheory.config.ExperimentConfig` for
-``train``, ``dit-learns`` and ``sweep`` (where an option may take several values, a grid axis),
+``train``, ``dit-learns``, ``impute`` and ``sweep`` (where an option may take several values, a grid axis),
 :class:`gptheory.config.VideoConfig` for ``bouncing-ball``.
 """
 
@@ -161,6 +166,51 @@ def cmd_sweep(a: argparse.Namespace) -> dict:
     return report
 
 
+def cmd_impute(a: argparse.Namespace) -> dict:
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    from .experiments.imputation import NAME, imputation_point, ratio
+    from .experiments.imputation_analysis import plot_horizon, plot_paths
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = imputation_point(
+        a.profile,
+        refresh=a.refresh,
+        checkpoint=out / "imputation.pt",
+        device=a.device,
+        progress=not a.no_progress,
+        **options_from(a),
+    )
+    figures = {f"paths-{task}.png": plot_paths(res, task) for task in res.tasks}
+    figures["horizon.png"] = plot_horizon([res])
+    for name, fig in figures.items():
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+    summary = {
+        task: {
+            m: {metric: ratio(sc, metric) for metric in ("w2", "crps", "mean_error")} | {"coverage90": sc.coverage[1]}
+            for m, sc in t.methods.items()
+        }
+        for task, t in res.tasks.items()
+    }
+    report = {
+        "experiment": NAME,
+        "method": res.method,
+        "ratios_to_floor": summary,
+        "tasks": {k: dataclasses.asdict(v) for k, v in res.tasks.items()},
+        **{k: getattr(res, k) for k in ("train_seconds", "steps", "stop_reason", "best_step")},
+        "loaded": res.loaded,
+        "result": str(res.path),
+        "provenance": res.provenance.__dict__,
+    }
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({"method": res.method, "ratios_to_floor": summary}, indent=1))
+    return report
+
+
 def cmd_bouncing_ball(a: argparse.Namespace) -> dict:
     import matplotlib.pyplot as plt
     import torch
@@ -247,6 +297,15 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--executor", choices=EXECUTORS, default="local", help="where points run")
     ps.add_argument("--ship", action="store_true", help="also write the records into gptheory/shipped/")
     add_options(ps, many=tuple(ExperimentConfig.owners()), aliases={"seed": ("--seeds",)})
+    pi = sub.add_parser(
+        "impute",
+        help="beyond the paper: imputation and forecasting against the exact posterior (writes paths-*.png, "
+        "horizon.png, metrics.json)",
+    )
+    _refresh(pi)
+    _runtime(pi)
+    _device(pi)
+    add_options(pi)
     pv = sub.add_parser(
         "bouncing-ball",
         help="Section 6.2: a bouncing ball learned by a latent video DiT (writes video.gif, frames.png, metrics.json)",
@@ -284,6 +343,7 @@ def main(argv: list[str] | None = None) -> dict:
             "calibrate": cmd_calibrate,
             "dit-learns": cmd_dit_learns,
             "sweep": cmd_sweep,
+            "impute": cmd_impute,
             "bouncing-ball": cmd_bouncing_ball,
             "assignment": cmd_assignment,
         }

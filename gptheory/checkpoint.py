@@ -34,6 +34,7 @@ def training_state(tr: Any) -> dict:
         "optimizer": _to_cpu(tr.opt.state_dict()),
         "data_gen": tr.data_gen.get_state(),
         "noise_gen": tr.noise_gen.get_state().cpu(),
+        "mask_gen": tr.mask_gen.get_state().cpu() if tr.mask_gen is not None else None,
         "perm": tr.perm.clone(),
         "pos": tr.pos,
         "step": tr.step,
@@ -54,8 +55,8 @@ def restore_training(tr: Any, ckpt: dict) -> None:
         raise ValueError(
             f"checkpoint model {ckpt['model_config']} does not match the model to train {tr.model.config()}"
         )
-    mine = asdict(tr.cfg)
-    diff = {k: (ckpt["train_config"].get(k), v) for k, v in mine.items() if k not in RESUMABLE_CHANGES}
+    mine, defaults = asdict(tr.cfg), asdict(type(tr.cfg)())  # a setting added since the checkpoint: its default
+    diff = {k: (ckpt["train_config"].get(k, defaults[k]), v) for k, v in mine.items() if k not in RESUMABLE_CHANGES}
     diff = {k: pair for k, pair in diff.items() if _norm(pair[0]) != _norm(pair[1])}
     if diff:
         raise ValueError(f"cannot resume: training settings differ from the checkpoint's (saved, now): {diff}")
@@ -66,6 +67,8 @@ def restore_training(tr: Any, ckpt: dict) -> None:
     tr.opt.load_state_dict(ckpt["optimizer"])
     tr.data_gen.set_state(ckpt["data_gen"])
     tr.noise_gen.set_state(ckpt["noise_gen"].to(tr.noise_gen.get_state().device))
+    if tr.mask_gen is not None:
+        tr.mask_gen.set_state(ckpt["mask_gen"].to(tr.mask_gen.get_state().device))
     tr.perm, tr.pos, tr.step = ckpt["perm"].clone(), int(ckpt["pos"]), int(ckpt["step"])
     tr.seconds, tr.log = float(ckpt["seconds"]), list(ckpt["log"])
     tr.evals = list(ckpt.get("evals", []))

@@ -5,8 +5,8 @@ Split the entries of ``x: (N, d)`` into observed ``o`` and missing ``m``. With `
 
     x_m | x_o ~ N(m_c, C_c),   m_c = mu_m + C_mo C_oo^{-1} (x_o - mu_o),   C_c = C_mm - C_mo C_oo^{-1} C_om.
 
-*Frame-wise* masks observe whole frames (forecasting: the first ``k`` frames, :func:`forecast_mask`; interpolation:
-frames scattered through the sequence, :func:`interpolation_mask`). Then every block stays Kronecker,
+*Frame-wise* masks observe whole frames (:mod:`gptheory.masks`: forecasting, the first ``k`` frames; interpolation,
+frames scattered through the sequence; a missing block). Then every block stays Kronecker,
 ``C_mo = Gamma_mo (x) Sigma``, and ``Sigma`` cancels from the weights:
 
     m_c = mu_m + (Gamma_mo Gamma_oo^{-1} (x) I)(x_o - mu_o),   C_c = Gamma_c (x) Sigma,
@@ -33,51 +33,20 @@ semidefinite (dropping a direction can only enlarge ``C_c``). Where no eigenvalu
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
-from numbers import Integral
 
 import torch
 
 from .gp import GaussianProcess
 from .samplers import ScoreFn
 from .schedules import Schedule, TimeLike
-from .validation import finite_tensor, positive_int, real_in
+from .validation import finite_tensor, real_in
 
 DTYPE = torch.float64
 MAX_DENSE = 2048  # the largest N d an entry-wise mask is conditioned on densely ((N d)^2 float64: 32 MiB)
 RTOL = 1e-13  # default relative eigenvalue cut of the pseudo-inverse of the observed covariance
-
-
-# ------------------------------------------------------------------------------------------------ masks
-def forecast_mask(N: int, k: int) -> torch.Tensor:
-    """The frame-wise mask of forecasting: the first ``k`` of ``N`` frames observed, ``(N,)`` bool.
-
-    ``k`` must be an integer in ``[1, N - 1]`` (something observed, something to forecast).
-    """
-    N = positive_int("N", N)
-    if N < 2:
-        raise ValueError(f"N must be at least 2 (one frame observed, one to forecast), got N={N}")
-    if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= N - 1:
-        raise ValueError(f"k must be an integer in [1, N - 1] = [1, {N - 1}] (frames observed), got {k!r}")
-    mask = torch.zeros(N, dtype=torch.bool)
-    mask[: int(k)] = True
-    return mask
-
-
-def interpolation_mask(N: int, frames: Sequence[int] | torch.Tensor) -> torch.Tensor:
-    """The frame-wise mask observing the frames ``frames`` (distinct integers in ``[0, N - 1]``, at least one and
-    fewer than ``N``) of ``N``, ``(N,)`` bool."""
-    N = positive_int("N", N)
-    idx = frames.tolist() if isinstance(frames, torch.Tensor) else list(frames)
-    rule = f"frames must be distinct integers in [0, N - 1] = [0, {N - 1}], at least 1 and at most {N - 1} of them"
-    if not idx or len(idx) >= N or len(set(idx)) != len(idx):
-        raise ValueError(f"{rule}, got {frames!r}")
-    if any(isinstance(i, bool) or not isinstance(i, Integral) or not 0 <= i < N for i in idx):
-        raise ValueError(f"{rule}, got {frames!r}")
-    mask = torch.zeros(N, dtype=torch.bool)
-    mask[torch.tensor(idx, dtype=torch.long)] = True
-    return mask
 
 
 # ------------------------------------------------------------------------------------------------ conditioning
@@ -167,6 +136,27 @@ class _Entries:
         return torch.diagonal(self.C_c)
 
 
+class _Diffused:
+    """A conditional law pushed through the forward process to time ``t``: ``N(alpha m_c, alpha^2 C_c + sigma^2 I)``,
+    diagonal in the same eigenbasis (the noise is isotropic)."""
+
+    def __init__(self, law: _Frames | _Entries, alpha: float, s2: float) -> None:
+        self.law, self.alpha, self.s2 = law, alpha, s2
+        self.rank, self.K = law.rank, law.K
+        self.spectrum = alpha**2 * law.spectrum + s2
+        self.gather, self.scatter, self.to_eig, self.from_eig = law.gather, law.scatter, law.to_eig, law.from_eig
+
+    def mean(self, x_obs: torch.Tensor) -> torch.Tensor:
+        return self.alpha * self.law.mean(x_obs)
+
+    def covariance(self) -> torch.Tensor:
+        C = self.law.covariance()
+        return self.alpha**2 * C + self.s2 * torch.eye(C.shape[0], dtype=C.dtype)
+
+    def variance(self) -> torch.Tensor:
+        return self.alpha**2 * self.law.variance() + self.s2
+
+
 class Conditional:
     """The law of the missing entries of a :class:`~gptheory.gp.GaussianProcess` sequence given its observed ones.
 
@@ -228,10 +218,28 @@ class Conditional:
             self._law = _Entries(gp, self.observed_entries, self.rtol)
         self.rank, self.weights = self._law.rank, self._law.K
         self.Gamma_c = self._law.Gamma_c if self.framewise else None
+        self.time: float | None = None  # the diffusion time of a law made by at()
 
     def __repr__(self) -> str:
         kind = "frame-wise" if self.framewise else "entry-wise"
-        return f"Conditional({self.gp!r}, {kind}, {self.n_missing} of {self.gp.N * self.gp.d} entries missing)"
+        at = "" if self.time is None else f", at t={self.time:g}"
+        return f"Conditional({self.gp!r}, {kind}, {self.n_missing} of {self.gp.N * self.gp.d} entries missing{at})"
+
+    def at(self, t: float, schedule: Schedule) -> Conditional:
+        """The law a sampler stopped at time ``t`` draws: the posterior of the missing entries pushed through the
+        forward process of ``schedule`` to ``t``, ``N(alpha_t m_c, alpha_t^2 C_c + sigma_t^2 I)`` (observed entries
+        stay as given). Samples stopped at ``t0`` are measured against ``cond.at(t0, schedule)`` (every method of
+        :mod:`gptheory.posterior` takes it), as unconditional ones against :meth:`gptheory.metrics.Law.at`: the gap to
+        the posterior itself is the early stopping's, not the generator's. Its mean, covariance, spectrum and draws
+        are those of that law; a score belongs to the undiffused law (:meth:`score` of ``self``)."""
+        if self.time is not None:
+            raise ValueError(f"this law is already at t={self.time:g}; call at() on the undiffused Conditional")
+        schedule = self._schedule(schedule)
+        tt = schedule.check_t(real_in("t", t, 0.0, schedule.T, low_open=True)).to(DTYPE)
+        out = copy.copy(self)
+        out._law = _Diffused(self._law, float(schedule.alpha(tt)), float(schedule.sigma(tt)) ** 2)
+        out.time, out.Gamma_c = float(tt), None
+        return out
 
     # ------------------------------------------------------------------------------------------ inputs
     def _sequences(self, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -317,6 +325,8 @@ class Conditional:
     # ------------------------------------------------------------------------------------------ diffused
     def _residual(self, x_t, t, schedule, x_obs) -> tuple[torch.Tensor, torch.Tensor]:
         """``x_{m,t} - alpha_t m_c`` in the eigenbasis of ``C_c`` and the eigenvalues ``alpha_t^2 C_c + sigma_t^2``."""
+        if self.time is not None:
+            raise ValueError(f"the law at t={self.time:g} (made by at()) has no score here: use the undiffused one")
         x_t, x_obs = self._pair(x_t, x_obs)
         al, s2 = self._times(t, schedule, x_t.shape[0])
         law = self._law

@@ -92,7 +92,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """Generation for the metrics: ``n_gen`` sequences, ``sample_steps`` Heun steps of the probability-flow ODE."""
+    """Generation for the metrics: ``n_gen`` sequences, ``sample_steps`` Heun steps of the probability-flow ODE; for
+    imputation, ``n_draws`` draws given each of ``n_cond`` held-out sequences."""
 
     n_gen: int = field(default=2000, metadata=option("sequences to generate for the metrics"))
     sample_steps: int = field(default=30, metadata=option("Heun steps of the sampler"))
@@ -101,9 +102,17 @@ class SamplerConfig:
         default=0,
         metadata=option("log-spaced training steps at which samples are generated and measured (0: none)", later=True),
     )
+    n_cond: int = field(default=64, metadata=option("imputation: held-out sequences conditioned on", later=True))
+    n_draws: int = field(default=100, metadata=option("imputation: draws given each sequence", later=True))
 
     def __post_init__(self) -> None:
         nonneg_int("eval_points", self.eval_points)
+        positive_int("n_cond", self.n_cond)
+        if isinstance(self.n_draws, bool) or not isinstance(self.n_draws, int) or self.n_draws < 39:
+            raise ValueError(
+                f"n_draws must be an integer >= 39 (a central 95% interval between order statistics), got "
+                f"{self.n_draws!r}"
+            )
         if isinstance(self.n_gen, bool) or not isinstance(self.n_gen, int) or self.n_gen < 2:
             raise ValueError(f"n_gen must be an integer >= 2 (covariances need two samples), got {self.n_gen!r}")
         positive_int("sample_steps", self.sample_steps)
@@ -222,6 +231,11 @@ class ExperimentConfig(Configuration):
         if self.protocol == 1 and self.train.patience:
             raise ValueError(f"patience={self.train.patience} needs protocol=2 (protocol 1 trains a fixed budget)")
         check_arch(self.model.arch, self.model.kernel_size, self.model.levels, N=self.process.N)
+        if (self.model.arch == "conditional-dit") != (self.train.masking != "none"):
+            raise ValueError(
+                f"arch={self.model.arch!r} with masking={self.train.masking!r}: arch='conditional-dit' trains on "
+                "random masks (masking random, block, mixed or forecast), every other arch with masking='none'"
+            )
 
 
 # ------------------------------------------------------------------------------------ the bouncing ball (Section 6.2)
@@ -277,13 +291,20 @@ class VAEConfig:
 
 
 def _video_train() -> TrainConfig:
-    return TrainConfig(steps=7000, batch_size=64, lr=2e-3, warmup=200, t0=0.01, t_sampling="log_snr", precision="fp32")
+    return TrainConfig(
+        steps=7000, batch_size=64, lr=2e-3, warmup=200, t0=0.01, t_sampling="log_snr", precision="fp32",
+        patience=6, eval_every=100, min_delta=1e-4,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class VideoConfig(Configuration):
     """Every setting of the latent-video experiment (:mod:`gptheory.bouncing_ball.experiment`): the videos, the VAE,
-    the latent DiT and its optimisation, and at the top the video counts, the seed and the sampler's Heun steps."""
+    the latent DiT and its optimisation, and at the top the video counts, the seed and the sampler's Heun steps.
+    Calibrated protocol only: independent named streams, the DiT trained to convergence of its validation loss
+    (``steps`` is the cap)."""
+
+    protocol: typing.ClassVar[int] = 2
 
     ball: BallConfig = field(default_factory=BallConfig)
     n_train: int = field(default=6000, metadata=option("training videos"))

@@ -36,12 +36,25 @@ def quantiles(K: int) -> torch.Tensor:
     return (torch.arange(K, dtype=torch.float64) + 0.5) / K
 
 
+def missing_error(pred: torch.Tensor, target: torch.Tensor, observed: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The summed squared error of ``pred`` against ``target`` (both ``(batch, N, d)``) over the missing entries of
+    the frame masks ``observed: (batch, N)`` (``True`` where observed), and the number of those entries: a
+    conditional network's loss reads only what it is asked to fill."""
+    miss = (~observed)[:, :, None].to(pred.dtype)
+    return (((pred - target) ** 2) * miss).sum(), int((~observed).sum()) * pred.shape[-1]
+
+
 class ValidationLoss:
     """The denoising loss of a network on held-out sequences ``x: (n_val, N, d)`` at fixed times ``t: (K,)`` (the
     training-time law at :func:`quantiles`) with fixed noise (drawn once from ``generator``), averaged over the times;
     ``loss(model) -> float`` (the model in eval mode).
 
-    With ``exact_score`` (``score(x_t, t)`` of the data's law, float64; known for Gaussian data) the loss is reported
+    With ``observed`` (``(n_val, N)`` bool frame masks, ``True`` where observed, one per held-out sequence) the loss
+    is a conditional network's (:class:`gptheory.conditional_dit.ConditionalDiT`): the network is given each sequence's
+    observed frames clean, and the loss averages over the missing entries only (:func:`missing_error`).
+
+    With ``exact_score`` (``score(x_t, t)`` of the data's law, float64; known for Gaussian data; with ``observed``,
+    ``score(x_t, t, x_obs, observed)``, the exact conditional score) the loss is reported
     as the *excess* over the loss of the exact denoiser on the same inputs: the part a network can still reduce (0 is
     the exact denoiser; on a finite validation set it can dip a little below). Subtracting a constant changes no
     comparison between checks; it makes the number readable, and :class:`Stopper` takes the exact loss as its scale.
@@ -53,32 +66,41 @@ class ValidationLoss:
         t: torch.Tensor,
         generator: torch.Generator,
         device,
-        exact_score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        exact_score: Callable[..., torch.Tensor] | None = None,
+        observed: torch.Tensor | None = None,
     ) -> None:
         self.t = t.float().cpu()
         self.x = x.to(torch.float32)
         self.eps = torch.randn((len(self.t), *x.shape), generator=generator)
         self.device = device
         self.exact_score = exact_score
+        self.observed = None if observed is None else observed.cpu()
         self.bayes: float | None = None
 
     def _batches(self, batch: int):
         for t, eps in zip(self.t, self.eps, strict=True):
-            for xb, eb in zip(self.x.split(batch), eps.split(batch), strict=True):
-                yield xb, eb, torch.full((xb.shape[0],), float(t))
+            for i in range(0, len(self.x), batch):
+                xb, eb = self.x[i : i + batch], eps[i : i + batch]
+                mb = None if self.observed is None else self.observed[i : i + batch]
+                yield xb, eb, torch.full((xb.shape[0],), float(t)), mb
 
     def _exact_loss(self, model: Denoiser, batch: int) -> float:
         """The loss of the exact denoiser in ``model``'s output form (``eps`` or ``v``) on the fixed inputs."""
         total, count, schedule = 0.0, 0, model.schedule
-        for xb, eb, tt in self._batches(batch):
+        for xb, eb, tt, mb in self._batches(batch):
             xt = schedule.add_noise(xb.double(), tt.double(), eb.double())
             a = schedule.alpha(tt.double())[:, None, None]
             s = schedule.sigma(tt.double())[:, None, None]
-            eps = -s * self.exact_score(xt, tt.double())
+            given = () if mb is None else (xb.double(), mb)
+            eps = -s * self.exact_score(xt, tt.double(), *given)
             raw = eps if model.prediction == "eps" else (eps - s * xt) / a
             target = model.target(xb.double(), eb.double(), tt.double())
-            total += float(((raw - target) ** 2).sum())
-            count += xb.numel()
+            if mb is None:
+                total += float(((raw - target) ** 2).sum())
+                count += xb.numel()
+            else:
+                err, n = missing_error(raw, target, mb)
+                total, count = total + float(err), count + n
         return total / count
 
     @torch.no_grad()
@@ -86,11 +108,18 @@ class ValidationLoss:
         if self.exact_score is not None and self.bayes is None:
             self.bayes = self._exact_loss(model, batch)
         total, count = 0.0, 0
-        for xb, eb, tt in self._batches(batch):
+        for xb, eb, tt, mb in self._batches(batch):
             xb, eb, tt = xb.to(self.device), eb.to(self.device), tt.to(self.device)
-            pred = model(model.schedule.add_noise(xb, tt, eb), tt, check=False, raw=True)
-            total += float(F.mse_loss(pred.float(), model.target(xb, eb, tt), reduction="sum"))
-            count += xb.numel()
+            xt = model.schedule.add_noise(xb, tt, eb)
+            if mb is None:
+                pred = model(xt, tt, check=False, raw=True)
+                total += float(F.mse_loss(pred.float(), model.target(xb, eb, tt), reduction="sum"))
+                count += xb.numel()
+            else:
+                mb = mb.to(self.device)
+                pred = model(xt, tt, xb, mb, check=False, raw=True)
+                err, n = missing_error(pred.float(), model.target(xb, eb, tt), mb)
+                total, count = total + float(err), count + n
         return total / count - (self.bayes or 0.0)
 
 
@@ -227,4 +256,13 @@ def memorisation(x_gen: torch.Tensor, train: torch.Tensor, heldout: torch.Tensor
     return Memorisation(to_train, to_heldout, to_train / to_heldout, float((d_train < 0.5 * d_held).double().mean()))
 
 
-__all__ = ["STOP_REASONS", "Calibrated", "Memorisation", "Stopper", "ValidationLoss", "memorisation", "quantiles"]
+__all__ = [
+    "STOP_REASONS",
+    "Calibrated",
+    "Memorisation",
+    "Stopper",
+    "ValidationLoss",
+    "memorisation",
+    "missing_error",
+    "quantiles",
+]

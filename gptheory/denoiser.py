@@ -33,7 +33,9 @@ ARCHS = {
     "dit": ("gptheory.dit", "DiT"),
     "unet": ("gptheory.unet", "UNet1D"),
     "diffusers-unet": ("gptheory.diffusers_unet", "DiffusersUNet1D"),
+    "conditional-dit": ("gptheory.conditional_dit", "ConditionalDiT"),  # given observed frames (imputation)
 }
+TRANSFORMERS = ("dit", "conditional-dit")  # built from the DiT's arguments themselves, not matched in size
 
 
 class Denoiser(nn.Module):
@@ -197,7 +199,12 @@ def from_config(config: dict) -> Denoiser:
 
 # the UNets' shape arguments and the value each takes for the networks they do not apply to
 SHAPE_DEFAULTS = {"kernel_size": 3, "levels": 2}
-_UNUSED = {"dit": ("kernel_size", "levels"), "diffusers-unet": ("kernel_size",), "unet": ()}
+_UNUSED = {
+    "dit": ("kernel_size", "levels"),
+    "conditional-dit": ("kernel_size", "levels"),
+    "diffusers-unet": ("kernel_size",),
+    "unet": (),
+}
 
 
 def check_arch(arch: str = "dit", kernel_size: int = 3, levels: int = 2, N: int | None = None) -> None:
@@ -215,23 +222,24 @@ def check_arch(arch: str = "dit", kernel_size: int = 3, levels: int = 2, N: int 
                 f"{name}={value} does not apply to arch={arch!r} (kernel_size and levels apply to the UNets: the DiT "
                 f"has no convolutions; diffusers' blocks have a fixed 5 taps); leave it at {SHAPE_DEFAULTS[name]}"
             )
-    if N is not None and arch != "dit":
+    if N is not None and arch not in TRANSFORMERS:
         halvings(N, levels)
 
 
 def build_model(seed: int = 0, arch: str = "dit", kernel_size: int = 3, levels: int = 2, **model_kwargs) -> Denoiser:
     """A network initialised from ``seed`` without touching the global RNG (the fields of a ``ModelConfig``).
 
-    ``arch="dit"``: ``DiT(**model_kwargs)``. ``arch="unet"`` / ``"diffusers-unet"``: the
+    ``arch="dit"`` / ``"conditional-dit"``: ``DiT(**model_kwargs)`` / ``ConditionalDiT(**model_kwargs)``.
+    ``arch="unet"`` / ``"diffusers-unet"``: the
     :class:`~gptheory.unet.UNet1D` / :class:`~gptheory.diffusers_unet.DiffusersUNet1D` with ``levels`` (and
     ``kernel_size``) whose parameter count is closest to that of the DiT ``model_kwargs`` describe (within 10%, else
     ``ValueError``), with the same ``N``, ``d``, ``prediction`` and ``schedule``.
     """
     check_arch(arch, kernel_size, levels)
-    if arch == "dit":
+    if arch in TRANSFORMERS:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return model_class("dit")(**model_kwargs)
+            return model_class(arch)(**model_kwargs)
     cls = model_class(arch)
     n_params = count_parameters(model_class("dit"), **model_kwargs)
     same = {k: model_kwargs[k] for k in ("N", "d", "schedule") if k in model_kwargs}
@@ -247,6 +255,7 @@ __all__ = [
     "Denoiser",
     "PREDICTIONS",
     "SHAPE_DEFAULTS",
+    "TRANSFORMERS",
     "build_model",
     "check_arch",
     "count_parameters",

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .masks import STRATEGIES
 from .profiles import PRECISIONS
 from .schedules import Schedule
 from .validation import nonneg_int, one_of, option, positive_int, real_in
 
 T_SAMPLINGS = ("uniform", "log_snr")
+MASKINGS = ("none", *STRATEGIES)
 
 
 @dataclass
@@ -49,6 +51,10 @@ class TrainConfig:
             validation loss.
         protocol: the random streams of the data order and the noise (set from the experiment's; see
             :mod:`gptheory.streams`).
+        masking: ``"none"`` (unconditional training), or the strategy of the random frame masks a conditional network
+            (:class:`gptheory.conditional_dit.ConditionalDiT`) trains on, one of :data:`gptheory.masks.STRATEGIES`:
+            each sequence of a mini-batch gets its own mask (stream ``masks``), the network sees its observed frames
+            clean, and the loss counts its missing entries.
     """
 
     steps: int = field(default=2000, metadata=option("optimiser steps"))
@@ -77,6 +83,10 @@ class TrainConfig:
     )
     val_times: int = field(default=8, metadata=option("fixed times of the validation loss", later=True))
     protocol: int = field(default=1, metadata=option("random streams: 1 offsets, 2 named children", internal=True))
+    masking: str = field(
+        default="none",
+        metadata=option("random frame masks of conditional training (none: unconditional)", MASKINGS, later=True),
+    )
 
     def __post_init__(self) -> None:
         positive_int("steps", self.steps)
@@ -98,6 +108,7 @@ class TrainConfig:
         positive_int("eval_every", self.eval_every)
         real_in("min_delta", self.min_delta, 0.0, 1.0, high_open=True)
         positive_int("val_times", self.val_times)
+        one_of("masking", self.masking, MASKINGS)
 
 
 def lr_at(step: int, cfg: TrainConfig, scale: float = 1.0) -> float:

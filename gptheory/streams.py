@@ -39,6 +39,10 @@ STREAMS: tuple[str, ...] = (
     "vae",  # the frame VAE's reparameterisation noise (bouncing ball)
     "vae_init",  # the frame VAE's initial weights (bouncing ball)
     "vae_batches",  # the frames the VAE trains on (bouncing ball)
+    "masks",  # the random frame masks of conditional training (gptheory.masks.draw)
+    "validation_masks",  # the fixed frame mask of each held-out sequence of a conditional validation loss
+    "conditioning",  # the held-out sequences whose observed frames imputation is given
+    "imputer",  # the starting noise of imputation draws (the same for every method)
 )
 
 

@@ -93,7 +93,7 @@ class Sweep:
         for values in itertools.product(*(axes[k] for k in names)):
             coords = dict(zip(names, values, strict=True))
             tied = {k: v for axis, by in linked.items() if axis in coords for k, v in by.get(coords[axis], {}).items()}
-            out.append((coords, base.replace(**tied).replace(**coords)))
+            out.append((coords, base.replace(**{**tied, **coords})))  # one step: only the whole is validated
         return out
 
 

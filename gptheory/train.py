@@ -39,9 +39,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, restore_training, save_checkpoint, training_state
-from .convergence import Stopper, ValidationLoss, quantiles
+from .convergence import Stopper, ValidationLoss, missing_error, quantiles
 from .denoiser import Denoiser
 from .gp import GaussianProcess
+from .masks import STRATEGIES, draw
 from .profiles import autocast_dtype
 from .recipe import T_SAMPLINGS, TimeSampler, TrainConfig, lr_at, make_optimizer
 from .schedules import Schedule
@@ -117,6 +118,7 @@ class _Trainer:
         self.opt = make_optimizer(self.model, cfg)
         self.data_gen = generator(cfg.seed, "batches", protocol=cfg.protocol)
         self.noise_gen = generator(cfg.seed, "noise", device, protocol=cfg.protocol)
+        self.mask_gen = generator(cfg.seed, "masks", device) if cfg.masking != "none" else None
         self.times = TimeSampler(schedule, cfg.t0, cfg.t_sampling, device)
         self.perm = torch.randperm(self.n, generator=self.data_gen)
         self.pos = 0
@@ -134,7 +136,10 @@ class _Trainer:
         if self.stopper is not None:
             t = self.times(quantiles(cfg.val_times).to(device)).cpu()
             noise = generator(cfg.seed, "validation_noise")  # a stream protocol 1 never had: always the named child
-            self.val_loss = ValidationLoss(validation, t, noise, device, exact_score)
+            observed = None
+            if cfg.masking != "none":
+                observed = draw(cfg.masking, len(validation), model.N, generator(cfg.seed, "validation_masks"))
+            self.val_loss = ValidationLoss(validation, t, noise, device, exact_score, observed)
 
     # ---------------------------------------------------------------- one step
     def next_batch(self) -> torch.Tensor:
@@ -152,9 +157,16 @@ class _Trainer:
         t = self.times(torch.rand(B, generator=self.noise_gen, device=self.device))
         eps = torch.randn(x0.shape, generator=self.noise_gen, device=self.device)
         xt = self.schedule.add_noise(x0, t, eps)
-        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            pred = self.forward(xt, t, check=False, raw=True)
-        loss = F.mse_loss(pred.float(), self.model.target(x0, eps, t))
+        if self.mask_gen is None:
+            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                pred = self.forward(xt, t, check=False, raw=True)
+            loss = F.mse_loss(pred.float(), self.model.target(x0, eps, t))
+        else:  # conditional: each sequence its own mask, its observed frames given clean, its missing ones scored
+            observed = draw(cfg.masking, B, self.model.N, self.mask_gen)
+            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                pred = self.forward(xt, t, x0, observed, check=False, raw=True)
+            err, count = missing_error(pred.float(), self.model.target(x0, eps, t), observed)
+            loss = err / count
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -227,7 +239,9 @@ def train(
         validation: held-out sequences ``(n_val, N, d)`` for the validation loss; needed when ``cfg.patience > 0``
             (training then stops once that loss has converged, see :mod:`gptheory.convergence`).
         exact_score: the data law's exact score ``score(x_t, t)`` when it is known (Gaussian data): the validation
-            loss is then the excess over the exact denoiser's (:class:`gptheory.convergence.ValidationLoss`).
+            loss is then the excess over the exact denoiser's (:class:`gptheory.convergence.ValidationLoss`); with
+            ``cfg.masking``, the exact conditional score ``score(x_t, t, x_obs, observed)``
+            (:func:`gptheory.imputers.exact_conditional_score`).
 
     Returns:
         A :class:`TrainResult` (the model, its EMA, the log, timings).
@@ -240,6 +254,11 @@ def train(
     cfg = TrainConfig() if cfg is None else cfg
     if not isinstance(model, Denoiser):
         raise ValueError(f"model must be a gptheory Denoiser (DiT, UNet1D, ...), got {type(model).__name__}")
+    if (model.ARCH == "conditional-dit") != (cfg.masking != "none"):
+        raise ValueError(
+            f"masking={cfg.masking!r} does not fit a {type(model).__name__}: a ConditionalDiT trains on random masks "
+            f"(masking one of {', '.join(STRATEGIES)}), every other network with masking='none'"
+        )
     schedule = model.check_schedule(schedule)
     data = finite_tensor("data", data, (None, model.N, model.d)).to(torch.float32)
     real_in("t0", cfg.t0, 0.0, schedule.T, low_open=True, high_open=True)

@@ -33,6 +33,7 @@ from .convergence import memorisation
 from .denoiser import build_model
 from .floors import sampling_floor
 from .gp import GaussianProcess
+from .imputers import exact_conditional_score
 from .metrics import Law, paper_relative_error
 from .profiles import device as default_device
 from .samplers import generate
@@ -104,7 +105,7 @@ def fit(
 ) -> TrainResult:
     """Train the network :func:`prepare` made for ``config`` (:func:`gptheory.train.train`); when the configuration
     trains to convergence (``patience``), on :data:`N_VAL` held-out sequences (stream ``validation``) scored in
-    excess of the process's exact denoiser."""
+    excess of the process's exact denoiser (its exact conditional denoiser for a network trained on masks)."""
     gp, data, model, cfg = prepared
     validation = None
     if cfg.patience:  # held-out sequences for the validation loss (gptheory.convergence)
@@ -119,8 +120,16 @@ def fit(
         on_step=on_step,
         at_steps=at_steps,
         validation=validation,
-        exact_score=(lambda x, t: gp.score(x, t, model.schedule)) if validation is not None else None,
+        exact_score=_exact(gp, model.schedule, cfg) if validation is not None else None,
     )
+
+
+def _exact(gp: GaussianProcess, schedule, cfg: TrainConfig) -> Callable[..., torch.Tensor]:
+    """The exact score the validation loss is measured in excess of: the process's, or with ``masking`` its exact
+    conditional score given each held-out sequence's observed frames."""
+    if cfg.masking != "none":
+        return exact_conditional_score(gp, schedule)
+    return lambda x, t: gp.score(x, t, schedule)
 
 
 def run_trial(

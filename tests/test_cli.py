@@ -72,3 +72,27 @@ def test_assignment_writes_the_master_notebook_and_names_the_chapters_it_accepts
         message = capsys.readouterr().err
         assert err.value.code == 2 and f"chapter {chapter!r} {why}" in message
         assert "chapter must be one of" in message and "gp_sequences, gradient_descent" in message
+
+
+def test_impute_writes_paths_per_task_the_horizon_and_metrics(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["impute", "--profile", "smoke", "--steps", "40", "--n-cond", "4", "--no-progress", "--out", str(out)]
+    report = main(args)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["method"] == "conditional" and saved["steps"] <= 40
+    assert set(saved["tasks"]) == {"interpolate", "forecast-half", "gap-half", "forecast-quarter"}
+    for task in saved["tasks"]:
+        assert (out / f"paths-{task}.png").stat().st_size > 0
+        assert set(saved["ratios_to_floor"][task]) == {"conditional", "exact"}
+    assert (out / "horizon.png").stat().st_size > 0
+    again = main(args)  # the saved result of this configuration: nothing trained again
+    assert again["loaded"] and again["ratios_to_floor"] == report["ratios_to_floor"]
+    # the unconditional DiT imputes by replacement
+    rep = main([*args[:-1], str(tmp_path / "rep"), "--masking", "none"])
+    assert rep["method"] == "replacement" and rep["provenance"]["config"]["model"].get("arch", "dit") == "dit"
+    with pytest.raises(SystemExit):
+        main([*args[:-1], str(tmp_path / "bad"), "--n-draws", "10"])
+    assert "n_draws must be an integer >= 39" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args[:-1], str(tmp_path / "bad"), "--masking", "random", "--arch", "dit"])
+    assert "arch='dit' with masking='random'" in capsys.readouterr().err

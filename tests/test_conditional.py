@@ -13,7 +13,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from gptheory import DDPMSchedule, GaussianProcess, OUSchedule, kernel_matrix, prior, sample
-from gptheory.conditional import MAX_DENSE, Conditional, forecast_mask, interpolation_mask
+from gptheory.conditional import MAX_DENSE, Conditional
+from gptheory.masks import forecast_mask, interpolation_mask
 
 OU = OUSchedule()
 F64 = torch.float64
@@ -332,3 +333,35 @@ def test_bad_input_raises_naming_the_parameter(case):
     call, match = BAD[case]
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("framewise", [True, False])
+def test_the_law_at_t_is_the_posterior_pushed_through_the_forward_process(framewise):
+    gp = GaussianProcess(6, 3, nu=1.3, ell=1.7, seed=11)  # a process no other test uses
+    mask = (
+        interpolation_mask(6, [0, 4])
+        if framewise
+        else torch.rand(6, 3, generator=torch.Generator().manual_seed(2)) < 0.5
+    )
+    cond, ou = Conditional(gp, mask), OUSchedule()
+    at = cond.at(0.3, ou)
+    a, s2 = math.exp(-0.15), 1 - math.exp(-0.3)
+    x_obs = gp.sample(4, generator=torch.Generator().manual_seed(3))
+    miss = cond.missing_entries
+    assert torch.allclose(at.mean(x_obs)[:, miss], a * cond.mean(x_obs)[:, miss], atol=1e-12)
+    eye = torch.eye(cond.n_missing, dtype=torch.float64)
+    assert torch.allclose(at.covariance(), a**2 * cond.covariance() + s2 * eye, atol=1e-12)
+    assert torch.allclose(at.variance()[miss], torch.diagonal(at.covariance()), atol=1e-12)
+    assert torch.allclose(at.spectrum().flatten().sort().values, torch.linalg.eigvalsh(at.covariance()), atol=1e-10)
+    assert at.condition_number() == pytest.approx(cond.condition_number(0.3, ou), rel=1e-9)
+    # its draws are the observed entries as given and the diffused posterior elsewhere
+    draws = at.sample(x_obs[:1].expand(40000, -1, -1), generator=torch.Generator().manual_seed(4))
+    assert torch.equal(draws[:, ~miss], x_obs[:1].expand(40000, -1, -1)[:, ~miss])
+    emp = torch.cov(draws[:, miss].T)
+    assert (emp - at.covariance()).abs().max() < 6 * at.covariance().diagonal().max() / 40000**0.5
+    with pytest.raises(ValueError, match="already at t=0.3"):
+        at.at(0.1, ou)
+    with pytest.raises(ValueError, match="has no score here"):
+        at.score(x_obs, 0.5, ou, x_obs)
+    with pytest.raises(ValueError, match=r"t must be a real number in \(0, 10\]"):
+        cond.at(0.0, ou)

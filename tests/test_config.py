@@ -111,9 +111,9 @@ def test_a_field_marked_later_stays_out_of_the_key_at_its_default_and_internal_f
     body = base.to_dict()
     assert set(body["model"]).isdisjoint({"arch", "kernel_size", "levels"})
     assert set(body["train"]).isdisjoint({"seed", "log_every", "checkpoint_every"})
-    assert "grad_clip" in body["train"] and "eval_points" not in body["sampler"]
-    # every keyed training field is an option, and the reverse; the convergence settings enter only when set
-    later = {"patience", "eval_every", "min_delta", "val_times"}
+    assert "grad_clip" in body["train"] and set(body["sampler"]).isdisjoint({"eval_points", "n_cond", "n_draws"})
+    # every keyed training field is an option, and the reverse; the convergence and masking settings enter only when set
+    later = {"patience", "eval_every", "min_delta", "val_times", "masking"}
     assert set(TRAIN_OPTIONS) - later == set(body["train"]) and "protocol" not in body
     moved = base.replace(protocol=2, patience=3).to_dict()
     assert moved["protocol"] == 2 and moved["train"]["patience"] == 3

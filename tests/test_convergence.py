@@ -104,3 +104,13 @@ def test_memorisation_tells_copies_from_fresh_draws():
     assert half.ratio > 0.9 and 0.08 < half.copies < 0.2  # does not see it, the share does
     # fresh draws: both medians are of the same law; 200 draws pin a median to a few per cent
     assert memorisation(fresh, train_set, heldout).ratio == pytest.approx(1.0, abs=0.1)
+
+
+def test_missing_error_sums_over_the_missing_entries_only():
+    from gptheory.convergence import missing_error
+
+    pred, target = torch.zeros(2, 3, 2), torch.ones(2, 3, 2)
+    target[0, 0] = 100.0  # observed in sequence 0: not counted
+    observed = torch.tensor([[True, False, False], [False, False, True]])
+    err, count = missing_error(pred, target, observed)
+    assert count == 8 and float(err) == 8.0

@@ -39,6 +39,7 @@ TESTED_BY = {
     "gptheory.construct.over_times": "test_uniform.py",  # one network against per-time networks over [t0, T]
     "gptheory.experiments": "test_sweep.py",  # the sweep registry
     "gptheory.shipping": "test_sweep.py",  # the one-version rule of shipped sweeps, applied by run_sweep
+    "gptheory.experiments.imputation_analysis": "test_imputation.py",  # its verdicts and figures
 }
 
 # Modules whose test file another branch of issue #19 adds, or that it removes: to empty when the branches are merged

@@ -16,7 +16,8 @@ import scipy.stats
 import torch
 
 from gptheory import GaussianProcess
-from gptheory.conditional import Conditional, forecast_mask, interpolation_mask
+from gptheory.conditional import Conditional
+from gptheory.masks import forecast_mask, interpolation_mask
 from gptheory.metrics import gaussian_w2
 from gptheory.posterior import (
     LEVELS,

@@ -280,3 +280,32 @@ def test_bad_measurement_steps_name_the_parameter(data):
         train(model, data, cfg(), progress=False, at_steps=[3])
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), build_model(0, **MODEL).parameters(),
                                                  strict=True))  # fmt: skip  # nothing trained before the errors
+
+
+def test_conditional_training_resumes_exactly(data, tmp_path):
+    from gptheory.imputers import exact_conditional_score
+
+    gp = GaussianProcess(N, d, nu=2.0, ell=3.0)
+    held = training_set(gp, 24, seed=5)
+    conditional = {**MODEL, "arch": "conditional-dit"}
+    c = cfg(masking="mixed", patience=5, eval_every=4, protocol=2)
+    kw = {
+        "progress": False,
+        "device": "cpu",
+        "validation": held,
+        "exact_score": exact_conditional_score(gp, DDPMSchedule()),
+    }
+    straight = train(build_model(0, **conditional), data, c, **kw)
+    ckpt = tmp_path / "cond.pt"
+    train(build_model(0, **conditional), data, c, checkpoint=ckpt, stop_at=7, **kw)
+    resumed = train(build_model(9, **conditional), data, c, checkpoint=ckpt, **kw)
+    assert states_equal(resumed.ema, straight.ema) and resumed.validation == straight.validation
+
+
+def test_masking_and_the_network_must_agree(data):
+    with pytest.raises(ValueError, match="masking='mixed' does not fit a DiT"):
+        train(build_model(0, **MODEL), data, cfg(masking="mixed"), progress=False)
+    with pytest.raises(ValueError, match="masking='none' does not fit a ConditionalDiT"):
+        train(build_model(0, **MODEL, arch="conditional-dit"), data, cfg(), progress=False)
+    with pytest.raises(ValueError, match="masking must be one of none, random, block, mixed, forecast"):
+        cfg(masking="frames")

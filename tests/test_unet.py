@@ -148,7 +148,7 @@ def test_model_config_checks_the_new_fields_and_old_cache_keys_stay_valid():
     unet = ExperimentConfig(model=ModelConfig(arch="unet", kernel_size=5))
     assert unet.to_dict()["model"]["arch"] == "unet" and unet.to_dict()["model"]["kernel_size"] == 5
     assert "levels" not in unet.to_dict()["model"] and ExperimentConfig.from_dict(unet.to_dict()) == unet
-    with pytest.raises(ValueError, match="arch must be one of dit, unet, diffusers-unet, got 'cnn'"):
+    with pytest.raises(ValueError, match="arch must be one of dit, unet, diffusers-unet, conditional-dit, got 'cnn'"):
         ModelConfig(arch="cnn")
     with pytest.raises(ValueError, match="kernel_size must be an odd positive integer.*got 2"):
         ModelConfig(arch="unet", kernel_size=2)

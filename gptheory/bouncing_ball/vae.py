@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
 from ..config import VAEConfig, latent_levels
+from ..streams import generator, seed_of
 from ..validation import positive_int
 from .videos import render
 
@@ -150,7 +151,7 @@ def train_vae(
     dev = torch.device(device) if device is not None else torch.device("cpu")
     vae = vae.to(dev).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
-    gen = torch.Generator(device=dev).manual_seed(cfg.seed + 7)
+    gen = generator(cfg.seed, "vae", dev)
     step, seconds, log, acc = 0, 0.0, [], 0.0
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.exists():
@@ -189,7 +190,7 @@ def train_vae(
         lr = cfg.vae_lr * min(1.0, step / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / cfg.vae_steps)))
         for group in opt.param_groups:
             group["lr"] = lr
-        x = vae_batch(step, cfg.vae_batch, vae.size, radius, cfg.seed).to(dev)
+        x = vae_batch(step, cfg.vae_batch, vae.size, radius, seed_of(cfg.seed, "vae_batches")).to(dev)
         loss = vae.loss(x, cfg.vae_beta, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()

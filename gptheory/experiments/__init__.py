@@ -11,6 +11,8 @@
   its own validation loss, and its cap;
 * :mod:`~gptheory.experiments.architecture` -- Appendix D.2 (Figures 11-13): the DiT against UNets, length, depth;
 * :mod:`~gptheory.experiments.attention_learned` -- is the attention pattern learned (Figures 5 and 10 at depth)?
+* :mod:`~gptheory.experiments.imputation` -- beyond the paper: imputation and forecasting against the exact posterior,
+  read by :mod:`~gptheory.experiments.imputation_analysis` (its verdicts and figures).
 
 Each chapter's module defines its sweeps, named after the chapter (a ``SWEEPS`` tuple of
 :class:`gptheory.sweep.Sweep`); :data:`SWEEPS` holds them all by name and :func:`sweep` finds one.
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 from ..profiles import PROFILES
 from ..sweep import Sweep
-from . import architecture, attention_learned, dit_learns, sample_complexity
+from . import architecture, attention_learned, dit_learns, imputation, sample_complexity
 
 SWEEPS: dict[str, Sweep] = {
-    s.name: s for module in (dit_learns, sample_complexity, architecture, attention_learned) for s in module.SWEEPS
+    s.name: s
+    for module in (dit_learns, sample_complexity, architecture, attention_learned, imputation)
+    for s in module.SWEEPS
 }
 
 

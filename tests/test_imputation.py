@@ -1,0 +1,126 @@
+"""The imputation experiment (smoke-sized): a point measures the network's method and the exact control on every
+task against the posterior at t0, the record round-trips, and the verdicts read paired seeds."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import matplotlib
+import pytest
+
+from gptheory import GaussianProcess, results
+from gptheory.conditional import Conditional
+from gptheory.experiments import SWEEPS
+from gptheory.experiments.imputation import (
+    IMPUTATION,
+    Imputation,
+    Scores,
+    Task,
+    columns,
+    imputation_config,
+    imputation_point,
+    ratio,
+    tasks,
+)
+from gptheory.experiments.imputation_analysis import excess_by_seed, plot_horizon, plot_paths, verdicts
+from gptheory.provenance import Provenance
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(results, "SHIPPED", tmp_path / "shipped")
+
+
+def test_the_tasks_observe_some_frames_and_get_harder():
+    for N in (8, 16, 64):
+        assert all(0 < int(m.sum()) < N for m in tasks(N).values())
+    for profile in ("cpu", "gpu"):  # harder: more posterior variance per missing coordinate
+        p = IMPUTATION[profile].process
+        gp = GaussianProcess(p.N, p.d, nu=p.nu, ell=p.ell, seed=p.sigma_seed)
+        spread = []
+        for m in tasks(p.N).values():
+            c = Conditional(gp, m)
+            spread.append(float(c.variance()[c.missing_entries].mean()))
+        assert spread == sorted(spread), spread
+
+
+@pytest.fixture(scope="module")
+def point(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GPTHEORY_CACHE", str(cache))
+        mp.setattr(results, "SHIPPED", cache / "shipped")
+        return imputation_point("smoke", steps=60, progress=False)
+
+
+def test_a_point_measures_both_methods_on_every_task_against_the_posterior(point):
+    assert point.method == "conditional" and set(point.tasks) == set(tasks(8))
+    for name, task in point.tasks.items():
+        assert set(task.methods) == {"conditional", "exact"} and task.kappa >= 1 and task.kappa_t0 <= task.kappa
+        exact = task.methods["exact"]
+        # the control is at its floor (smoke sizes: loose), the network above it after 60 steps
+        assert 0.5 < ratio(exact, "crps") < 1.3 and 0.5 < ratio(exact, "w2") < 1.6
+        assert len(exact.frame_crps) == len(task.missing_frames) == 8 - sum(task.observed)
+        assert sum(exact.pit) == 8 * len(task.missing_frames) * 2  # n_cond x missing coordinates
+        assert point.paths[f"{name}.exact"].shape == (8, 8, 2) and point.paths[f"{name}.truth"].shape == (8, 2)
+    assert point.stop_reason in ("converged", "cap") and point.validation
+    row = columns(point)
+    assert row["method"] == "conditional" and math.isfinite(row["gap-half.conditional.w2_ratio"])
+
+
+def test_the_record_round_trips_through_its_files(point, tmp_path):
+    path = results.write(point, tmp_path, "key")
+    back = results.read(path, Imputation)
+    assert back.tasks["gap-half"].methods["exact"] == point.tasks["gap-half"].methods["exact"]
+    assert (back.paths["gap-half.conditional"] == point.paths["gap-half.conditional"]).all()
+
+
+def test_the_figures_draw_from_the_record(point):
+    import matplotlib.pyplot as plt
+
+    for fig in (plot_paths(point, "forecast-half"), plot_horizon([point], "forecast-quarter")):
+        assert fig.axes
+        plt.close(fig)
+
+
+def _fake(masking: str, n: int, seed: int, w2: float) -> Imputation:
+    sc = Scores(1.0, 1.0, 0.1, w2, 1.0, 0.1, [0.5], [0.5], [0.5], [0.5], 1.0, 1.0, 0.5, 0.5, [1], [1.0], [1.0], 0.0)
+    config = imputation_config("smoke", masking=masking, n_train=n, seed=seed).to_dict()
+    rec = Imputation(
+        method="replacement" if masking == "none" else "conditional",
+        tasks={"t": Task([True, False], 1.0, 1.0, [1], {("replacement" if masking == "none" else "conditional"): sc})},
+        train_seconds=0.0, steps=1, stop_reason="cap", best_step=1, validation=[],
+    )  # fmt: skip
+    rec.provenance = Provenance("cpu", "d", "c", "v", "h", "t", "smoke", config, 0.0)
+    return rec
+
+
+def test_the_verdicts_pair_seeds_and_read_the_excess_over_the_floor():
+    pts = []
+    for seed in range(4):
+        pts += [_fake("mixed", 64, seed, 1.1 + 0.01 * seed), _fake("none", 64, seed, 2.0 + 0.02 * seed)]
+        pts += [_fake("random", 64, seed, 1.1 + 0.01 * seed + (0.05 if seed % 2 else -0.05))]
+        pts += [_fake("mixed", 32, seed, 1.5 + 0.01 * seed)]
+    e = excess_by_seed(pts, "t")
+    assert e[("none", 64)][2] == pytest.approx(1.04) and e[("mixed", 64)][0] == pytest.approx(0.1)
+    v = verdicts(pts)
+    assert v[("replacement worse", "t")].outcome == "holds"
+    assert v[("replacement worse", "t")].estimate == pytest.approx(0.9 + 0.01 * 1.5)
+    assert v[("mixed beats random", "t")].outcome == "inconclusive"  # +-0.05 around zero
+    assert v[("falls with n", "t")].outcome == "holds" and v[("falls with n", "t")].n == 4
+
+
+def test_the_sweeps_are_registered_and_the_unconditional_point_is_a_plain_dit():
+    grid = SWEEPS["imputation-masking"].points("smoke")
+    archs = {c.train.masking: c.model.arch for _, c in grid}
+    assert archs == {"none": "dit", "random": "conditional-dit", "block": "conditional-dit", "mixed": "conditional-dit"}
+    assert {c.n_train for _, c in SWEEPS["imputation-n"].points("cpu")} == {256, 1024, 4096}
+    assert IMPUTATION["cpu"].sampler.n_draws > max(int((~m).sum()) for m in tasks(16).values()) * 4  # ellipsoids
+    with pytest.raises(ValueError, match="arch='conditional-dit' with masking='none'"):
+        dataclasses.replace(IMPUTATION["smoke"], train=dataclasses.replace(IMPUTATION["smoke"].train, masking="none"))
+    with pytest.raises(ValueError, match="protocol must be 2 and patience > 0"):
+        imputation_point("smoke", patience=0)

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 from .conditional import Conditional
 from .conditional_dit import ConditionalDiT
@@ -60,6 +61,26 @@ def exact_conditional_score(
         return out.to(x_t.device)
 
     return fn
+
+
+class ExactDenoiser(Denoiser):
+    """The exact unconditional denoiser of a process as a network (``eps_hat = -sigma_t score``, float64): replacement
+    with a perfect score, which shows the method's own bias apart from any learning. ``gp``: the process; its
+    schedule is the DiT's default."""
+
+    ARCH = "exact"
+
+    def __init__(self, gp: GaussianProcess) -> None:
+        super().__init__(gp.N, gp.d)
+        self.gp = gp
+        self.register_parameter("anchor", nn.Parameter(torch.zeros((), dtype=torch.float64), requires_grad=False))
+
+    def config(self) -> dict:
+        return {"arch": self.ARCH, "N": self.N, "d": self.d}
+
+    def network(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        sigma = self.schedule.sigma(t.to(torch.float64))[:, None, None]
+        return (-sigma * self.gp.score(x.to(torch.float64), t.to(torch.float64), self.schedule)).to(x.dtype)
 
 
 def conditional_score(model: ConditionalDiT, x_obs: torch.Tensor, observed: torch.Tensor) -> ScoreFn:
@@ -161,6 +182,7 @@ def impute(
 
 __all__ = [
     "METHODS",
+    "ExactDenoiser",
     "conditional_score",
     "exact_conditional_score",
     "exact_score",

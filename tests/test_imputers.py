@@ -12,27 +12,11 @@ import torch
 from gptheory import DDPMSchedule, GaussianProcess
 from gptheory import posterior as P
 from gptheory.conditional import Conditional
-from gptheory.denoiser import Denoiser, build_model
-from gptheory.imputers import exact_conditional_score, impute
+from gptheory.denoiser import build_model
+from gptheory.imputers import ExactDenoiser, exact_conditional_score, impute
 from gptheory.masks import block_mask, draw, forecast_mask
 
 SCHEDULE = DDPMSchedule()
-
-
-class ExactDenoiser(Denoiser):
-    """An unconditional 'network' that is the process's exact denoiser: replacement with a perfect score."""
-
-    def __init__(self, gp: GaussianProcess) -> None:
-        super().__init__(gp.N, gp.d)
-        self.gp = gp
-        self.unused = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
-
-    def config(self) -> dict:
-        return {}
-
-    def network(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        sigma = self.schedule.sigma(t.double())[:, None, None]
-        return (-sigma * self.gp.score(x.double(), t.double(), self.schedule)).to(x.dtype)
 
 
 def _truths(gp: GaussianProcess, n: int, seed: int) -> torch.Tensor:
@@ -71,7 +55,7 @@ def test_replacement_is_biased_even_with_the_exact_unconditional_score():
     """The mean of its draws misses the posterior mean by several floors, where the exact control sits at 1."""
     gp = GaussianProcess(10, 2, nu=1.2, ell=3.0, seed=21)
     mask, t0 = forecast_mask(10, 5), 0.01
-    cond, net = Conditional(gp, mask), ExactDenoiser(gp).double()
+    cond, net = Conditional(gp, mask), ExactDenoiser(gp)
     at = cond.at(t0, SCHEDULE)
     x_obs = _truths(gp, 64, 1)
     rep = P.mean_error(impute("replacement", x_obs, mask, 60, SCHEDULE, 25, t0, 3, model=net), at, x_obs)

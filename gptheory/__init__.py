@@ -64,7 +64,7 @@ Subpackages
 * ``bouncing_ball`` -- Section 6.2: the video generator (``videos``), the tracker (``tracking``), the frame VAE
   (``vae``), latent statistics (``latents``), figures (``figures``) and the experiment (``experiment``);
 * ``book`` -- what serves only the chapters: numbers into prose and tables (``notebook``), verdict words
-  (``prose``), exercise checks (``exercises``), shared plots (``plots``), the chapters as plain notebooks
+  (``prose``), exercise checks (``exercises``, ``answers``), shared plots (``plots``), the chapters as plain notebooks
   (``myst``) and as otter-grader assignments (``assignment``);
 * ``bench`` -- benchmarks that print JSON (``score``: the exact score against dense and library solvers; ``train``
   and ``sweep``: training and sweep throughput); ``__main__`` -- the command line

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from gptheory.book import answers
 from gptheory.book.exercises import CHECKS, check, verdict
 
 WRONG = {
@@ -64,3 +65,7 @@ def test_wrong_kind_of_answer_is_reported_not_raised():
 def test_unknown_exercise_names_the_known_ones():
     with pytest.raises(KeyError, match="ex-gp-ar1"):
         verdict("ex-nope", 1)
+
+
+def test_every_check_compares_with_a_computation_of_the_answers_module():
+    assert all(c.verify.__module__ == answers.__name__ for c in CHECKS.values())

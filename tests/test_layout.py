@@ -26,6 +26,7 @@ TESTED_BY = {
     "gptheory.bench.sweep": "test_bench.py",
     "gptheory.bench.train": "test_bench.py",
     "gptheory.book": "test_book.py",
+    "gptheory.book.answers": "test_exercises.py",  # the computations the checks compare answers with
     "gptheory.bouncing_ball": "test_bouncing_ball.py",
     "gptheory.bouncing_ball.experiment": "test_bouncing_ball.py",  # the experiment is named after its chapter
     "gptheory.construct": "test_construct.py",

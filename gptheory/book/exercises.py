@@ -9,7 +9,8 @@ cell left empty -- prints what is asked for and returns ``None``, so a student n
 bottom before any answer is written. The student notebooks and the student edition call the check in
 the answer cell of every exercise listed in ``CHECKS``.
 
-Adding a check: write ``_check_<name>(answer) -> (ok, message)``, register it in ``CHECKS`` under the
+Adding a check: write ``check_<name>(answer) -> (ok, message)`` in :mod:`gptheory.book.answers` (the independent
+computations), register it in ``CHECKS`` under the
 exercise's label with a one-line description of the expected answer and a reference solution, and
 ``tests/test_exercises.py`` checks that it passes on the reference and fails on a wrong answer.
 """
@@ -22,10 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import gamma as gamma_fn
-from scipy.special import gammaincc
 
-from ..gp import kernel_matrix
+from . import answers
 
 
 @dataclass(frozen=True)
@@ -46,273 +45,71 @@ class Check:
         return f"{bind}\nfrom gptheory.book.exercises import check\n\ncheck({self.label!r}, {variable})"
 
 
-def _function(answer: Any, what: str) -> Callable:
-    if not callable(answer):
-        raise TypeError(f"the answer should be {what} (a Python function), got {type(answer).__name__}")
-    return answer
-
-
-def _compare(name: str, points: list, yours: list[float], expected: list[float], rtol: float) -> tuple[bool, str]:
-    for p, y, e in zip(points, yours, expected, strict=True):
-        if not (np.isfinite(y) and abs(y - e) <= rtol * abs(e)):
-            return False, f"at {name} = {p:g} your answer gives {y:.6g}, the check computes {e:.6g}"
-    shown = ", ".join(f"{name}={p:g}: {e:.4g}" for p, e in zip(points, expected, strict=True))
-    return True, f"matches to relative {rtol:g} ({shown})"
-
-
-def _check_ar1(answer: Any) -> tuple[bool, str]:
-    f = _function(answer, "a function of rho giving the off-diagonal entry of Gamma^{-1}")
-    ells = [1.0, 3.0, 8.0]
-    expected = [float(np.linalg.inv(kernel_matrix(12, 1.0, ell).double().numpy())[4, 5]) for ell in ells]
-    return _compare(
-        "rho", [math.exp(-1 / ell) for ell in ells], [float(f(math.exp(-1 / e))) for e in ells], expected, 1e-6
-    )
-
-
-def _ou_spectral_density(omega: float, ell: float, hmax: int = 20_000) -> float:
-    h = np.arange(-hmax, hmax + 1)
-    return float(np.sum(np.exp(-np.abs(h) / ell) * np.cos(omega * h)))
-
-
-def _check_ou_kappa(answer: Any) -> tuple[bool, str]:
-    f = _function(answer, "a function of ell giving the large-N limit of kappa(Gamma)")
-    ells = [2.0, 4.0, 16.0]
-    expected = [_ou_spectral_density(0.0, ell) / _ou_spectral_density(math.pi, ell) for ell in ells]
-    ok, msg = _compare("ell", ells, [float(f(ell)) for ell in ells], expected, 1e-6)
-    return ok, msg + ("; that is S(0)/S(pi), which grows like 4 ell^2" if ok else "")
-
-
-def _check_best_step(answer: Any) -> tuple[bool, str]:
-    f = _function(answer, "a function of kappa giving the contraction factor per step with the best constant step")
-    kappas = [2.0, 10.0, 1000.0]
-    expected = []
-    for kappa in kappas:  # the spectral radius of I - eta M over [1, kappa], minimised over eta by a grid search
-        eta = np.linspace(1e-4, 2 / kappa, 200_001)
-        expected.append(float(np.min(np.maximum(np.abs(1 - eta), np.abs(1 - eta * kappa)))))
-    return _compare("kappa", kappas, [float(f(k)) for k in kappas], expected, 1e-3)
-
-
-def _check_diffused_kappa(answer: Any) -> tuple[bool, str]:
-    f = _function(answer, "a function (lam_min, lam_max, alpha, sigma) giving kappa(alpha^2 Gamma⊗Sigma + sigma^2 I)")
-    rng = np.random.default_rng(0)
-    cases, yours, expected = [], [], []
-    for k in range(4):
-        lam = np.sort(rng.uniform(1e-3, 5.0, size=6))
-        alpha, sigma = math.exp(-0.3 * (k + 1)), math.sqrt(1 - math.exp(-0.6 * (k + 1)))
-        ev = np.linalg.eigvalsh(np.diag(alpha**2 * lam) + sigma**2 * np.eye(6))
-        cases.append(k)
-        yours.append(float(f(lam[0], lam[-1], alpha, sigma)))
-        expected.append(float(ev.max() / ev.min()))
-    return _compare("case", cases, yours, expected, 1e-9)
-
-
-def _tail_bound(J: int, nu: float, ell: float) -> float:
-    x = (J / ell) ** nu
-    return 2 * (math.exp(-x) + ell / nu * gammaincc(1 / nu, x) * gamma_fn(1 / nu))
-
-
-def _check_integral_band(answer: Any) -> tuple[bool, str]:
-    expected = next(J for J in range(1, 100_000) if _tail_bound(J, 1.0, 4.0) <= 1e-3)
-    if not isinstance(answer, (int, np.integer)) or isinstance(answer, bool):
-        raise TypeError(f"the answer should be a whole number of frames J, got {answer!r}")
-    if answer == expected:
-        return True, f"J = {expected} is the smallest band with bound {_tail_bound(expected, 1.0, 4.0):.3g} <= 1e-3"
-    side = "large" if answer > expected else "small"
-    return False, f"J = {answer} is too {side}: the bound at J is {_tail_bound(int(answer), 1.0, 4.0):.3g}"
-
-
-def _check_dominance(answer: Any) -> tuple[bool, str]:
-    value = float(answer)
-    # largest ell with 2 sum_{h>=1} rho^h <= 1, by bisection on the numerical row sum
-    lo, hi = 0.1, 5.0
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        row = 2 * sum(math.exp(-h / mid) for h in range(1, 5000))
-        lo, hi = (mid, hi) if row <= 1 else (lo, mid)
-    ok = abs(value - lo) <= 1e-6 * lo
-    return ok, (
-        f"ell = {lo:.6f}: there the off-diagonal row sum reaches 1"
-        if ok
-        else f"your ell = {value:.6g}, the row sum reaches 1 at ell = {lo:.6f}"
-    )
-
-
-def _check_time_share(answer: Any) -> tuple[bool, str]:
-    f = _function(answer, "a function (a, b) giving the expected time-time share of W_q^T W_k")
-    rng = np.random.default_rng(0)
-    widths = [(8, 8), (24, 8), (4, 28)]
-    expected = []
-    for a, b in widths:  # Monte Carlo over i.i.d. Gaussian weights, then the share of the squared norm
-        shares = []
-        for _ in range(400):
-            Wq, Wk = rng.standard_normal((a + b, a + b)), rng.standard_normal((a + b, a + b))
-            M = Wq.T @ Wk
-            shares.append(np.sum(M[a:, a:] ** 2) / np.sum(M**2))
-        expected.append(float(np.mean(shares)))
-    return _compare("(a, b) case", list(range(len(widths))), [float(f(a, b)) for a, b in widths], expected, 0.05)
-
-
-def _check_early_stop_t0(answer: Any) -> tuple[bool, str]:
-    import torch
-
-    from ..gp import GaussianProcess
-    from ..metrics import gaussian_kl
-    from ..schedules import DDPMSchedule
-
-    t = float(answer)
-    gp, sched = GaussianProcess(16, 4, nu=1.0, ell=4.0, seed=0), DDPMSchedule()
-    C = gp.covariance()
-    zero, eye = torch.zeros(C.shape[0], dtype=C.dtype), torch.eye(C.shape[0], dtype=C.dtype)
-
-    def kl(t0: float) -> float:  # dense, by Cholesky: independent of the eigenbasis formula of the chapter
-        a, s = sched.alpha(t0), sched.sigma(t0)
-        return gaussian_kl(zero, C, zero, a**2 * C + s**2 * eye)
-
-    lo, hi = 1e-8, 1.0
-    for _ in range(50):
-        mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if kl(mid) <= 0.01 else (lo, mid)
-    if abs(t - lo) <= 0.02 * lo:
-        return True, f"KL(P || P_t0) = {kl(t):.4g} nats at your t0 = {t:.4g}; the threshold is {lo:.4g}"
-    return False, f"at t0 = {t:.4g} the dense KL is {kl(t):.4g} nats; the largest t0 with KL <= 0.01 is {lo:.4g}"
-
-
-def _check_bandwidth_slope(answer: Any) -> tuple[bool, str]:
-    import torch
-    from scipy.optimize import minimize_scalar
-
-    from ..attention import kernel_attention
-
-    ells = np.array([1.0, 2.0, 4.0, 8.0])
-    fits = []
-    for ell in ells:  # a continuous fit, independent of the grid search of analysis.fitted_bandwidth
-        target = kernel_attention(kernel_matrix(32, 2.0, float(ell)))
-
-        def misfit(log_e: float, target: torch.Tensor = target) -> float:
-            return float((kernel_attention(kernel_matrix(32, 2.0, math.exp(log_e))) - target).norm())
-
-        fits.append(math.exp(minimize_scalar(misfit, bounds=(math.log(0.1), math.log(128)), method="bounded").x))
-    expected = float(np.polyfit(np.log(ells), np.log(fits), 1)[0])
-    y = float(answer)
-    if abs(y - expected) <= 0.02:
-        return True, f"slope {y:.4f}; a continuous fit of the same targets gives {expected:.4f}"
-    return False, f"your slope is {y:.4g}; fitting the target maps themselves gives {expected:.4f}"
-
-
-def _probed_max_gap(kernel_size: int, N: int = 128) -> int:
-    """The largest gap ``|i - j|`` over which output frame ``i`` of a one-level :class:`gptheory.unet.UNet1D` depends
-    on input frame ``j``, found with gradients (random non-zero weights; rows in the middle of a long sequence)."""
-    import torch
-
-    from ..unet import UNet1D
-
-    m = UNet1D(N, 1, channels=8, levels=1, kernel_size=kernel_size).double()
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    x = torch.randn(1, N, 1, dtype=torch.float64, requires_grad=True)
-    out = m(x, 0.5, raw=True)[0, :, 0]
-    gap = 0
-    for i in (N // 2, N // 2 + 1):  # both parities of the up-sampling
-        (grad,) = torch.autograd.grad(out[i], x, retain_graph=True)
-        gap = max(gap, max(abs(j - i) for j in grad[0, :, 0].nonzero().flatten().tolist()))
-    return gap
-
-
-def _check_unet_kernel(answer: Any) -> tuple[bool, str]:
-    k = int(answer)
-    if k != answer or k < 1 or k % 2 == 0:
-        return False, f"the kernel size must be an odd positive integer, got {answer!r}"
-    reach = _probed_max_gap(k)
-    if reach < 31:
-        return False, f"with kernel size {k} the network spans gaps up to {reach} only (a gradient probe); 31 needed"
-    if k > 1 and _probed_max_gap(k - 2) >= 31:
-        return False, f"kernel size {k} spans gaps up to {reach}, but {k - 2} already spans {_probed_max_gap(k - 2)}"
-    return True, f"kernel size {k} spans gaps up to {reach} (a gradient probe), {k - 2} only {_probed_max_gap(k - 2)}"
-
-
 CHECKS: dict[str, Check] = {
     c.label: c
     for c in [
         Check(
             "ex-gp-ar1",
             "a function of rho: the off-diagonal entry of Gamma^{-1}",
-            _check_ar1,
+            answers.check_ar1,
             lambda: lambda rho: -rho / (1 - rho**2),
         ),
         Check(
             "ex-gp-kappa",
             "a function of ell: the limit of kappa(Gamma) as N grows",
-            _check_ou_kappa,
+            answers.check_ou_kappa,
             lambda: lambda ell: ((1 + math.exp(-1 / ell)) / (1 - math.exp(-1 / ell))) ** 2,
         ),
         Check(
             "ex-score-condition",
             "a function (lam_min, lam_max, alpha, sigma): the condition number",
-            _check_diffused_kappa,
+            answers.check_diffused_kappa,
             lambda: lambda lo, hi, a, s: (a**2 * hi + s**2) / (a**2 * lo + s**2),
         ),
         Check(
             "ex-gradient_descent-1",
             "a function of kappa: the contraction factor per step with eta*",
-            _check_best_step,
+            answers.check_best_step,
             lambda: lambda kappa: (kappa - 1) / (kappa + 1),
         ),
         Check(
             "ex-truncation-1",
             "an integer: the smallest J the integral bound certifies",
-            _check_integral_band,
+            answers.check_integral_band,
             lambda: 37,
         ),
         Check(
             "ex-truncation-2",
             "a number: the largest ell with a diagonally dominant OU kernel",
-            _check_dominance,
+            answers.check_dominance,
             lambda: 1 / math.log(3),
         ),
         Check(
             "ex-dit-learns-3",
             "a function (a, b): the expected time-time share at initialisation",
-            _check_time_share,
+            answers.check_time_share,
             lambda: lambda a, b: b**2 / (a + b) ** 2,
         ),
         Check(
             "ex-sample-complexity-1",
             "a number: the largest t0 with KL(P || P_t0) <= 0.01 nats",
-            _check_early_stop_t0,
-            lambda: _reference_early_stop_t0(),
+            answers.check_early_stop_t0,
+            lambda: answers.reference_early_stop_t0(),
         ),
         Check(
             "ex-attention-learned-1",
             "a number: the slope of log(fitted ell) on log(ell) for the target maps themselves",
-            _check_bandwidth_slope,
+            answers.check_bandwidth_slope,
             lambda: 1.0,
         ),
         Check(
             "ex-architecture-1",
             "an odd integer: the smallest kernel size of a one-level UNet1D that spans every gap of 32 frames",
-            _check_unet_kernel,
+            answers.check_unet_kernel,
             lambda: 5,
         ),
     ]
 }
-
-
-def _reference_early_stop_t0() -> float:
-    """The threshold from the chapter's eigenbasis formula (:func:`gptheory.early_stopping.early_stopping_gap`)."""
-    import torch
-
-    from ..early_stopping import early_stopping_gap
-    from ..gp import GaussianProcess
-    from ..schedules import DDPMSchedule
-
-    gp, sched = GaussianProcess(16, 4, nu=1.0, ell=4.0, seed=0), DDPMSchedule()
-    lo, hi = 1e-8, 1.0
-    for _ in range(50):
-        mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if early_stopping_gap(gp, torch.tensor([mid]), sched).kl[0] <= 0.01 else (lo, mid)
-    return lo
 
 
 def verdict(label: str, answer: Any) -> tuple[bool | None, str]:

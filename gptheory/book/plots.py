@@ -38,4 +38,3 @@ def heatmaps(
     if suptitle:
         fig.suptitle(suptitle)
     return fig
-

@@ -301,6 +301,8 @@ class Conditional:
         if t is not None or schedule is not None:
             if schedule is None or t is None:
                 raise ValueError("t and schedule must be given together (e.g. t=0.5, schedule=OUSchedule())")
+            if self.time is not None:
+                raise ValueError(f"this law is already at t={self.time:g}; ask the undiffused Conditional")
             schedule = self._schedule(schedule)
             tt = schedule.check_t(t, include_zero=False)
             if tt.dim() != 0:

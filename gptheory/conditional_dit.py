@@ -78,9 +78,13 @@ class ConditionalDiT(DiT):
             raise ValueError("a ConditionalDiT needs x_obs and observed: model(x, t, x_obs, observed)")
         if check:
             x, t = self.check_inputs(x, t)
-            x_obs, _ = self.check_inputs(x_obs, 0.5 * self.T)  # its shape and values; its batch is that of x
-            if x_obs.shape[0] != x.shape[0]:
-                raise ValueError(f"x_obs must have the batch of x ({x.shape[0]}), got {x_obs.shape[0]}")
+            if not isinstance(x_obs, torch.Tensor) or not x_obs.is_floating_point() or x_obs.shape != x.shape:
+                got = tuple(x_obs.shape) if isinstance(x_obs, torch.Tensor) else type(x_obs).__name__
+                raise ValueError(f"x_obs must be a floating-point tensor shaped as x, {tuple(x.shape)}, got {got}")
+            m = self.entries(observed, x.shape[0])
+            if not torch.isfinite(torch.where(m, x_obs, 0.0)).all():  # only the observed entries are read
+                raise ValueError("x_obs must be finite at the observed entries")
+            x_obs = torch.where(m, x_obs, 0.0)
         m = self.entries(observed, x.shape[0])
         keep = m.to(x.dtype)
         tokens = torch.cat([x * (1 - keep), x_obs.to(x.dtype) * keep, keep], dim=-1)

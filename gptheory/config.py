@@ -291,9 +291,9 @@ class VAEConfig:
 
 
 def _video_train() -> TrainConfig:
-    return TrainConfig(
-        steps=7000, batch_size=64, lr=2e-3, warmup=200, t0=0.01, t_sampling="log_snr", precision="fp32",
-        patience=6, eval_every=100, min_delta=1e-4,
+    return TrainConfig(  # the cap: at 7000 steps the raw validation loss was still falling 0.6% per 600 steps
+        steps=30000, batch_size=64, lr=2e-3, warmup=200, t0=0.01, t_sampling="log_snr", precision="fp32",
+        patience=6, eval_every=200, min_delta=1e-4,
     )  # fmt: skip
 
 

@@ -7,10 +7,11 @@ All three integrate the same probability-flow ODE (:func:`gptheory.samplers.samp
    random masks, given the observed frames;
 2. :func:`replacement_score` -- an *unconditional* network whose input has the observed frames replaced, at every
    evaluation, by those frames pushed through the forward process, ``alpha_t x_obs + sigma_t z`` (one ``z`` per draw,
-   drawn once, so the path is continuous in ``t``). Training-free and widely used (the "replacement" method of Song
-   et al. 2021), it is known to be biased: the network's score of the missing part is that of the joint law at a
-   point where the observed part is a *random* noisy version of the observations, not the conditional score, so the
-   missing frames agree with the observations only through the noise;
+   drawn once, so the path is continuous in ``t`` and the ODE well defined). Training-free and widely used, this is
+   the probability-flow version of the "replacement" method of Song et al. 2021, who draw a fresh ``z`` at every step
+   of the reverse SDE; the size of the bias may depend on that choice. It is known to be biased: the network's score
+   of the missing part is that of the joint law at a point where the observed part is a *random* noisy version of the
+   observations, not the conditional score, so the missing frames agree with the observations only through the noise;
 3. :func:`exact_score` -- the exact conditional score of the process
    (:meth:`gptheory.conditional.Conditional.score_fn`): the control, which shows what the sampler alone costs.
 
@@ -83,9 +84,12 @@ class ExactDenoiser(Denoiser):
         return (-sigma * self.gp.score(x.to(torch.float64), t.to(torch.float64), self.schedule)).to(x.dtype)
 
 
-def conditional_score(model: ConditionalDiT, x_obs: torch.Tensor, observed: torch.Tensor) -> ScoreFn:
-    """Method 1: the conditional network's score given ``x_obs: (batch, N, d)`` where ``observed: (N,)``."""
-    return model.conditional_score_fn(x_obs, observed)
+def conditional_score(
+    model: ConditionalDiT, x_obs: torch.Tensor, observed: torch.Tensor, schedule: Schedule | None = None
+) -> ScoreFn:
+    """Method 1: the conditional network's score given ``x_obs: (batch, N, d)`` where ``observed: (N,)``; ``schedule``
+    must be the network's (the default)."""
+    return model.conditional_score_fn(x_obs, observed, schedule)
 
 
 def replacement_score(
@@ -146,6 +150,14 @@ def impute(
         if not isinstance(cond, Conditional):
             raise ValueError(f"method='exact' needs cond, the Conditional of the mask, got {type(cond).__name__}")
         N, d = cond.gp.N, cond.gp.d
+        if (
+            not isinstance(observed, torch.Tensor)
+            or tuple(observed.shape) != (N,)
+            or not torch.equal(cond.observed_entries, observed.cpu()[:, None].expand(N, d))
+        ):
+            raise ValueError(
+                f"observed must be the frame mask cond was made for, {cond.observed_entries[:, 0].tolist()}"
+            )
     else:
         wanted = ConditionalDiT if method == "conditional" else Denoiser
         if not isinstance(model, wanted) or (method == "replacement" and isinstance(model, ConditionalDiT)):
@@ -153,6 +165,7 @@ def impute(
             raise ValueError(f"method={method!r} needs model, {kind}, got {type(model).__name__}")
         N, d = model.N, model.d
     x_obs = finite_tensor("x_obs", x_obs, (None, N, d)).to(torch.float64)
+    observed = observed.cpu() if isinstance(observed, torch.Tensor) else observed
     if not isinstance(observed, torch.Tensor) or observed.dtype != torch.bool or tuple(observed.shape) != (N,):
         raise ValueError(f"observed must be a boolean frame mask of shape (N,) = ({N},), got {observed!r:.60}")
     if not 0 < int(observed.sum()) < N:
@@ -163,17 +176,20 @@ def impute(
     dtype = torch.float64 if method == "exact" else next(model.parameters()).dtype
     device = torch.device("cpu") if method == "exact" else next(model.parameters()).device
     given = x_obs[None].expand(n_draws, B, N, d).reshape(n_draws * B, N, d)
-    x_T = prior(n_draws * B, N, d, generator=gen, dtype=dtype)
-    z = torch.randn(x_T.shape, generator=gen, dtype=dtype) if method == "replacement" else None
+    # drawn in float64 whatever the method's dtype: torch's normal draws differ between dtypes, and every method must
+    # start from the same noise (and replacement's z follows it in the stream)
+    x_T = prior(n_draws * B, N, d, generator=gen, dtype=torch.float64)
+    z = torch.randn(x_T.shape, generator=gen, dtype=torch.float64) if method == "replacement" else None
+    x_T = x_T.to(dtype)
     out = []
     for i in range(0, n_draws * B, chunk):
         obs = given[i : i + chunk].to(device, dtype)
         if method == "exact":
             score = exact_score(cond, obs, schedule)
         elif method == "conditional":
-            score = conditional_score(model, obs, observed.to(device))
+            score = conditional_score(model, obs, observed.to(device), schedule)
         else:
-            score = replacement_score(model, obs, observed.to(device), z[i : i + chunk], schedule)
+            score = replacement_score(model, obs, observed.to(device), z[i : i + chunk].to(dtype), schedule)
         x = sample(score, x_T[i : i + chunk].to(device), schedule, steps, t0, method="heun", progress=False)
         out.append(x.to("cpu", torch.float64))
     x = torch.where(observed[None, :, None], given, torch.cat(out))

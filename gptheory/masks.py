@@ -91,6 +91,8 @@ def draw(strategy: str, batch: int, N: int, generator: torch.Generator | None = 
     bool on the generator's device, each observing between 1 and ``N - 1`` frames."""
     strategy = one_of("strategy", strategy, STRATEGIES)
     batch, N = positive_int("batch", batch), _frames(N, "one frame observed, one missing")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     device = generator.device if generator is not None else torch.device("cpu")
 
     def uniform(shape: tuple[int, ...]) -> torch.Tensor:

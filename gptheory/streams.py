@@ -43,6 +43,7 @@ STREAMS: tuple[str, ...] = (
     "validation_masks",  # the fixed frame mask of each held-out sequence of a conditional validation loss
     "conditioning",  # the held-out sequences whose observed frames imputation is given
     "imputer",  # the starting noise of imputation draws (the same for every method)
+    "pushed",  # the noise that pushes held-out truths' missing frames to t0 (imputation)
 )
 
 

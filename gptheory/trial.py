@@ -157,6 +157,11 @@ def run_trial(
             the attention maps; else :func:`gptheory.samplers.generate`.
         on_step, at_steps: measurements during training (:func:`gptheory.train.train`).
     """
+    if config.train.masking != "none":
+        raise ValueError(
+            f"masking={config.train.masking!r}: a conditional network cannot generate sequences unconditionally; "
+            "measure it with gptheory.experiments.imputation"
+        )
     dev = torch.device(device) if device is not None else default_device()
     if prepared is None:
         prepared = prepare(config, checkpointed=checkpoint is not None)

@@ -92,9 +92,12 @@ def test_training_on_random_masks_learns_the_conditional_denoiser():
         ),
         (
             lambda n: n(torch.randn(2, 6, 3), 0.5, torch.randn(3, 6, 3), forecast_mask(6, 2)),
-            r"x_obs must have the batch",
+            r"x_obs must be a floating-point tensor shaped as x, \(2, 6, 3\), got \(3, 6, 3\)",
         ),
-        (lambda n: n(torch.randn(2, 6, 3), 0.5, torch.randn(2, 5, 3), forecast_mask(6, 2)), r"sequence length N=5"),
+        (
+            lambda n: n(torch.randn(2, 6, 3), 0.5, torch.randn(2, 5, 3), forecast_mask(6, 2)),
+            r"x_obs must be a .*got \(2, 5, 3\)",
+        ),
     ],
 )
 def test_bad_input_names_the_parameter(call, match):

@@ -90,9 +90,9 @@ X = torch.zeros(2, 8, 2)
          r"method='conditional' needs model, a ConditionalDiT, got DiT"),
         (lambda: impute("replacement", X, forecast_mask(8, 3), 0, SCHEDULE, 3, 0.01, 0, model=UNCOND),
          r"n_draws must be a positive integer"),
-        (lambda: impute("exact", X, torch.ones(8, dtype=torch.bool), 2, SCHEDULE, 3, 0.01, 0, cond=COND),
+        (lambda: impute("replacement", X, torch.ones(8, dtype=torch.bool), 2, SCHEDULE, 3, 0.01, 0, model=UNCOND),
          r"observed must observe at least one frame and leave one missing"),
-        (lambda: impute("exact", X, torch.ones(7, dtype=torch.bool), 2, SCHEDULE, 3, 0.01, 0, cond=COND),
+        (lambda: impute("replacement", X, torch.ones(7, dtype=torch.bool), 2, SCHEDULE, 3, 0.01, 0, model=UNCOND),
          r"observed must be a boolean frame mask of shape \(N,\) = \(8,\)"),
         (lambda: impute("exact", torch.zeros(2, 7, 2), forecast_mask(8, 3), 2, SCHEDULE, 3, 0.01, 0, cond=COND),
          r"x_obs must have shape"),
@@ -102,3 +102,26 @@ X = torch.zeros(2, 8, 2)
 def test_bad_input_names_the_parameter(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_every_method_starts_from_the_same_noise_whatever_its_dtype():
+    """One Heun step from T to 0.999 T barely moves a draw: the float32 network's draws and the float64 exact method's
+    are then their common starting noise, to within that step."""
+    gp = GaussianProcess(8, 2, nu=1.5, ell=2.0, seed=3)
+    net = build_model(0, arch="conditional-dit", N=8, d=2, hidden=16, depth=1, heads=2)
+    mask, x_obs = forecast_mask(8, 3), _truths(gp, 5, 0)
+    a = impute("conditional", x_obs, mask, 6, SCHEDULE, 1, 0.999, 7, model=net)
+    e = impute("exact", x_obs, mask, 6, SCHEDULE, 1, 0.999, 7, cond=Conditional(gp, mask))
+    assert float((a - e)[:, :, 3:].abs().max()) < 0.05 and float(a[:, :, 3:].std()) > 0.5
+
+
+def test_the_methods_refuse_a_mismatched_mask_or_schedule():
+    from gptheory import OUSchedule
+
+    gp = GaussianProcess(6, 2, nu=1.5, ell=2.0, seed=3)
+    cond = Conditional(gp, forecast_mask(6, 2))
+    with pytest.raises(ValueError, match=r"observed must be the frame mask cond was made for"):
+        impute("exact", torch.zeros(1, 6, 2), forecast_mask(6, 3), 2, SCHEDULE, 3, 0.01, 0, cond=cond)
+    net = build_model(0, arch="conditional-dit", N=6, d=2, hidden=16, depth=1, heads=2)
+    with pytest.raises(ValueError, match=r"differs from the model's"):
+        impute("conditional", torch.zeros(1, 6, 2), forecast_mask(6, 2), 2, OUSchedule(), 3, 0.01, 0, model=net)

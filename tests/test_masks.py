@@ -95,3 +95,8 @@ def test_mixed_masks_take_each_sequences_random_or_block_mask_half_the_time():
 def test_bad_input_names_the_parameter(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_draw_names_a_generator_that_is_not_one():
+    with pytest.raises(ValueError, match="generator must be a torch.Generator or None, got int"):
+        draw("random", 2, 5, 0)

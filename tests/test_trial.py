@@ -73,3 +73,11 @@ def test_a_trial_with_attention_records_every_layer_and_measures_during_training
     assert seen == [2] and t.result.evals == [{"step": 2, "n": 2}]
     assert t.data is prepared.data and t.times.shape == (4,) and t.maps.shape == (4, 2, 6, 6)
     torch.testing.assert_close(t.maps.sum(-1), torch.ones(4, 2, 6))  # softmax rows
+
+
+def test_a_conditional_configuration_is_refused_before_any_training():
+    from gptheory.experiments.imputation import IMPUTATION
+    from gptheory.trial import run_trial
+
+    with pytest.raises(ValueError, match="masking='mixed': a conditional network cannot generate"):
+        run_trial(IMPUTATION["smoke"], progress=False)

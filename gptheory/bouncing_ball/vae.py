@@ -32,7 +32,7 @@ from ..streams import generator, seed_of
 from ..validation import positive_int
 from .videos import render
 
-VAE_CHECKPOINT_VERSION = 1
+VAE_CHECKPOINT_VERSION = 2  # 2: named random streams (the calibrated protocol)
 
 
 class VAE(nn.Module):

@@ -54,6 +54,10 @@ def tasks(N: int) -> dict[str, torch.Tensor]:
     a missing middle half, forecasting the second half from the first, and the last three quarters from the first
     quarter. On the book's processes (``N >= 16``) they get harder in this order: the posterior variance per missing
     coordinate grows."""
+    if isinstance(N, bool) or not isinstance(N, int) or N < 8:
+        raise ValueError(
+            f"N must be an integer >= 8 for the imputation tasks (every fourth frame, quarters), got {N!r}"
+        )
     return {
         "interpolate": interpolation_mask(N, list(range(0, N, 4))),
         "gap-half": block_mask(N, N // 4, N // 2),
@@ -196,7 +200,7 @@ def run_imputation(
     for name, observed in tasks(gp.N).items():
         cond = Conditional(gp, observed)
         at = cond.at(t0, net.schedule)
-        pushed = _pushed(truth, at, net.schedule, t0, generator(config.seed, "true"))
+        pushed = _pushed(truth, at, net.schedule, t0, generator(config.seed, "pushed"))
         task = Task(
             observed=observed.tolist(),
             kappa=cond.condition_number(),

@@ -72,3 +72,14 @@ def test_dit_learns_trains_once_and_not_after_a_code_change(private_cache, monke
     # edited model/training/experiment source: the old local result must not be reused
     monkeypatch.setattr(results, "code_hash", lambda *a, **k: "edited")
     assert not dit_learns("smoke", device="cpu", progress=False, **TINY).loaded
+
+
+def test_the_cpu_configuration_finds_its_shipped_calibrated_result():
+    """The cpu chapter loads Figure 1's run instead of training it at build time: the shipped record is found by the
+    key of today's configuration, trained to convergence, and measured against the law at t0 beside its floor."""
+    from gptheory.experiments.dit_learns import NAME, DitLearns
+
+    res = results.load(NAME, dit_learns_config("cpu").to_dict(), DitLearns)
+    assert res is not None and res.protocol == 2 and res.provenance.profile == "cpu"
+    assert res.stop_reason == "converged" and res.best_step <= res.steps < dit_learns_config("cpu").train.steps
+    assert res.floor is not None and res.provenance.commit != "unknown" and "+dirty" not in res.provenance.commit

@@ -81,13 +81,12 @@ class ConditionalDiT(DiT):
             if not isinstance(x_obs, torch.Tensor) or not x_obs.is_floating_point() or x_obs.shape != x.shape:
                 got = tuple(x_obs.shape) if isinstance(x_obs, torch.Tensor) else type(x_obs).__name__
                 raise ValueError(f"x_obs must be a floating-point tensor shaped as x, {tuple(x.shape)}, got {got}")
-            m = self.entries(observed, x.shape[0])
-            if not torch.isfinite(torch.where(m, x_obs, 0.0)).all():  # only the observed entries are read
-                raise ValueError("x_obs must be finite at the observed entries")
-            x_obs = torch.where(m, x_obs, 0.0)
         m = self.entries(observed, x.shape[0])
+        given = torch.where(m, x_obs.to(x.dtype), 0.0)  # only the observed entries are read
+        if check and not torch.isfinite(given).all():
+            raise ValueError("x_obs must be finite at the observed entries")
         keep = m.to(x.dtype)
-        tokens = torch.cat([x * (1 - keep), x_obs.to(x.dtype) * keep, keep], dim=-1)
+        tokens = torch.cat([x * (1 - keep), given, keep], dim=-1)
         out = super().forward(tokens, t, check=False, raw=True)
         return self.eps_from_output(out, x, t, raw)
 

@@ -35,7 +35,6 @@ from ..conditional import Conditional
 from ..config import ExperimentConfig, ModelConfig, ProcessConfig, SamplerConfig
 from ..imputers import impute
 from ..masks import block_mask, forecast_mask, interpolation_mask
-from ..profiles import by_profile
 from ..profiles import device as default_device
 from ..profiles import profile as active_profile
 from ..recipe import TrainConfig
@@ -232,10 +231,9 @@ def run_imputation(
 def imputation_config(profile: str | None = None, **overrides) -> ExperimentConfig:
     """The base configuration of ``profile`` (default: the active one) with flat overrides by field name
     (``imputation_config("cpu", masking="random", n_train=256)``); ``masking="none"`` gives the unconditional DiT."""
-    base = by_profile(**IMPUTATION, name=profile)
-    if overrides.get("masking") == "none" and "arch" not in overrides:
-        overrides = {**overrides, "arch": "dit"}
-    return base.replace(**overrides)
+    name = active_profile() if profile is None else profile
+    tied = UNCONDITIONAL[name]["masking"].get(overrides.get("masking"), {})  # the sweeps' own tie of arch to masking
+    return IMPUTATION[name].replace(**{**tied, **overrides})
 
 
 def imputation_point(

@@ -311,16 +311,26 @@ def gaussian_kl(m1: torch.Tensor, S1: torch.Tensor, m0: torch.Tensor, S0: torch.
     return 0.5 * float(torch.trace(A) + maha - D + logdet0 - logdet1)
 
 
-def gaussian_w2(m1: torch.Tensor, S1: torch.Tensor, m0: torch.Tensor, S0: torch.Tensor) -> float:
-    """Wasserstein-2 distance between ``N(m1, S1)`` and ``N(m0, S0)`` (Bures formula); singular ``S`` is fine.
+def bures_w2(
+    m1: torch.Tensor, S1: torch.Tensor, m0: torch.Tensor, S0: torch.Tensor, root0: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Wasserstein-2 distances between ``N(m1, S1)`` and ``N(m0, S0)`` (Bures formula), batched over the leading
+    dimensions of ``m1: (..., p)`` and ``S1: (..., p, p)`` (``m0`` broadcasts); singular covariances are fine.
 
-    ``W2^2 = ||m1 - m0||^2 + tr(S1) + tr(S0) - 2 tr((S0^{1/2} S1 S0^{1/2})^{1/2})``.
+    ``W2^2 = ||m1 - m0||^2 + tr(S1) + tr(S0) - 2 tr((S0^{1/2} S1 S0^{1/2})^{1/2})``. ``root0 = S0^{1/2}`` may be
+    passed when it is already factorised (one target, many fits). Returns ``(...)`` in float64.
     """
     m1, S1, m0, S0 = (a.to(DTYPE) for a in (m1, S1, m0, S0))
-    r0 = psd_sqrt(S0)
-    cross = torch.linalg.eigvalsh(r0 @ S1 @ r0).clamp(min=0).sqrt().sum()
-    w2sq = float(((m1 - m0) ** 2).sum() + torch.trace(S1) + torch.trace(S0) - 2 * cross)
-    return math.sqrt(max(w2sq, 0.0))
+    r0 = psd_sqrt(S0) if root0 is None else root0.to(DTYPE)
+    M = r0 @ S1 @ r0
+    cross = torch.linalg.eigvalsh(0.5 * (M + M.mT)).clamp(min=0).sqrt().sum(-1)
+    trace = torch.diagonal(S1, dim1=-2, dim2=-1).sum(-1) + torch.trace(S0)
+    return (((m1 - m0) ** 2).sum(-1) + trace - 2 * cross).clamp(min=0).sqrt()
+
+
+def gaussian_w2(m1: torch.Tensor, S1: torch.Tensor, m0: torch.Tensor, S0: torch.Tensor) -> float:
+    """Wasserstein-2 distance between ``N(m1, S1)`` and ``N(m0, S0)`` (one pair, :func:`bures_w2`), data units."""
+    return float(bures_w2(m1, S1, m0, S0))
 
 
 def ode_sampler_kl(

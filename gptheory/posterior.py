@@ -29,6 +29,7 @@ import torch
 
 from .conditional import Conditional
 from .gp import psd_sqrt
+from .metrics import bures_w2
 from .streams import generator as stream
 from .validation import finite_tensor, nonneg_int, positive_int, real_in
 
@@ -160,15 +161,6 @@ def _fit(xm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, torch.einsum("kbi,kbj->bij", r, r) / (xm.shape[0] - 1)
 
 
-def _w2(mean: torch.Tensor, cov: torch.Tensor, m: torch.Tensor, C: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
-    """Per-sequence ``W2(N(mean_b, cov_b), N(m_b, C))`` ``(batch,)`` by the Bures formula, ``root = C^{1/2}``
-    factorised once (:func:`gptheory.metrics.gaussian_w2` for one pair)."""
-    M = root @ cov @ root
-    cross = torch.linalg.eigvalsh(0.5 * (M + M.mT)).clamp(min=0).sqrt().sum(-1)
-    trace = torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1) + torch.trace(C)
-    return (((mean - m) ** 2).sum(-1) + trace - 2 * cross).clamp(min=0).sqrt()
-
-
 def gaussian_w2_to_posterior(
     x: torch.Tensor,
     cond: Conditional,
@@ -198,9 +190,9 @@ def gaussian_w2_to_posterior(
     C = cond.covariance()
     root = psd_sqrt(C)
     m, _ = _posterior(cond, x_obs)
-    value = _w2(*_fit(xm), m, C, root)
+    value = bures_w2(*_fit(xm), m, C, root)
     exact = posterior_draws(cond, x_obs[:1].expand(reps, -1, -1), n, generator=gen)[:, :, cond.missing_entries]
-    floors = _w2(*_fit(exact), m[:1], C, root)
+    floors = bures_w2(*_fit(exact), m[:1], C, root)
     spread = float(floors.std())
     return Floored(float(value.mean()), float(floors.mean()), spread / math.sqrt(B), spread / math.sqrt(reps))
 

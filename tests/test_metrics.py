@@ -14,6 +14,7 @@ from gptheory.gp import psd_sqrt
 from gptheory.metrics import (
     CovarianceErrors,
     Law,
+    bures_w2,
     flat_covariance,
     gaussian_kl,
     gaussian_w2,
@@ -93,6 +94,23 @@ def test_gaussian_w2_special_cases(gen):
     expected = np.sqrt(float((m**2).sum() + ((S.diagonal().sqrt() - S2.diagonal().sqrt()) ** 2).sum()))
     assert gaussian_w2(m, S, torch.zeros(4, dtype=torch.float64), S2) == pytest.approx(expected, rel=1e-10)
     assert gaussian_w2(m, S, m, S) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_bures_w2_batches_the_pairs_and_takes_a_factorised_root(gen):
+    A = torch.randn(6, 5, 3, generator=gen, dtype=torch.float64)
+    S1 = A @ A.mT  # rank 3 of 5: singular fits, as with fewer samples than dimensions
+    B = torch.randn(5, 5, generator=gen, dtype=torch.float64)
+    S0 = B @ B.T + torch.eye(5, dtype=torch.float64)
+    m1, m0 = torch.randn(6, 5, generator=gen, dtype=torch.float64), torch.randn(5, generator=gen, dtype=torch.float64)
+    batched = bures_w2(m1, S1, m0, S0)
+    assert batched.shape == (6,)
+    # the two zero eigenvalues of each S0^1/2 S1 S0^1/2 come out as +-1e-15 |M| in either order of batching, and
+    # their square roots (1e-7 of |M|^1/2) set the agreement
+    for i in range(6):
+        assert float(batched[i]) == pytest.approx(gaussian_w2(m1[i], S1[i], m0, S0), rel=1e-7)
+    assert torch.allclose(bures_w2(m1, S1, m0, S0, root0=psd_sqrt(S0)), batched, rtol=1e-7, atol=0)
+    # symmetric in its two laws (the Bures formula is not written symmetrically)
+    assert gaussian_w2(m0, S0, m1[0], S1[0]) == pytest.approx(float(batched[0]), rel=1e-8)
 
 
 def test_bad_input():

@@ -20,6 +20,9 @@ WRONG = {
     "ex-sample-complexity-1": 3.76e-4,  # the threshold of the lemma-form bound, not of the exact KL
     "ex-attention-learned-1": 0.0,  # a width fixed by the position code, not the perfect learner's slope
     "ex-architecture-1": 3,  # the default kernel: its one-level network reaches only 21 frames
+    "ex-imputation-1": lambda N, k, ell: [[math.exp(-(h + 1) / ell)] * k for h in range(N - k)],  # every frame
+    "ex-imputation-2": lambda mu, sd, y: abs(y - mu),  # the absolute error: the CRPS of a point forecast
+    "ex-imputation-3": lambda q: math.ceil(1 / (1 - q)),  # one tail counted, not two
 }
 
 
@@ -69,3 +72,13 @@ def test_unknown_exercise_names_the_known_ones():
 
 def test_every_check_compares_with_a_computation_of_the_answers_module():
     assert all(c.verify.__module__ == answers.__name__ for c in CHECKS.values())
+
+
+def test_the_gaussian_crps_reference_is_the_packages_closed_form():
+    import torch
+
+    from gptheory.posterior import crps_gaussian
+
+    f64 = {"dtype": torch.float64}
+    got = crps_gaussian(torch.tensor([0.5], **f64), torch.tensor([2.0], **f64), torch.tensor([1.7], **f64))
+    assert float(got) == pytest.approx(answers.gaussian_crps(0.5, 2.0, 1.7), rel=1e-12)

@@ -218,3 +218,49 @@ def reference_early_stop_t0() -> float:
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if early_stopping_gap(gp, torch.tensor([mid]), sched).kl[0] <= 0.01 else (lo, mid)
     return lo
+
+
+def check_markov_weights(answer: Any) -> tuple[bool, str]:
+    f = _function(answer, "a function (N, k, ell) giving the (N - k, k) forecasting weights")
+    for N, k, ell in ((8, 3, 2.0), (12, 5, 0.7), (20, 1, 6.0)):
+        G = kernel_matrix(N, 1.0, ell).double().numpy()  # solved numerically, independent of the closed form
+        want = np.linalg.solve(G[:k, :k], G[:k, k:]).T
+        got = np.asarray(f(N, k, ell), dtype=float)
+        if got.shape != want.shape or not np.allclose(got, want, atol=1e-9):
+            return (
+                False,
+                f"at N={N}, k={k}, ell={ell:g} your weights differ from Gamma_mo Gamma_oo^-1 solved numerically",
+            )
+    return True, "matches Gamma_mo Gamma_oo^-1 at three (N, k, ell): only the last observed frame carries weight"
+
+
+def check_gaussian_crps(answer: Any) -> tuple[bool, str]:
+    f = _function(answer, "a function (mu, sd, y) giving the CRPS of N(mu, sd^2) at y")
+    from scipy import integrate, stats
+
+    cases = [(0.0, 1.0, 0.3), (2.0, 0.5, 0.1), (-1.0, 3.0, 4.0)]
+    for mu, sd, y in cases:  # the definition: the integral of (F(x) - 1{x >= y})^2 over x
+        lo, hi = min(mu - 12 * sd, y), max(mu + 12 * sd, y)
+        below, above = stats.norm(mu, sd).cdf, stats.norm(mu, sd).sf
+        want = integrate.quad(lambda x, F=below: F(x) ** 2, lo, y, points=[mu], limit=200)[0]
+        want += integrate.quad(lambda x, S=above: S(x) ** 2, y, hi, points=[mu], limit=200)[0]
+        got = float(f(mu, sd, y))
+        if not abs(got - want) <= 1e-7 * max(1.0, want):
+            return False, f"at mu={mu:g}, sd={sd:g}, y={y:g} your CRPS is {got:.6g}, the integral gives {want:.6g}"
+    return True, "matches the defining integral at three points"
+
+
+def check_min_draws(answer: Any) -> tuple[bool, str]:
+    f = _function(answer, "a function of the level q giving the fewest draws whose central interval has level >= q")
+    for q in (0.5, 0.9, 0.95, 0.99):
+        n = next(n for n in range(1, 10_000) if (n + 1 - 2) / (n + 1) >= q - 1e-12)  # i = 1: the widest interval
+        if int(f(q)) != n:
+            return False, f"at q={q:g} your answer is {f(q)}, the fewest draws is {n}"
+    return True, "matches at q = 0.5, 0.9, 0.95, 0.99: n + 1 >= 2 / (1 - q)"
+
+
+def gaussian_crps(mu: float, sd: float, y: float) -> float:
+    from scipy import stats
+
+    z = (y - mu) / sd
+    return sd * (z * (2 * stats.norm.cdf(z) - 1) + 2 * stats.norm.pdf(z) - 1 / math.sqrt(math.pi))

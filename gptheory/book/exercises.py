@@ -103,6 +103,28 @@ CHECKS: dict[str, Check] = {
             lambda: 1.0,
         ),
         Check(
+            "ex-imputation-1",
+            "a function (N, k, ell): the (N - k, k) kriging weights of forecasting with the exponential kernel",
+            answers.check_markov_weights,
+            lambda: (
+                lambda N, k, ell: np.array(
+                    [[math.exp(-(h + 1) / ell) if j == k - 1 else 0.0 for j in range(k)] for h in range(N - k)]
+                )
+            ),  # fmt: skip
+        ),
+        Check(
+            "ex-imputation-2",
+            "a function (mu, sd, y): the CRPS of N(mu, sd^2) at y",
+            answers.check_gaussian_crps,
+            lambda: answers.gaussian_crps,
+        ),  # fmt: skip
+        Check(
+            "ex-imputation-3",
+            "a function of q: the fewest draws with a central interval of level >= q",
+            answers.check_min_draws,
+            lambda: lambda q: math.ceil(2 / (1 - q) - 1 - 1e-9),
+        ),  # fmt: skip
+        Check(
             "ex-architecture-1",
             "an odd integer: the smallest kernel size of a one-level UNet1D that spans every gap of 32 frames",
             answers.check_unet_kernel,

@@ -21,9 +21,18 @@ from gptheory.experiments.imputation import (
     imputation_config,
     imputation_point,
     ratio,
+    run_imputation,
     tasks,
 )
-from gptheory.experiments.imputation_analysis import excess_by_seed, plot_horizon, plot_paths, verdicts
+from gptheory.experiments.imputation_analysis import (
+    excess_by_seed,
+    kappa_verdicts,
+    label,
+    plot_horizon,
+    plot_paths,
+    summary,
+    verdicts,
+)
 from gptheory.provenance import Provenance
 
 matplotlib.use("Agg")
@@ -72,6 +81,17 @@ def test_a_point_measures_both_methods_on_every_task_against_the_posterior(point
     assert row["method"] == "conditional" and math.isfinite(row["gap-half.conditional.w2_ratio"])
 
 
+def test_a_point_measured_on_one_task_repeats_that_task_of_the_whole_point(point):
+    config = imputation_config("smoke", steps=60)
+    one = run_imputation(config, progress=False, only=("gap-half",))
+    assert list(one.tasks) == ["gap-half"] and one.steps == point.steps
+    for method, sc in one.tasks["gap-half"].methods.items():  # each task's draws do not depend on the others
+        assert sc.w2 == pytest.approx(point.tasks["gap-half"].methods[method].w2, rel=1e-6), method
+    for bad in ((), ("gap-half", "nowcast")):
+        with pytest.raises(ValueError, match="only must name some of the tasks interpolate, gap-half"):
+            run_imputation(config, progress=False, only=bad)
+
+
 def test_the_record_round_trips_through_its_files(point, tmp_path):
     path = results.write(point, tmp_path, "key")
     back = results.read(path, Imputation)
@@ -87,12 +107,21 @@ def test_the_figures_draw_from_the_record(point):
         plt.close(fig)
 
 
-def _fake(masking: str, n: int, seed: int, w2: float) -> Imputation:
-    sc = Scores(1.0, 1.0, 0.1, w2, 1.0, 0.1, [0.5], [0.5], [0.5], [0.5], 1.0, 1.0, 0.5, 0.5, [1], [1.0], [1.0], 0.0)
+def _scores(w2: float, cover90: float = 0.9) -> Scores:
+    levels = [0.5, cover90, 0.95]
+    return Scores(1.0, 1.0, 0.1, w2, 1.0, 0.1, levels, [0.5, 0.9, 0.95], levels, [0.5, 0.9, 0.95], 1.0, 1.0, 0.5, 0.5,
+                  [1], [1.0], [1.0], 0.0)  # fmt: skip
+
+
+def _fake(masking: str, n: int, seed: int, w2: float, cover90: float = 0.9) -> Imputation:
+    """A record with two tasks: ``t`` (kappa 1) and the harder ``u`` (kappa 10, its ``W2`` 0.5 larger)."""
     config = imputation_config("smoke", masking=masking, n_train=n, seed=seed).to_dict()
+    method = "replacement" if masking == "none" else "conditional"
     rec = Imputation(
-        method="replacement" if masking == "none" else "conditional",
-        tasks={"t": Task([True, False], 1.0, 1.0, [1], {("replacement" if masking == "none" else "conditional"): sc})},
+        method=method,
+        tasks={name: Task([True, False], kappa, kappa, [1], {method: _scores(w2 + extra, cover90),
+                                                            "exact": _scores(1.0)})
+               for name, kappa, extra in (("t", 1.0, 0.0), ("u", 10.0, 0.5))},
         train_seconds=0.0, steps=1, stop_reason="cap", best_step=1, validation=[],
     )  # fmt: skip
     rec.provenance = Provenance("cpu", "d", "c", "v", "h", "t", "smoke", config, 0.0)
@@ -102,9 +131,9 @@ def _fake(masking: str, n: int, seed: int, w2: float) -> Imputation:
 def test_the_verdicts_pair_seeds_and_read_the_excess_over_the_floor():
     pts = []
     for seed in range(4):
-        pts += [_fake("mixed", 64, seed, 1.1 + 0.01 * seed), _fake("none", 64, seed, 2.0 + 0.02 * seed)]
-        pts += [_fake("random", 64, seed, 1.1 + 0.01 * seed + (0.05 if seed % 2 else -0.05))]
-        pts += [_fake("mixed", 32, seed, 1.5 + 0.01 * seed)]
+        pts += [_fake("mixed", 64, seed, 1.1 + 0.01 * seed), _fake("none", 64, seed, 2.0 + 0.02 * seed, 0.7)]
+        pts += [_fake("random", 64, seed, 1.1 + 0.01 * seed + (0.05 if seed % 2 else -0.05), 0.9 + 0.03 * seed)]
+        pts += [_fake("mixed", 32, seed, 1.5 + 0.01 * seed, 0.5)]
     e = excess_by_seed(pts, "t")
     assert e[("none", 64)][2] == pytest.approx(1.04) and e[("mixed", 64)][0] == pytest.approx(0.1)
     v = verdicts(pts)
@@ -112,6 +141,18 @@ def test_the_verdicts_pair_seeds_and_read_the_excess_over_the_floor():
     assert v[("replacement worse", "t")].estimate == pytest.approx(0.9 + 0.01 * 1.5)
     assert v[("mixed beats random", "t")].outcome == "inconclusive"  # +-0.05 around zero
     assert v[("falls with n", "t")].outcome == "holds" and v[("falls with n", "t")].n == 4
+    # coverage against the exact control at the shared n = 64 (the n = 32 network's 0.5 is not read)
+    assert v[("undercovers (none)", "t")].outcome == "holds"  # 0.7 against 0.9
+    assert v[("undercovers (none)", "t")].estimate == pytest.approx(0.2)
+    assert v[("undercovers (mixed)", "t")].outcome == "fails"  # exactly the control's: within the margin
+    assert v[("undercovers (random)", "t")].outcome == "inconclusive"  # 0 to 9 points more: wider than the margin
+    k = kappa_verdicts(pts)
+    assert [t for t, _ in k["mixed"][1]] == ["t", "u"] and k["mixed"][0] == "holds"
+    header, rows = summary(pts, "t", 64)
+    assert [r[0] for r in rows] == [label("none"), label("random"), label("mixed"), "exact score (control)"]
+    assert rows[0][1] == "4" and rows[0][3].startswith("2.03 ±") and rows[-1][3] == "1 ± 0"
+    with pytest.raises(ValueError, match="no training-set size is shared"):
+        verdicts([_fake("mixed", 64, 0, 1.0), _fake("none", 32, 0, 1.0)])
 
 
 def test_the_sweeps_are_registered_and_the_unconditional_point_is_a_plain_dit():

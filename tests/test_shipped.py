@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from gptheory.config import ExperimentConfig
 from gptheory.experiments import SWEEPS as ALL_SWEEPS
-from gptheory.experiments import architecture, attention_learned, tuning
+from gptheory.experiments import architecture, attention_learned, imputation, tuning
 from gptheory.experiments import probe as probes
 from gptheory.experiments.sample_complexity import NAME, SWEEPS, SampleComplexity, run_sample_complexity
 from gptheory.results import Record, config_key, setting, shipped
@@ -86,6 +87,16 @@ def _rounding(metric: str) -> float:
     return 1e-5 if metric == "w2" else 1e-9
 
 
+def test_every_shipped_imputation_point_belongs_to_its_sweeps_and_carries_its_provenance():
+    pts = shipped(imputation.NAME, imputation.Imputation)
+    grid_keys = _grid_keys(imputation.SWEEPS)
+    assert grid_keys <= {config_key(p.provenance.config) for p in pts}  # both sweeps' whole cpu grid ships
+    for p in pts:
+        _check_provenance(p, imputation.NAME)
+        assert config_key(p.provenance.config) in grid_keys, p.path.name  # no orphan
+    assert len({p.provenance.code for p in pts}) == 1  # one version of the code (sweep --ship refuses a mix)
+
+
 def test_the_tuned_learning_rates_are_what_the_shipped_tuning_sweep_chose():
     keys = _grid_keys([tuning.TUNING])
     pts = [p for p in shipped(probes.NAME, probes.Probe) if config_key(p.provenance.config) in keys]
@@ -143,3 +154,26 @@ def test_one_shipped_probe_point_reruns_from_scratch(monkeypatch, tmp_path):
         assert getattr(again.generated, k) == pytest.approx(v, rel=REL_TOL), ("generated", k)
     assert again.paper_relative_error == pytest.approx(p.paper_relative_error, rel=REL_TOL)
     assert again.params == p.params and again.receptive_field == p.receptive_field and again.steps == p.steps
+
+
+@pytest.mark.slow
+def test_one_shipped_imputation_point_reruns_from_scratch(monkeypatch, tmp_path):
+    monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path))
+    p = min(shipped(imputation.NAME, imputation.Imputation), key=lambda q: q.provenance.wall_seconds)
+    # training is a quarter of the cost and each task's draws a fifth: train again, measure the first task
+    name = next(iter(p.tasks))
+    again = _rerun(partial(imputation.run_imputation, only=(name,)), p)
+    assert again.method == p.method and again.steps == p.steps and again.stop_reason == p.stop_reason
+    assert list(again.tasks) == [name]
+    task, other = p.tasks[name], again.tasks[name]
+    assert other.observed == task.observed and other.missing_frames == task.missing_frames
+    assert other.kappa == pytest.approx(task.kappa, rel=1e-9)
+    # the exact control: no network, the same streams; the metrics of the same draws repeat to rounding (the W2
+    # floor through eigendecompositions, see _rounding)
+    for k, v in task.methods["exact"].__dict__.items():
+        if k != "seconds":
+            assert getattr(other.methods["exact"], k) == pytest.approx(v, rel=1e-5), (name, "exact", k)
+    # the trained network's draws: within the tolerance argued above, on every metric over its floor
+    for metric in imputation.METRICS:
+        got, want = (imputation.ratio(q.methods[p.method], metric) for q in (other, task))
+        assert got == pytest.approx(want, rel=REL_TOL), (name, p.method, metric)

@@ -15,9 +15,8 @@ posterior pushed to ``t0`` (:meth:`gptheory.conditional.Conditional.at`; the tru
 too), each metric beside its floor (:mod:`gptheory.posterior`): :class:`Scores`.
 
 The sweeps: ``imputation-masking`` (the unconditional DiT by replacement, and conditional DiTs trained on random,
-block and mixed masks) and ``imputation-n`` (the mixed-mask DiT against ``n``). Reading them: :func:`excess_by_seed`
-:mod:`gptheory.experiments.imputation_analysis` (the verdicts, paired by seed, and the chapter's figures);
-:func:`imputation` returns both sweeps.
+block and mixed masks) and ``imputation-n`` (the mixed-mask DiT against ``n``); :func:`imputation` returns both.
+Reading them (verdicts paired by seed, tables, figures): :mod:`gptheory.experiments.imputation_analysis`.
 """
 
 from __future__ import annotations
@@ -183,20 +182,26 @@ def run_imputation(
     checkpoint: str | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    only: tuple[str, ...] | None = None,
 ) -> Imputation:
-    """Train the network of ``config`` and measure it on every task of :func:`tasks` (:class:`Imputation`)."""
+    """Train the network of ``config`` and measure it on every task of :func:`tasks` (:class:`Imputation`), or on
+    the tasks named in ``only`` (a check that re-runs a point: each task's draws and scores do not depend on the
+    others)."""
     if config.protocol != 2 or not config.train.patience:
         raise ValueError(
             f"an imputation point trains to convergence: protocol must be 2 and patience > 0, got protocol="
             f"{config.protocol} and patience={config.train.patience}"
         )
+    chosen = {k: v for k, v in tasks(config.process.N).items() if only is None or k in only}
+    if only is not None and (not only or set(only) - set(chosen)):
+        raise ValueError(f"only must name some of the tasks {', '.join(tasks(config.process.N))}, got {only!r}")
     prepared = prepare(config, checkpointed=checkpoint is not None)
     res = fit(config, prepared, checkpoint, device, progress)
     gp, net, s, t0 = prepared.gp, res.ema, config.sampler, prepared.train_config.t0
     method = "conditional" if config.train.masking != "none" else "replacement"
     truth = gp.sample(s.n_cond, generator=generator(config.seed, "conditioning"))
     out, paths = {}, {}
-    for name, observed in tasks(gp.N).items():
+    for name, observed in chosen.items():
         cond = Conditional(gp, observed)
         at = cond.at(t0, net.schedule)
         pushed = _pushed(truth, at, net.schedule, t0, generator(config.seed, "pushed"))
@@ -259,8 +264,7 @@ def imputation_point(
 
 
 def columns(p: Imputation) -> dict:
-    """The scalar metrics of one row of ``results.csv``: per task and method the ratios of mean error, ``W2`` and
-    CRPS to their floors, and the 90% coverage."""
+    """One row of ``results.csv``: per task and method the mean error, W2 and CRPS over their floors, 90% coverage."""
     out: dict = {"method": p.method, "steps": p.steps, "stop_reason": p.stop_reason, "train_seconds": p.train_seconds}
     for name, task in p.tasks.items():
         out[f"{name}.kappa"] = task.kappa
@@ -285,8 +289,7 @@ def ratio(scores: Scores, metric: str) -> float:
 
 
 def plot_summary(points: list[Imputation]):
-    """The network's ``W2`` over its floor per task, one line per masking and ``n`` (mean over seeds): the sweeps'
-    summary figure."""
+    """The sweeps' summary figure: the network's ``W2`` over its floor per task, per masking and ``n`` (seed mean)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), constrained_layout=True)

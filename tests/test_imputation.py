@@ -25,6 +25,7 @@ from gptheory.experiments.imputation import (
     tasks,
 )
 from gptheory.experiments.imputation_analysis import (
+    COVERAGE_MARGIN,
     excess_by_seed,
     kappa_verdicts,
     label,
@@ -142,10 +143,13 @@ def test_the_verdicts_pair_seeds_and_read_the_excess_over_the_floor():
     assert v[("mixed beats random", "t")].outcome == "inconclusive"  # +-0.05 around zero
     assert v[("falls with n", "t")].outcome == "holds" and v[("falls with n", "t")].n == 4
     # coverage against the exact control at the shared n = 64 (the n = 32 network's 0.5 is not read)
-    assert v[("undercovers (none)", "t")].outcome == "holds"  # 0.7 against 0.9
-    assert v[("undercovers (none)", "t")].estimate == pytest.approx(0.2)
-    assert v[("undercovers (mixed)", "t")].outcome == "fails"  # exactly the control's: within the margin
-    assert v[("undercovers (random)", "t")].outcome == "inconclusive"  # 0 to 9 points more: wider than the margin
+    assert v[("undercovers (none)", "t")].outcome == "holds"  # 0.7 against 0.9: 20 points less
+    assert v[("undercovers (none)", "t")].estimate == pytest.approx(0.2 - COVERAGE_MARGIN)
+    assert v[("undercovers (mixed)", "t")].outcome == "fails"  # exactly the control's: below the margin
+    assert v[("undercovers (random)", "t")].outcome == "fails"  # 0 to 9 points *more* than the control
+    # a gap at the margin, give or take 1 point: the seeds cannot tell
+    block = [_fake("block", 64, s, 1.2, 0.9 - COVERAGE_MARGIN + (0.01 if s % 2 else -0.01)) for s in range(4)]
+    assert verdicts(pts + block)[("undercovers (block)", "t")].outcome == "inconclusive"
     k = kappa_verdicts(pts)
     assert [t for t, _ in k["mixed"][1]] == ["t", "u"] and k["mixed"][0] == "holds"
     header, rows = summary(pts, "t", 64)

@@ -199,7 +199,13 @@ def test_every_test_file_is_named_after_a_module_or_is_a_whole_book_check():
 
 # ------------------------------------------------------------------------------------------------ shipped results
 SHIPPED = PACKAGE / "shipped"
-SHIPPED_RECORDS = {"sample_complexity", "probe", "bouncing_ball", "dit_learns"}  # NAMEs whose cpu results ship
+SHIPPED_RECORDS = {
+    "sample_complexity",
+    "probe",
+    "bouncing_ball",
+    "dit_learns",
+    "imputation",
+}  # NAMEs whose cpu results ship
 
 
 def test_shipped_results_are_present_for_every_shipped_experiment():

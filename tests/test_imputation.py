@@ -31,6 +31,7 @@ from gptheory.experiments.imputation_analysis import (
     label,
     plot_horizon,
     plot_paths,
+    replacement_on_exact_score,
     summary,
     verdicts,
 )
@@ -91,6 +92,17 @@ def test_a_point_measured_on_one_task_repeats_that_task_of_the_whole_point(point
     for bad in ((), ("gap-half", "nowcast")):
         with pytest.raises(ValueError, match="only must name some of the tasks interpolate, gap-half"):
             run_imputation(config, progress=False, only=bad)
+
+
+def test_replacement_on_the_exact_score_uses_the_records_streams_and_is_biased(point):
+    rep = replacement_on_exact_score(point)
+    assert set(rep) == set(point.tasks)
+    for name, sc in rep.items():
+        exact = point.tasks[name].methods["exact"]
+        # the posterior's CRPS at the pushed truths: the same held-out sequences and pushed noise as the record's
+        assert sc.crps_posterior == pytest.approx(exact.crps_posterior, rel=1e-12)
+        # replacement misses the posterior mean where the exact conditional score, from the same noise, does not
+        assert ratio(sc, "mean_error") > 1.4 * ratio(exact, "mean_error"), name
 
 
 def test_the_record_round_trips_through_its_files(point, tmp_path):
@@ -155,6 +167,10 @@ def test_the_verdicts_pair_seeds_and_read_the_excess_over_the_floor():
     header, rows = summary(pts, "t", 64)
     assert [r[0] for r in rows] == [label("none"), label("random"), label("mixed"), "exact score (control)"]
     assert rows[0][1] == "4" and rows[0][3].startswith("2.03 ±") and rows[-1][3] == "1 ± 0"
+    # a point of both sweeps, read twice, counts once
+    assert summary(pts + [p for p in pts if p.method == "conditional"], "t", 64)[1][2][1] == "4"
+    with pytest.raises(ValueError, match="no point was trained on n=128"):
+        summary(pts, "t", 128)
     with pytest.raises(ValueError, match="no training-set size is shared"):
         verdicts([_fake("mixed", 64, 0, 1.0), _fake("none", 32, 0, 1.0)])
 

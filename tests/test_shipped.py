@@ -163,7 +163,10 @@ def test_one_shipped_imputation_point_reruns_from_scratch(monkeypatch, tmp_path)
     # training is a quarter of the cost and each task's draws a fifth: train again, measure the first task
     name = next(iter(p.tasks))
     again = _rerun(partial(imputation.run_imputation, only=(name,)), p)
-    assert again.method == p.method and again.steps == p.steps and again.stop_reason == p.stop_reason
+    # another CPU's rounding may move the stop by a check or a few (the metrics then agree within REL_TOL)
+    train = p.provenance.config["train"]
+    assert again.method == p.method and again.stop_reason == p.stop_reason
+    assert abs(again.steps - p.steps) <= train["patience"] * train["eval_every"]
     assert list(again.tasks) == [name]
     task, other = p.tasks[name], again.tasks[name]
     assert other.observed == task.observed and other.missing_frames == task.missing_frames

@@ -168,9 +168,8 @@ def measure(
     )  # fmt: skip
 
 
-def _pushed(truth: torch.Tensor, at: Conditional, schedule, t0: float, gen: torch.Generator) -> torch.Tensor:
-    """The truths with their missing entries pushed to ``t0`` (``alpha x + sigma eps``): draws of ``at`` given the
-    observed entries, built from the real held-out frames."""
+def pushed_truth(truth: torch.Tensor, at: Conditional, schedule, t0: float, gen: torch.Generator) -> torch.Tensor:
+    """``truth: (batch, N, d)`` with its missing entries pushed to ``t0`` (``alpha x + sigma eps``): draws of ``at``."""
     t = torch.tensor(t0, dtype=torch.float64)
     a, s = float(schedule.alpha(t)), float(schedule.sigma(t))
     noisy = a * truth + s * torch.randn(truth.shape, generator=gen, dtype=torch.float64)
@@ -204,7 +203,7 @@ def run_imputation(
     for name, observed in chosen.items():
         cond = Conditional(gp, observed)
         at = cond.at(t0, net.schedule)
-        pushed = _pushed(truth, at, net.schedule, t0, generator(config.seed, "pushed"))
+        pushed = pushed_truth(truth, at, net.schedule, t0, generator(config.seed, "pushed"))
         task = Task(
             observed=observed.tolist(),
             kappa=cond.condition_number(),
@@ -394,6 +393,7 @@ __all__ = [
     "imputation_point",
     "measure",
     "plot_summary",
+    "pushed_truth",
     "ratio",
     "run_imputation",
     "tasks",

@@ -8,11 +8,14 @@ import numpy as np
 import torch
 
 from ..conditional import Conditional
+from ..config import ExperimentConfig
 from ..gp import GaussianProcess
+from ..imputers import ExactDenoiser, impute
 from ..results import setting
 from ..schedules import DDPMSchedule
 from ..statistics import ordered, verdict
-from .imputation import Imputation, ratio
+from ..streams import generator, seed_of
+from .imputation import Imputation, Scores, measure, pushed_truth, ratio
 
 COVERAGE_MARGIN = 0.02  # "undercovers": by more than 2 points of 90% coverage below the exact control (claims table)
 
@@ -36,19 +39,22 @@ def summary(points: list[Imputation], task: str, n: int) -> tuple[list[str], lis
     error) of the mean error, ``W2`` and CRPS over their floors, and of the coverage of the 50/90/95% intervals per
     coordinate and of the 90% ellipsoid, with what a perfect generator covers in expectation. Returns ``(header,
     rows)`` for :func:`gptheory.book.notebook.html_table`."""
-    groups: dict = {}
+    groups: dict = {}  # by masking and seed: a point of both sweeps counts once
     control: dict = {}
     for p in points:
         if int(setting(p, "n_train")) != n:
             continue
-        groups.setdefault(p.provenance.config["train"].get("masking", "none"), []).append(
-            p.tasks[task].methods[p.method]
-        )
-        control[int(setting(p, "seed"))] = p.tasks[task].methods["exact"]
+        seed = int(setting(p, "seed"))
+        groups.setdefault(p.provenance.config["train"].get("masking", "none"), {})[seed] = p.tasks[task].methods[
+            p.method
+        ]
+        control[seed] = p.tasks[task].methods["exact"]
+    if not groups:
+        raise ValueError(f"no point was trained on n={n} sequences")
     order = [m for m in ("none", "random", "block", "mixed") if m in groups] + sorted(
         set(groups) - {"none", "random", "block", "mixed"}
     )
-    named = [(label(m), groups[m]) for m in order] + [("exact score (control)", list(control.values()))]
+    named = [(label(m), list(groups[m].values())) for m in order] + [("exact score (control)", list(control.values()))]
     first = named[0][1][0]
     expected = "/".join(f"{e:.3f}" for e in first.coverage_expected)
     header = [
@@ -106,6 +112,28 @@ def training(points: list[Imputation]) -> tuple[list[str], list[list]]:
 def _paired(a: dict, b: dict) -> list[float]:
     """Per seed that both have, ``a - b``."""
     return [a[s] - b[s] for s in sorted(set(a) & set(b))]
+
+
+def replacement_on_exact_score(record: Imputation) -> dict[str, Scores]:
+    """Replacement driven by the *exact* unconditional score (:class:`gptheory.imputers.ExactDenoiser`) on the held-out
+    sequences, starting noise and pushed truths of ``record`` (its streams), scored as the record's methods were: by
+    task name. Set beside the record's replacement with a trained network, it separates the method's error from
+    learning's on the same draws' randomness."""
+    config = ExperimentConfig.from_dict(record.provenance.config)
+    p, s, t0 = config.process, config.sampler, config.train.t0
+    gp = GaussianProcess(p.N, p.d, nu=p.nu, ell=p.ell, seed=p.sigma_seed)
+    schedule = DDPMSchedule()  # every imputation network's schedule
+    truth = gp.sample(s.n_cond, generator=generator(config.seed, "conditioning"))
+    out = {}
+    for name in record.tasks:
+        observed = torch.tensor(record.tasks[name].observed)
+        cond = Conditional(gp, observed)
+        at = cond.at(t0, schedule)
+        pushed = pushed_truth(truth, at, schedule, t0, generator(config.seed, "pushed"))
+        x = impute("replacement", truth, observed, s.n_draws, schedule, s.sample_steps, t0,
+                   seed_of(config.seed, "imputer"), model=ExactDenoiser(gp), cond=cond)  # fmt: skip
+        out[name] = measure(x, at, truth, pushed, 0.0, config.seed)
+    return out
 
 
 def _common_n(points: list[Imputation]) -> int:
@@ -258,6 +286,7 @@ __all__ = [
     "plot_horizon",
     "plot_n",
     "plot_paths",
+    "replacement_on_exact_score",
     "summary",
     "training",
     "verdicts",

@@ -122,9 +122,8 @@ def test_gpu_profile_runs_on_the_cpu_at_a_tiny_size(tmp_path):
 @pytest.mark.parametrize("res", shipped(NAME), ids=lambda r: r.provenance.profile or "result")
 def test_shipped_result_re_measures(res):
     """A shipped result (no weights) is checked from its pieces: the true videos are regenerated from the seed's
-    stream ``true`` and
-    re-measured, the stored generated videos are re-tracked, and Figure 6's error is recomputed from the stored
-    generated latents."""
+    stream ``true`` and re-measured, the stored generated videos are re-tracked, and Figure 6's error is recomputed
+    from the stored generated latents."""
     cfg = config_of(res.config)
     ball = cfg.ball
     true = make_videos(cfg.n_eval, ball.frames, ball.size, ball.radius, ball.speed, seed=seed_of(cfg.seed, "true"))

@@ -2,7 +2,7 @@
 numerical inverse, a spectral sum, a root search, a defining integral), never a stored number, and a message that
 says what was compared. :mod:`gptheory.book.exercises` registers them under the exercises' labels.
 
-Each ``check_<name>(answer) -> (ok, message)``; ``reference_*`` and ``gaussian_crps`` give reference solutions.
+Each ``check_<name>(answer) -> (ok, message)``; ``reference_*`` give reference solutions.
 """
 
 from __future__ import annotations
@@ -259,8 +259,10 @@ def check_min_draws(answer: Any) -> tuple[bool, str]:
     return True, "matches at q = 0.5, 0.9, 0.95, 0.99: n + 1 >= 2 / (1 - q)"
 
 
-def gaussian_crps(mu: float, sd: float, y: float) -> float:
-    from scipy import stats
+def reference_gaussian_crps() -> Callable[[float, float, float], float]:
+    """The package's closed form (:func:`gptheory.posterior.crps_gaussian`) as a function of three floats."""
+    import torch
 
-    z = (y - mu) / sd
-    return sd * (z * (2 * stats.norm.cdf(z) - 1) + 2 * stats.norm.pdf(z) - 1 / math.sqrt(math.pi))
+    from ..posterior import crps_gaussian
+
+    return lambda mu, sd, y: float(crps_gaussian(*(torch.tensor(v, dtype=torch.float64) for v in (mu, sd, y))))

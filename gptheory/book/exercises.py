@@ -116,7 +116,7 @@ CHECKS: dict[str, Check] = {
             "ex-imputation-2",
             "a function (mu, sd, y): the CRPS of N(mu, sd^2) at y",
             answers.check_gaussian_crps,
-            lambda: answers.gaussian_crps,
+            answers.reference_gaussian_crps,
         ),  # fmt: skip
         Check(
             "ex-imputation-3",

@@ -174,7 +174,7 @@ def verdicts(points: list[Imputation], metric: str = "w2") -> dict:
         if len(ns) > 1:
             out[("falls with n", task)] = verdict(_paired(e[("mixed", ns[0])], e[("mixed", ns[-1])]))
         for masking, _ in sorted(k for k in e if k[1] == n0):
-            gaps = _coverage_gap(points, task, masking, n0)
+            gaps = coverage_gap(points, task, masking, n0)
             out[(f"undercovers ({masking})", task)] = verdict([g - COVERAGE_MARGIN for g in gaps])
     return out
 
@@ -194,7 +194,23 @@ def kappa_verdicts(points: list[Imputation], metric: str = "w2") -> dict:
     return out
 
 
-def _coverage_gap(points: list[Imputation], task: str, masking: str, n: int) -> list[float]:
+def mean_ratio(
+    points: list[Imputation], task: str, metric: str, masking: str, n: int, method: str | None = None
+) -> float:
+    """``metric`` over its floor on ``task``, mean over seeds, of the network of ``masking`` trained on ``n`` sequences
+    (or of ``method`` on those points, e.g. ``"exact"``, the control): :func:`excess_by_seed` plus 1."""
+    return 1 + float(np.mean(list(excess_by_seed(points, task, metric, method)[(masking, n)].values())))
+
+
+def frame_ratios(points: list[Imputation], task: str, masking: str) -> list[np.ndarray]:
+    """Per point of ``masking``, the network's CRPS over the exact posterior's per missing frame of ``task`` (in frame
+    order): how its excess moves with the horizon."""
+    chosen = [p.tasks[task].methods[p.method] for p in points
+              if p.provenance.config["train"].get("masking", "none") == masking]  # fmt: skip
+    return [np.asarray(sc.frame_crps) / np.asarray(sc.frame_crps_posterior) for sc in chosen]
+
+
+def coverage_gap(points: list[Imputation], task: str, masking: str, n: int) -> list[float]:
     """Per seed, the 90% coverage of the exact control minus that of the network of ``masking`` trained on ``n``
     sequences (positive: the network's intervals cover less)."""
     out = {}
@@ -280,9 +296,12 @@ def plot_n(points: list[Imputation], metric: str = "w2"):
 
 __all__ = [
     "COVERAGE_MARGIN",
+    "coverage_gap",
     "excess_by_seed",
+    "frame_ratios",
     "kappa_verdicts",
     "label",
+    "mean_ratio",
     "plot_horizon",
     "plot_n",
     "plot_paths",

@@ -26,9 +26,12 @@ from gptheory.experiments.imputation import (
 )
 from gptheory.experiments.imputation_analysis import (
     COVERAGE_MARGIN,
+    coverage_gap,
     excess_by_seed,
+    frame_ratios,
     kappa_verdicts,
     label,
+    mean_ratio,
     plot_horizon,
     plot_paths,
     replacement_on_exact_score,
@@ -167,6 +170,10 @@ def test_the_verdicts_pair_seeds_and_read_the_excess_over_the_floor():
     header, rows = summary(pts, "t", 64)
     assert [r[0] for r in rows] == [label("none"), label("random"), label("mixed"), "exact score (control)"]
     assert rows[0][1] == "4" and rows[0][3].startswith("2.03 ±") and rows[-1][3] == "1 ± 0"
+    assert mean_ratio(pts, "t", "w2", "none", 64) == pytest.approx(2.03)  # 2.0 + 0.02 seed, mean over 4 seeds
+    assert mean_ratio(pts, "t", "w2", "none", 64, "exact") == pytest.approx(1.0)
+    assert coverage_gap(pts, "t", "none", 64) == pytest.approx([0.2] * 4)  # control 0.9 minus network 0.7
+    assert [r.tolist() for r in frame_ratios(pts, "t", "mixed")] == [[1.0]] * 8  # both n: 4 seeds each
     # a point of both sweeps, read twice, counts once
     assert summary(pts + [p for p in pts if p.method == "conditional"], "t", 64)[1][2][1] == "4"
     with pytest.raises(ValueError, match="no point was trained on n=128"):

@@ -111,10 +111,10 @@ LEGACY = (
 
 
 def architecture(profile: str | None = None, progress: bool = True) -> dict:
-    """The chapter's sweeps of ``profile`` as :class:`gptheory.sweep.SweepResult` by name: shipped or cached points
-    are loaded, missing ones trained (and cached). Until the calibrated sweeps ship, the chapter reads
-    :data:`LEGACY`."""
-    return {s.name: run_sweep(s, profile, out=None, progress=progress) for s in LEGACY}
+    """The chapter's sweeps of ``profile`` (:data:`SWEEPS`, the calibrated ones, with ``architecture-lr``) as
+    :class:`gptheory.sweep.SweepResult` by name: shipped or cached points are loaded, missing ones trained (and
+    cached)."""
+    return {s.name: run_sweep(s, profile, out=None, progress=progress) for s in SWEEPS}
 
 
 # --------------------------------------------------------------------------------------------- verdicts

@@ -80,9 +80,9 @@ LEGACY = (
 
 def attention_learned(profile: str | None = None, progress: bool = True) -> dict:
     """The ``architecture`` sweep (its DiT points are the base network) and this chapter's sweeps of ``profile`` as
-    :class:`gptheory.sweep.SweepResult` by name: shipped or cached points are loaded, missing ones trained. Until the
-    calibrated sweeps ship, the chapter reads the first ones (:data:`LEGACY`, :data:`architecture.LEGACY`)."""
-    chosen = (architecture.LEGACY[0], *LEGACY)
+    :class:`gptheory.sweep.SweepResult` by name: shipped or cached points are loaded, missing ones trained (the
+    calibrated sweeps)."""
+    chosen = (architecture.SWEEPS[0], *SWEEPS)
     return {s.name: run_sweep(s, profile, out=None, progress=progress) for s in chosen}
 
 

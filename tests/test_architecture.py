@@ -60,17 +60,12 @@ def test_the_calibrated_sweeps_compare_architectures_lengths_and_depths_each_at_
     assert all(s.record is Probe and s.point is run_probe for s in architecture.SWEEPS)
 
 
-def test_the_first_sweeps_stay_what_the_chapter_reads_until_the_calibrated_ones_ship(monkeypatch):
-    by = {s.name: s for s in architecture.LEGACY}
-    assert list(by) == ["architecture", "architecture-receptive-field", "architecture-length", "architecture-depth"]
-    for p in PROFILES:
-        assert by["architecture"].base[p] == PROBE[p].replace(eval_points=architecture.EVAL_POINTS[p])
-        assert all(s.base[p].protocol == 1 for s in by.values())
+def test_the_chapter_reads_the_calibrated_sweeps(monkeypatch):
     calls = []
     monkeypatch.setattr(architecture, "run_sweep", lambda s, profile, out, progress: calls.append((s, out)) or s)
     got = architecture.architecture("smoke", progress=False)
-    assert list(got) == list(by) and [s for s, _ in calls] == list(architecture.LEGACY)
-    assert all(out is None for _, out in calls)
+    assert [s for s, _ in calls] == list(architecture.SWEEPS) and list(got) == [s.name for s in architecture.SWEEPS]
+    assert all(out is None for _, out in calls) and all(s.base["cpu"].protocol == 2 for s in architecture.SWEEPS)
 
 
 def test_smallest_sufficient_takes_the_smallest_key_near_the_best():

@@ -31,20 +31,17 @@ def points(one_thread) -> list[Probe]:
     plt.close("all")
 
 
-@pytest.mark.parametrize("which", ["SWEEPS", "LEGACY"])
-def test_the_sweeps_vary_depth_bandwidth_and_whiteness_on_the_probe_base(which):
-    sweeps = getattr(attention_learned, which)
+def test_the_sweeps_vary_depth_bandwidth_and_whiteness_on_the_probe_base():
+    sweeps = attention_learned.SWEEPS
     by = {s.name: s for s in sweeps}
     assert list(by) == ["attention-learned-depth", "attention-learned-bandwidth", "attention-learned-white"]
     for p in PROFILES:
         assert by["attention-learned-depth"].grid[p]["depth"] == attention_learned.PAPER_DEPTH[p]
         assert by["attention-learned-bandwidth"].grid[p]["ell"] == attention_learned.ELL_GRID[p]
         assert by["attention-learned-white"].grid[p]["ell"] == (attention_learned.WHITE_ELL,)
-        # the calibrated sweeps: the DiT's tuned recipe trained to convergence; the first ones: Figure 1's recipe
-        base = tuning.tuned()[p] if which == "SWEEPS" else PROBE[p]
+        base = tuning.tuned()[p]  # the DiT's tuned recipe, trained to convergence
         assert all(s.base[p] == base for s in sweeps)
-        if which == "SWEEPS":  # the verdicts' sweeps run five seeds
-            assert base.protocol == 2 and len(by["attention-learned-depth"].grid[p]["seed"]) in (1, 5)
+        assert base.protocol == 2 and len(by["attention-learned-depth"].grid[p]["seed"]) in (1, 5)  # five seeds
     assert math.exp(-((1 / attention_learned.WHITE_ELL) ** 1)) < 1e-8  # white in time for any nu >= 1
 
 
@@ -52,8 +49,8 @@ def test_the_entry_brings_the_base_dit_of_the_architecture_sweep(monkeypatch):
     calls = []
     monkeypatch.setattr(attention_learned, "run_sweep", lambda s, profile, out, progress: calls.append(out) or s)
     got = attention_learned.attention_learned("smoke", progress=False)
-    assert list(got) == ["architecture", *(s.name for s in attention_learned.LEGACY)]
-    assert got["architecture"] is architecture.LEGACY[0] and calls == [None] * 4  # the first sweeps, until they ship
+    assert list(got) == ["architecture", *(s.name for s in attention_learned.SWEEPS)]
+    assert got["architecture"] is architecture.SWEEPS[0] and calls == [None] * 4
 
 
 def test_denoising_trend_is_the_rank_correlation_with_denoising_progress(points):

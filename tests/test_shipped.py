@@ -11,15 +11,13 @@ import torch
 
 from gptheory.config import ExperimentConfig
 from gptheory.experiments import SWEEPS as ALL_SWEEPS
-from gptheory.experiments import architecture, attention_learned, imputation, tuning
+from gptheory.experiments import imputation, tuning
 from gptheory.experiments import probe as probes
 from gptheory.experiments.sample_complexity import NAME, SWEEPS, SampleComplexity, run_sample_complexity
 from gptheory.results import Record, config_key, setting, shipped
 
-# the probe sweeps of the architecture and attention chapters
-# the registered (calibrated) probe sweeps and the first ones the chapters read until those ship
+# the probe sweeps of the architecture and attention chapters (calibrated, registered)
 PROBE_SWEEPS = [s for s in ALL_SWEEPS.values() if s.record is probes.Probe]
-PROBE_SWEEPS += [*architecture.LEGACY, *attention_learned.LEGACY]
 
 # Re-running a point on the same kind of machine with the thread count recorded in its provenance repeats the
 # arithmetic exactly, so the numbers agree to rounding. On another CPU (other SIMD kernels in MKL) the rounding of

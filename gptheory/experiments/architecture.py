@@ -15,9 +15,9 @@ Every point is a :class:`~.probe.Probe` (one trained network measured from every
   comparisons do not use (:data:`TUNING_SEEDS`), so that the UNets do not inherit a recipe tuned on the DiT.
 
 These are the calibrated sweeps (protocol 2: trained to convergence, each network at its own tuned rate,
-:data:`TUNED_LR`, measured against the law at ``t0``). :func:`architecture` returns the chapter's sweeps, until their
-points ship the first, fixed-budget ones (:data:`LEGACY`); the figures (``plot_*``) and the numbers behind the
-chapter's verdicts (when was something learned, how many blocks suffice) read their records.
+:data:`TUNED_LR`, measured against the law at ``t0``). :func:`architecture` returns the chapter's sweeps; the figures
+(``plot_*``) and the numbers behind the chapter's verdicts (when was something learned, how many blocks suffice) read
+their records.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ..results import group, setting, value
 from ..statistics import Verdict, verdict
 from ..sweep import run_sweep
 from . import dynamics
-from .probe import CALIBRATED, PROBE, SEEDS2, SEEDS3, SEEDS5, Probe, probe_sweep
+from .probe import CALIBRATED, SEEDS3, SEEDS5, Probe, probe_sweep
 from .tuning import COMPARED_ARCHS, TUNING, recipe, tuned
 
 N_GRID = {"smoke": (8, 16), "cpu": (8, 16, 32, 64), "gpu": (32, 64, 128, 256)}
@@ -76,37 +76,6 @@ SWEEPS = (
         seed=SEEDS3,
     ),
     TUNING,
-)
-
-# ---------------------------------------------------------------- the first shipped sweeps (protocol 1)
-# What the chapter reads until the calibrated sweeps above ship (issue 20): a fixed budget of 2500 steps, Figure 1's
-# recipe for every network, errors against the data law. Not registered on the command line; deleted with their
-# points once the calibrated ones ship.
-EVAL_POINTS = {"smoke": 3, "cpu": 8, "gpu": 10}  # training-dynamics evaluations of the first architecture sweep
-LEGACY = (
-    probe_sweep(
-        "architecture",
-        "Figures 11 and 13: the DiT against a UNet of the same size and diffusers' UNet1DModel, with training dynamics",
-        base={p: c.replace(eval_points=EVAL_POINTS[p]) for p, c in PROBE.items()},
-        arch={p: COMPARED_ARCHS for p in PROFILES},
-        seed=SEEDS3,
-    ),
-    probe_sweep(
-        "architecture-receptive-field",
-        "Figure 11's filter-size question: one-level UNets with short (k=3) and long (k=7) convolutions",
-        base={p: c.replace(arch="unet", levels=1) for p, c in PROBE.items()},
-        kernel_size={p: (3, 7) for p in PROFILES},
-        seed=SEEDS2,
-    ),
-    probe_sweep(
-        "architecture-length", "Figure 12 (left): the error against the sequence length N", N=N_GRID, seed=SEEDS2
-    ),
-    probe_sweep(
-        "architecture-depth",
-        "Figure 12 (right): the error against the number of blocks",
-        depth={"smoke": (1, 3), "cpu": (1, 2, 4, 8, 12), "gpu": (2, 4, 8, 12, 16)},
-        seed=SEEDS2,
-    ),
 )
 
 
@@ -303,8 +272,6 @@ def plot_versus(points: list[Probe], axis: str, names: tuple[str, ...], logx: bo
 __all__ = [
     "DEPTH_GRID",
     "DYNAMICS_POINTS",
-    "EVAL_POINTS",
-    "LEGACY",
     "N_GRID",
     "SWEEPS",
     "architecture",

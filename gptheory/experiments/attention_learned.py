@@ -9,8 +9,7 @@ Every point is a :class:`~.probe.Probe`. The sweeps (``python -m gptheory sweep 
 
 :func:`attention_learned` returns them with the ``architecture`` sweep (:mod:`.architecture`), whose DiT points are
 the chapter's base network; the figures (``plot_*``) and :func:`denoising_trend` read their records. These are the
-calibrated sweeps (trained to convergence, measured against the law at ``t0``); until their points ship the chapter
-reads the first, fixed-budget ones (:data:`LEGACY`).
+calibrated sweeps (trained to convergence, measured against the law at ``t0``).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from ..results import setting
 from ..statistics import rank_correlation
 from ..sweep import run_sweep
 from . import architecture
-from .probe import SEEDS2, SEEDS3, SEEDS5, Probe, probe_sweep
+from .probe import SEEDS3, SEEDS5, Probe, probe_sweep
 from .tuning import tuned
 
 WHITE_ELL = 0.05  # a bandwidth so small that Gamma = I: exp(-(1 / 0.05)^2) = exp(-400) ~ 1e-174
@@ -52,26 +51,6 @@ SWEEPS = (
         "attention-learned-white",
         "attention of a DiT trained on data white in time (Gamma = I)",
         base=tuned(),
-        ell={p: (WHITE_ELL,) for p in PROFILES},
-        seed=SEEDS3,
-    ),
-)
-
-# The first shipped sweeps (protocol 1, a fixed budget), what the chapter reads until the calibrated ones ship; not
-# registered on the command line, deleted with their points then.
-LEGACY = (
-    probe_sweep(
-        "attention-learned-depth",
-        "Figures 5 and 10 at the paper's depth: attention along denoising over three seeds",
-        depth=PAPER_DEPTH,
-        seed=SEEDS3,
-    ),
-    probe_sweep(
-        "attention-learned-bandwidth", "does the fitted attention bandwidth follow ell?", ell=ELL_GRID, seed=SEEDS2
-    ),  # fmt: skip
-    probe_sweep(
-        "attention-learned-white",
-        "attention of a DiT trained on data white in time (Gamma = I)",
         ell={p: (WHITE_ELL,) for p in PROFILES},
         seed=SEEDS3,
     ),
@@ -134,7 +113,6 @@ def plot_attention_rows(points: list[Probe], layer: int | None = None):
 
 __all__ = [
     "ELL_GRID",
-    "LEGACY",
     "PAPER_DEPTH",
     "SWEEPS",
     "WHITE_ELL",

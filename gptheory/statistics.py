@@ -66,7 +66,8 @@ OUTCOMES = ("holds", "fails", "inconclusive")
 
 class Verdict(NamedTuple):
     """What :func:`verdict` decided: ``outcome`` (one of :data:`OUTCOMES`), the mean effect ``estimate`` and its
-    ``level`` interval ``[low, high]`` over ``n`` seeds (``nan`` with fewer than two)."""
+    ``level`` interval ``[low, high]`` over ``n`` seeds (``nan`` with fewer than two); ``dropped`` effects were not
+    finite (a seed where the quantity could not be measured) and were left out."""
 
     outcome: str
     estimate: float
@@ -74,6 +75,12 @@ class Verdict(NamedTuple):
     high: float
     n: int
     level: float
+    dropped: int = 0
+
+    @property
+    def seeds(self) -> str:
+        """``"n = 3"``, or ``"n = 1 of 2"`` when effects were dropped: how many seeds the verdict rests on."""
+        return f"n = {self.n}" + (f" of {self.n + self.dropped}" if self.dropped else "")
 
     def interval(self, digits: int = 2) -> str:
         """``"0.12 [0.05, 0.19]"``: the estimate and its interval, for prose."""
@@ -99,6 +106,7 @@ def verdict(effects: Sequence[float], level: float = 0.95, margin: float = 0.0) 
     from scipy import stats
 
     x = np.asarray(effects, float)
+    dropped = int((~np.isfinite(x)).sum())
     x = x[np.isfinite(x)]
     n = len(x)
     if not 0 < level < 1:
@@ -107,7 +115,7 @@ def verdict(effects: Sequence[float], level: float = 0.95, margin: float = 0.0) 
         raise ValueError(f"margin must be >= 0, got {margin}")
     if n < 2:
         est = float(x.mean()) if n else math.nan
-        return Verdict("inconclusive", est, math.nan, math.nan, n, level)
+        return Verdict("inconclusive", est, math.nan, math.nan, n, level, dropped)
     est = float(x.mean())
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
     low, high = est - half, est + half
@@ -117,7 +125,7 @@ def verdict(effects: Sequence[float], level: float = 0.95, margin: float = 0.0) 
         outcome = "fails"
     else:
         outcome = "inconclusive"
-    return Verdict(outcome, est, low, high, n, level)
+    return Verdict(outcome, est, low, high, n, level, dropped)
 
 
 def all_hold(verdicts: Sequence[Verdict | str]) -> str:
@@ -135,11 +143,32 @@ def ordered(values: Sequence[dict[int, float]], level: float = 0.95, margin: flo
     """The claim "the settings are in increasing order": ``values`` holds, per setting in the claimed order, its
     per-seed values ``{seed: value}``; each adjacent pair is compared on the seeds both have (paired differences
     ``next - previous``, :func:`verdict`). Returns the joined outcome (:func:`all_hold`) and the links' verdicts."""
-    links = []
-    for a, b in zip(values, values[1:], strict=False):
-        seeds = sorted(set(a) & set(b))
-        links.append(verdict([b[s] - a[s] for s in seeds], level, margin))
+    links = [verdict(paired(b, a), level, margin) for a, b in zip(values, values[1:], strict=False)]
     return all_hold(links), links
+
+
+def paired(first: dict[int, float], second: dict[int, float]) -> list[float]:
+    """``first[s] - second[s]`` for every seed ``s`` both have, in seed order: the per-seed effects of a comparison
+    (common random numbers: each seed's two sides share their data and streams). A seed on one side only is left out,
+    never shifted onto another seed's partner."""
+    return [first[s] - second[s] for s in sorted(set(first) & set(second))]
+
+
+def per_seed_slopes(xy: dict[int, Sequence[tuple[float, float]]]) -> dict[int, float]:
+    """The least-squares slope of ``log y`` on ``log x`` of each seed's own points, ``{seed: [(x, y), ...]}`` ->
+    ``{seed: slope}``: a fit per seed, so that the slopes are independent and :func:`verdict` can judge them (one fit
+    through every seed's points has correlated residuals and no valid interval). A seed with fewer than two distinct
+    positive ``x`` (or a non-positive ``y``) gets ``nan``."""
+    out = {}
+    for seed, pts in xy.items():
+        a = np.asarray(pts, float).reshape(-1, 2)
+        ok = (a[:, 0] > 0) & (a[:, 1] > 0)
+        a = a[ok]
+        if len(np.unique(a[:, 0])) < 2 or not ok.all():
+            out[seed] = math.nan
+            continue
+        out[seed] = float(np.polyfit(np.log(a[:, 0]), np.log(a[:, 1]), 1)[0])
+    return out
 
 
 def finite_median(x: Sequence[float]) -> float:
@@ -164,6 +193,8 @@ __all__ = [
     "all_hold",
     "ordered",
     "finite_median",
+    "paired",
+    "per_seed_slopes",
     "loglog_fit",
     "order",
     "rank_correlation",

@@ -78,6 +78,10 @@ class Claim:
         return self.verdict if isinstance(self.verdict, str) else self.verdict.outcome
 
 
+def _seeds(v: Verdict | str) -> str:
+    return "" if isinstance(v, str) else f" ({v.seeds})"
+
+
 def claims_table(claims: Sequence[Claim], caption: str | None = None, claimed_by: str = "the paper's claim"):
     """The closing table of an experiment chapter: claim, measurement with interval, verdict, reason (an HTML table,
     :func:`gptheory.book.notebook.html_table`); ``claimed_by`` heads the first column (whose claims they are)."""
@@ -86,7 +90,7 @@ def claims_table(claims: Sequence[Claim], caption: str | None = None, claimed_by
     for c in claims:
         if c.outcome not in OUTCOMES:
             raise ValueError(f"a claim's verdict must be one of {OUTCOMES}, got {c.outcome!r} for {c.claim!r}")
-    rows = [[c.claim, c.measured, f"<b>{c.outcome}</b>", c.reason] for c in claims]
+    rows = [[c.claim, c.measured, f"<b>{c.outcome}</b>" + _seeds(c.verdict), c.reason] for c in claims]
     return html_table([claimed_by, "our measurement", "verdict", "why"], rows, caption)
 
 

@@ -16,19 +16,17 @@ Every point is a :class:`~.probe.Probe` (one trained network measured from every
 
 These are the calibrated sweeps (protocol 2: trained to convergence, each network at its own tuned rate,
 :data:`TUNED_LR`, measured against the law at ``t0``). :func:`architecture` returns the chapter's sweeps; the figures
-(``plot_*``) and the numbers behind the chapter's verdicts (when was something learned, how many blocks suffice) read
-their records.
+(``plot_*``) read their records; the verdicts on the paper's claims are :mod:`.architecture_claims`' (Figures 11
+and 12) and :mod:`.dynamics`' (Figure 13).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import floors
 from ..attention import lag_profile
 from ..profiles import PROFILES
-from ..results import group, setting, value
-from ..statistics import Verdict, verdict
+from ..results import group, value
 from ..sweep import run_sweep
 from . import dynamics
 from .probe import CALIBRATED, SEEDS3, SEEDS5, Probe, probe_sweep
@@ -39,9 +37,11 @@ N_GRID = {"smoke": (8, 16), "cpu": (8, 16, 32, 64), "gpu": (32, 64, 128, 256)}
 # ------------------------------------------------------------------------ the calibrated sweeps (protocol 2)
 # Every network trained to convergence of its excess validation loss (the stopping rule: dit_learns.CONVERGE) with its
 # own recipe (learning rate and cap, :mod:`.tuning`), and measured against the law at t0 beside its sampling floor.
-# Verdict-bearing sweeps run five seeds, descriptive ones three.
+# The comparisons run five seeds; the length and depth sweeps three (only a large effect decides their verdicts).
 DYNAMICS_POINTS = {"smoke": 3, "cpu": 24, "gpu": 24}  # training-dynamics measurements, log-spaced from the first epoch
-DEPTH_GRID = {"smoke": (1, 3), "cpu": (1, 2, 4, 8), "gpu": (2, 4, 8, 12, 16)}
+# 12 blocks in the cpu grid: something deeper than the 8 we read in App. D.2, so that "8 suffice" can fail (the 12-block
+# points are attention-learned-depth's, the same trainings)
+DEPTH_GRID = {"smoke": (1, 3), "cpu": (1, 2, 4, 8, 12), "gpu": (2, 4, 8, 12, 16)}
 
 
 SWEEPS = (
@@ -84,41 +84,6 @@ def architecture(profile: str | None = None, progress: bool = True) -> dict:
     :class:`gptheory.sweep.SweepResult` by name: shipped or cached points are loaded, missing ones trained (and
     cached)."""
     return {s.name: run_sweep(s, profile, out=None, progress=progress) for s in SWEEPS}
-
-
-# --------------------------------------------------------------------------------------------- verdicts
-def squared_excess(p: Probe, metric: str = "temporal") -> float:
-    """``(error^2 - floor^2) / floor^2`` of one of the :class:`~gptheory.metrics.CovarianceErrors` of a calibrated
-    point's generated sequences (untruncated: negative below the floor), or its ``paper_relative_error`` as it is (a
-    ratio on equal counts, about 1 for a perfect generator)."""
-    if p.protocol != 2:
-        raise ValueError(
-            f"squared_excess needs a calibrated point (protocol 2, with a floor), got protocol {p.protocol}"
-        )
-    if metric == "paper_relative_error":
-        return p.paper_relative_error
-    return floors.squared_excess(getattr(p.generated, metric), getattr(p.floor, metric))
-
-
-def versus_dit(points: list[Probe], metric: str = "temporal") -> dict[str, Verdict]:
-    """ "The DiT learns better than ``arch``", for every other architecture among ``points``: the verdict
-    (:func:`gptheory.statistics.verdict`) on the per-seed differences ``e(arch) - e(dit)`` of :func:`squared_excess`
-    (paired by seed; positive where the DiT is better). ``{arch: Verdict}``."""
-    by = {}
-    for p in points:
-        by.setdefault(setting(p, "arch"), {})[setting(p, "seed")] = squared_excess(p, metric)
-    if "dit" not in by:
-        raise ValueError("versus_dit needs DiT points among the points")
-    dit = by.pop("dit")
-    return {a: verdict([e[s] - dit[s] for s in sorted(set(e) & set(dit))]) for a, e in sorted(by.items())}
-
-
-def smallest_sufficient(means: dict, tolerance: float = 0.1) -> object:
-    """The smallest key of ``means: {value: mean error}`` whose error is within ``1 + tolerance`` of the best."""
-    if not means:
-        raise ValueError("means must hold at least one value")
-    best = min(means.values())
-    return min(k for k, v in means.items() if v <= (1 + tolerance) * best)
 
 
 # ---------------------------------------------------------------------------------------------- figures
@@ -281,7 +246,4 @@ __all__ = [
     "plot_kernels",
     "plot_pair_blocks",
     "plot_versus",
-    "smallest_sufficient",
-    "squared_excess",
-    "versus_dit",
 ]

@@ -17,6 +17,7 @@ The rules: :func:`compare` (two sets of per-seed values), :func:`band` (one valu
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,4 +95,14 @@ def claims_table(claims: Sequence[Claim], caption: str | None = None, claimed_by
     return html_table([claimed_by, "our measurement", "verdict", "why"], rows, caption)
 
 
-__all__ = ["Claim", "band", "claims_table", "compare", "verdict"]
+def claims_summary(claims: Sequence[Claim]):
+    """The verdicts of a chapter's closing table in one short list (verdict, seeds, claim), as HTML: what the
+    introduction pastes from each experiment chapter (a ``{glue}`` directive with ``:doc:``), so that its summary is
+    the chapters' own verdicts and cannot drift from them."""
+    from IPython.display import HTML
+
+    items = "".join(f"<li><b>{c.outcome}</b>{_seeds(c.verdict)}: {html.escape(c.claim)}</li>" for c in claims)
+    return HTML(f'<ul class="claims-summary">{items}</ul>')
+
+
+__all__ = ["Claim", "band", "claims_summary", "claims_table", "compare", "verdict"]

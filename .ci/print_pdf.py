@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime
 import html as html_escape
 import io
@@ -33,6 +34,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 from bs4 import BeautifulSoup
 from pypdf import PdfReader, PdfWriter
+from selenium.common.exceptions import WebDriverException
 
 from gptheory.book import myst
 from gptheory.version import __version__
@@ -264,7 +266,14 @@ def print_book(html: Path, out: Path, student: bool = False, verbose: bool = Fal
     driver = browser_check.browser()
     try:
         for page in pages:
-            data, info, page_problems = print_page(driver, base + page.rel, targets[page.rel], student)
+            try:
+                data, info, page_problems = print_page(driver, base + page.rel, targets[page.rel], student)
+            except WebDriverException as e:  # the browser died (a renderer crash): a fresh one prints the page again
+                print(f"print_pdf: {page.rel}: the browser failed ({str(e).splitlines()[0]}); retrying in a new one")
+                with contextlib.suppress(WebDriverException):
+                    driver.quit()
+                driver = browser_check.browser()
+                data, info, page_problems = print_page(driver, base + page.rel, targets[page.rel], student)
             problems += [f"{page.rel}: {p}" for p in page_problems]
             page.sections = info["sections"]
             page.title = page.sections[0][2] if page.sections else page.rel

@@ -119,6 +119,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
+def trained_seconds(path: str | os.PathLike | None) -> float:
+    """The training time (s) already spent by the run whose checkpoint is ``path``: 0 when there is none (a fresh
+    start). A resumed point adds it to the wall time of its last session, so that its provenance counts them all."""
+    if path is None or not Path(path).is_file():
+        return 0.0
+    return float(load_checkpoint(path)["seconds"])
+
+
 def load_model(path: str | os.PathLike, ema: bool = True) -> Denoiser:
     """The EMA (default) or last-iterate model stored in a checkpoint, in eval mode on the CPU.
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .checkpoint import trained_seconds
 from .config import ExperimentConfig
 from .profiles import device as default_device
 from .provenance import Provenance
@@ -46,9 +47,11 @@ def _point_task(
     if threads is not None:
         torch.set_num_threads(threads)
     config = ExperimentConfig.from_dict(body)
+    earlier = trained_seconds(checkpoint)  # a point resumed after an interruption: its earlier sessions count too
     start = time.perf_counter()
     record = point(config, checkpoint=checkpoint, progress=False)
-    record.provenance = Provenance.now(body, time.perf_counter() - start, profile, default_device(), code, commit)
+    wall = earlier + time.perf_counter() - start
+    record.provenance = Provenance.now(body, wall, profile, default_device(), code, commit)
     return record
 
 

@@ -116,7 +116,7 @@ class Provenance:
         device: what computed it (:func:`device_name`); date: UTC, ISO 8601; commit: git commit (``+dirty``);
         version: package version; code: :func:`code_hash` of the computing module; torch: torch version;
         profile: ``smoke``/``cpu``/``gpu`` or ``None``; config: the configuration (JSON-able dict);
-        wall_seconds: time to compute (s).
+        wall_seconds: time to compute (s), every session of a point resumed from its checkpoint included.
     """
 
     device: str

@@ -45,6 +45,18 @@ def test_a_point_task_takes_the_thread_count_it_is_given():
     assert executors._point_task(*task, threads=1).numbers["threads"] == 1  # (conftest puts the count back)
 
 
+def test_a_resumed_point_counts_the_training_time_of_its_earlier_sessions(tmp_path):
+    from gptheory.checkpoint import CHECKPOINT_VERSION, save_checkpoint
+
+    ckpt = tmp_path / "ck.pt"
+    save_checkpoint({"version": CHECKPOINT_VERSION, "model_config": {}, "seconds": 1234.5}, ckpt)
+    _, body, *rest = _tasks([0])[10]
+    fresh = executors._point_task(echo, body, "smoke", str(tmp_path / "none.pt"), *rest[2:], threads=None)
+    resumed = executors._point_task(echo, body, "smoke", str(ckpt), *rest[2:], threads=None)
+    assert fresh.provenance.wall_seconds < 60  # no checkpoint: this session only
+    assert 1234.5 <= resumed.provenance.wall_seconds < 1234.5 + 60  # the 1234.5 s trained before the interruption
+
+
 def test_a_failing_point_stops_the_run_with_its_error(tmp_path):
     def boom(config, checkpoint=None, progress=True):
         raise RuntimeError(f"point {config.seed} failed")

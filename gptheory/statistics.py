@@ -67,7 +67,8 @@ OUTCOMES = ("holds", "fails", "inconclusive")
 class Verdict(NamedTuple):
     """What :func:`verdict` decided: ``outcome`` (one of :data:`OUTCOMES`), the mean effect ``estimate`` and its
     ``level`` interval ``[low, high]`` over ``n`` seeds (``nan`` with fewer than two); ``dropped`` effects were not
-    finite (a seed where the quantity could not be measured) and were left out."""
+    finite (a seed where the quantity could not be measured) and were left out; ``censored`` of the ``n`` were only
+    bounded (:func:`censored_verdict`)."""
 
     outcome: str
     estimate: float
@@ -76,11 +77,14 @@ class Verdict(NamedTuple):
     n: int
     level: float
     dropped: int = 0
+    censored: int = 0
 
     @property
     def seeds(self) -> str:
-        """``"n = 3"``, or ``"n = 1 of 2"`` when effects were dropped: how many seeds the verdict rests on."""
-        return f"n = {self.n}" + (f" of {self.n + self.dropped}" if self.dropped else "")
+        """``"n = 3"``, ``"n = 1 of 2"`` when effects were dropped, ``"n = 3, 1 censored"``: how many seeds the
+        verdict rests on."""
+        n = f"n = {self.n}" + (f" of {self.n + self.dropped}" if self.dropped else "")
+        return n + (f", {self.censored} censored" if self.censored else "")
 
     def interval(self, digits: int = 2) -> str:
         """``"0.12 [0.05, 0.19]"``: the estimate and its interval, for prose."""
@@ -126,6 +130,22 @@ def verdict(effects: Sequence[float], level: float = 0.95, margin: float = 0.0) 
     else:
         outcome = "inconclusive"
     return Verdict(outcome, est, low, high, n, level, dropped)
+
+
+def censored_verdict(effects: Sequence[tuple[float, float, float]], level: float = 0.95) -> Verdict:
+    """:func:`verdict` on per-seed effects known only within bounds, ``(value, low, high)`` each: the true effect lies
+    in ``[low, high]`` (all three equal for an effect measured outright; a censored time, say "not learned by the last
+    epoch", gives an infinite bound). The estimate and interval are those of the values; the claim *holds* only if it
+    holds on every seed's lower bound and *fails* only if it fails on every upper bound (an infinite bound rules that
+    out), else it is *inconclusive*: whatever a censored seed's true effect, it could not overturn the outcome.
+    ``censored`` counts the seeds with ``low < high``; a non-finite value is dropped, as by :func:`verdict`."""
+    e = np.asarray(effects, float).reshape(-1, 3)
+    v = verdict(e[:, 0], level)
+    lo, hi = e[np.isfinite(e[:, 0]), 1], e[np.isfinite(e[:, 0]), 2]
+    holds = bool(np.isfinite(lo).all()) and verdict(lo, level).outcome == "holds"
+    fails = bool(np.isfinite(hi).all()) and verdict(hi, level).outcome == "fails"
+    outcome = "holds" if holds else "fails" if fails else "inconclusive"
+    return v._replace(outcome=outcome, censored=int((lo != hi).sum()))
 
 
 def all_hold(verdicts: Sequence[Verdict | str]) -> str:
@@ -191,6 +211,7 @@ __all__ = [
     "Fit",
     "Verdict",
     "all_hold",
+    "censored_verdict",
     "ordered",
     "finite_median",
     "paired",

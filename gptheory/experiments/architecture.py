@@ -162,15 +162,16 @@ def plot_gap_errors(groups: dict[str, list[Probe]]):
 
 def plot_dynamics(groups: dict[str, list[Probe]]):
     """Figure 13: the temporal and spatial errors of samples generated during training (:func:`.dynamics.curves`:
-    scale-free correlations against the epoch for calibrated points, covariance errors against the step for the
-    first ones), each seed faint and the mean over seeds, with the floor of as many true sequences dashed."""
+    scale-free correlations against the epoch up to the network that generated for calibrated points, covariance
+    errors against the step for the first ones), each seed faint and the mean over seeds, with the floor of as many
+    true sequences dashed."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
     for a, name in zip(ax, ("temporal", "spatial"), strict=True):
         floors = []
         for k, (label, pts) in enumerate(groups.items()):
-            x, unit = dynamics.timeline(max(pts, key=lambda p: len(p.eval_steps)))
+            x, unit = max((dynamics.timeline(p) for p in pts), key=lambda t: len(t[0]))
             ys = [dynamics.curves(p)[name][0] for p in pts]
             for p, y in zip(pts, ys, strict=True):
                 a.loglog(dynamics.timeline(p)[0], y, color=f"C{k}", alpha=0.25)
@@ -186,13 +187,15 @@ def plot_dynamics(groups: dict[str, list[Probe]]):
 
 def plot_gap_dynamics(points: list[Probe]):
     """The error at each gap (rows) against the training time (columns), mean over seeds on their common
-    measurements, on a log colour scale (calibrated points: the temporal correlation against the epoch; the first
-    ones: the whitened kernel against the step); the true kernel ``gamma(h)`` beside it for reference."""
+    measurements, on a log colour scale (calibrated points: the temporal correlation against the epoch, up to the
+    network that generated, :func:`.dynamics.readings`; the first ones: the whitened kernel against the step); the
+    true kernel ``gamma(h)`` beside it, dotted at the smallest correlation timed (:data:`.dynamics.RESOLVABLE`)."""
     import matplotlib.colors as colors
     import matplotlib.pyplot as plt
 
     calibrated = bool(points[0].eval_epochs.size)
-    E = dynamics.aligned([p.eval_corr_gap[:, 1:] if calibrated else p.eval_gap_error for p in points]).mean(0)
+    gaps = [dynamics.readings(p, best=False).corr_gap[:, 1:] if calibrated else p.eval_gap_error for p in points]
+    E = dynamics.aligned(gaps).mean(0)
     x, unit = dynamics.timeline(points[0])
     h0 = 1 if calibrated else 0  # a correlation is 1 at gap 0: nothing to show there
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 1]}, constrained_layout=True)
@@ -207,6 +210,8 @@ def plot_gap_dynamics(points: list[Probe]):
     fig.colorbar(im, ax=ax[0])
     ax[1].plot(lag_profile(points[0].Gamma), np.arange(points[0].Gamma.shape[0]), "k-")
     ax[1].set_xlabel("$\\gamma(h)$")
+    if calibrated:  # the gaps whose learning is timed lie on the right of the dotted line
+        ax[1].axvline(dynamics.RESOLVABLE, color="k", ls=":", lw=0.8)
     ax[1].set_ylim(h0 - 0.5, points[0].Gamma.shape[0] - 0.5)
     return fig
 

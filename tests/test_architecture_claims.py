@@ -71,13 +71,11 @@ def test_dit_better_needs_both_temporal_metrics_at_the_bonferroni_level():
     assert claims.dit_better(swapped)["unet"][0] == "fails"  # the UNet clearly better on both
 
 
-def test_resolvable_gaps_are_the_weak_correlations_sampling_can_see():
-    gamma = _gamma(2.0)[0]  # exp(-h / 2): 0.61, 0.37, 0.22, 0.14, 0.08, 0.05, ...
-    n = 2000  # resolvable: 3 / sqrt(2000) = 0.067
-    gaps = claims.correlation_gaps(gamma, n)
-    assert claims.resolvable(n) == pytest.approx(3 / math.sqrt(2000))
-    assert list(gaps) == [3, 4, 5]  # 0.22, 0.14, 0.082 are weak and resolvable; 0.61, 0.37 strong; 0.05 noise
-    assert claims.correlation_gaps(gamma, 20).size == 0  # 20 sequences resolve nothing below 0.67
+def test_weak_gaps_are_below_the_weak_cut_and_above_the_estimators_noise():
+    gamma = _gamma(2.0)[0]  # exp(-h / 2): 0.61, 0.37, 0.22, 0.14, 0.08, 0.0498, ...
+    assert list(claims.correlation_gaps(gamma)) == [3, 4, 5]  # 0.61, 0.37 are strong; gamma(6) is below 0.05
+    assert list(claims.correlation_gaps(gamma, high=0.5)) == [2, 3, 4, 5]
+    assert claims.correlation_gaps(np.r_[1.0, np.zeros(N - 1)]).size == 0  # white data: nothing to get right
 
 
 def test_weak_correlations_compare_the_weak_gaps_over_their_floor_paired_by_seed():
@@ -89,8 +87,8 @@ def test_weak_correlations_compare_the_weak_gaps_over_their_floor_paired_by_seed
         worse = base.copy()
         worse[3:6] = 1.5 + rng.normal(0, 0.05)  # the UNet errs at the weak gaps only
         pts_dit.append(_point(seed, Gamma=G, block_error=base * (1 + rng.normal(0, 0.02)), block_error_true=base,
-                              arch="dit", n_gen=2000))  # fmt: skip
-        pts_unet.append(_point(seed, Gamma=G, block_error=worse, block_error_true=base, arch="unet", n_gen=2000))
+                              arch="dit"))  # fmt: skip
+        pts_unet.append(_point(seed, Gamma=G, block_error=worse, block_error_true=base, arch="unet"))
     v, gaps = claims.weak_correlations(pts_unet, pts_dit)
     assert list(gaps) == [3, 4, 5] and v.outcome == "holds" and v.estimate == pytest.approx(0.5, abs=0.1)
     v, _ = claims.weak_correlations(pts_dit, pts_unet)
@@ -104,18 +102,18 @@ def test_weak_correlations_compare_the_weak_gaps_over_their_floor_paired_by_seed
 
 
 def test_filter_jump_is_not_testable_when_nothing_lies_beyond_the_reach():
-    G = _gamma(1.0)  # exp(-h): at gap 6, 0.0025, below what 2000 sequences resolve
-    short = [_point(s, Gamma=G, gap_error=np.ones(N), receptive_field=5, n_gen=2000) for s in range(3)]
-    long_ = [_point(s, Gamma=G, gap_error=np.ones(N), receptive_field=15, n_gen=2000) for s in range(3)]
+    G = _gamma(1.0)  # exp(-h): at gap 6, 0.0025, below the estimators' noise
+    short = [_point(s, Gamma=G, gap_error=np.ones(N), receptive_field=5) for s in range(3)]
+    long_ = [_point(s, Gamma=G, gap_error=np.ones(N), receptive_field=15) for s in range(3)]
     outcome, why = claims.filter_jump(short, long_)
     assert outcome == "inconclusive" and "not testable" in why and "0.002" in why  # the largest correlation beyond
-    whole = [_point(s, Gamma=G, gap_error=np.ones(N), receptive_field=N + 3, n_gen=2000) for s in range(3)]
+    whole = [_point(s, Gamma=G, gap_error=np.ones(N), receptive_field=N + 3) for s in range(3)]
     outcome, why = claims.filter_jump(whole, long_)
     assert outcome == "inconclusive" and "spans every gap" in why
 
 
 def test_filter_jump_holds_for_a_jump_fails_for_none_and_pairs_by_seed():
-    G = _gamma(8.0)  # exp(-h / 8): every gap resolvable at 2000 sequences
+    G = _gamma(8.0)  # exp(-h / 8): every gap's correlation above the noise (0.15 at gap 15)
     rng = np.random.default_rng(6)
 
     def runs(jump: float, seeds=range(4)):
@@ -123,8 +121,8 @@ def test_filter_jump_holds_for_a_jump_fails_for_none_and_pairs_by_seed():
         for s in seeds:
             e = np.ones(N) * (1 + rng.normal(0, 0.02))
             e[6:] *= jump  # the short network errs more beyond its reach of 5 gaps
-            short.append(_point(s, Gamma=G, gap_error=e, receptive_field=5, n_gen=2000))
-            long_.append(_point(s, Gamma=G, gap_error=np.ones(N), receptive_field=15, n_gen=2000))
+            short.append(_point(s, Gamma=G, gap_error=e, receptive_field=5))
+            long_.append(_point(s, Gamma=G, gap_error=np.ones(N), receptive_field=15))
         return short, long_
 
     v, _ = claims.filter_jump(*runs(2.0))

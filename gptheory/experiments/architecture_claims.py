@@ -5,8 +5,8 @@ tested functions. The training-dynamics claims (Figure 13) are :mod:`.dynamics`'
 Every function reads calibrated :class:`~.probe.Probe` records (protocol 2): errors are judged as excess over the
 sampling floor of as many draws of the right law.
 
-* :func:`resolvable` and :func:`correlation_gaps`: which gaps carry a correlation that ``n`` sequences can tell
-  from zero, and which are "weak" (the paper's "rather weak" correlations, not absent ones);
+* :func:`correlation_gaps`: the gaps whose correlation is weak (the paper's "rather weak" correlations) but above
+  the estimators' noise (:data:`gptheory.floors.RESOLVABLE`), not absent;
 * :func:`dit_better`: "the DiT learns the temporal correlation better" on the temporal metrics, Bonferroni-corrected;
 * :func:`weak_correlations`: "the UNet struggles with weak correlations" on the gaps where they are weak;
 * :func:`filter_jump`: the filter-size conjecture, or why these runs cannot test it;
@@ -20,12 +20,12 @@ import math
 import numpy as np
 
 from .. import floors
+from ..floors import RESOLVABLE
 from ..results import setting
 from ..statistics import Verdict, all_hold, paired, per_seed_slopes, verdict
 from .probe import Probe
 
 TEMPORAL = ("temporal", "temporal_ls")  # the metrics of "learns the temporal correlation better"
-RESOLVE_SDS = 3.0  # a correlation is resolvable when it is this many sampling standard deviations from zero
 WEAK = 0.3  # correlations below this (and resolvable) are "weak"
 NEGLIGIBLE_JUMP = math.log(1.25)  # an error that grows by less than 25% beyond a filter's reach has not jumped
 
@@ -81,18 +81,12 @@ def dit_better(points: list[Probe], level: float = 0.95) -> dict[str, tuple[str,
     return {a: (all_hold([per[m][a] for m in TEMPORAL]), {m: per[m][a] for m in TEMPORAL}) for a in per[TEMPORAL[0]]}
 
 
-def resolvable(n: int) -> float:
-    """The smallest correlation ``n`` sequences tell from zero: :data:`RESOLVE_SDS` times ``1 / sqrt(n)``, the
-    standard deviation of a sample correlation near 0."""
-    return RESOLVE_SDS / math.sqrt(n)
-
-
-def correlation_gaps(gamma: np.ndarray, n: int, high: float = WEAK) -> np.ndarray:
-    """The gaps ``h >= 1`` whose true correlation ``gamma[h]`` (``gamma: (N,)``, ``gamma[0] = 1``) is resolvable from
-    ``n`` sequences (:func:`resolvable`) and below ``high``: the weak correlations."""
+def correlation_gaps(gamma: np.ndarray, high: float = WEAK) -> np.ndarray:
+    """The gaps ``h >= 1`` whose true correlation ``gamma[h]`` (``gamma: (N,)``, ``gamma[0] = 1``) is at least
+    :data:`~gptheory.floors.RESOLVABLE` and below ``high``: the weak correlations."""
     gamma = np.abs(np.asarray(gamma, float))
     h = np.arange(len(gamma))
-    return h[(h >= 1) & (gamma >= resolvable(n)) & (gamma < high)]
+    return h[(h >= 1) & (gamma >= RESOLVABLE) & (gamma < high)]
 
 
 def _gamma(p: Probe) -> np.ndarray:
@@ -101,10 +95,9 @@ def _gamma(p: Probe) -> np.ndarray:
 
 def weak_correlations(unet: list[Probe], dit: list[Probe]) -> tuple[Verdict, np.ndarray]:
     """ "The UNet struggles with weak correlations": per seed, the UNet's cross-frame covariance error over that of
-    as many true sequences, minus the DiT's, averaged over the weak gaps (:func:`correlation_gaps` at ``n_gen``).
+    as many true sequences, minus the DiT's, averaged over the weak gaps (:func:`correlation_gaps`).
     Positive where the claim holds. Returns the verdict and the gaps."""
-    p0 = dit[0]
-    gaps = correlation_gaps(_gamma(p0), int(setting(p0, "n_gen")))
+    gaps = correlation_gaps(_gamma(dit[0]))
     if not gaps.size:
         return verdict([]), gaps
 
@@ -122,16 +115,15 @@ def filter_jump(short: list[Probe], long_: list[Probe]) -> tuple[Verdict | str, 
     the test cannot be made: ``("inconclusive", why)``. Returns the verdict (or outcome word) and its reason."""
     rf = int(short[0].receptive_field)
     gamma = _gamma(short[0])
-    n = int(setting(short[0], "n_gen"))
     beyond = np.arange(rf + 1, len(gamma))
-    beyond = beyond[np.abs(gamma[beyond]) >= resolvable(n)]
+    beyond = beyond[np.abs(gamma[beyond]) >= RESOLVABLE]
     if rf + 1 >= len(gamma):
         return "inconclusive", f"not testable here: one evaluation of the short UNet spans every gap (up to {rf})"
     if not beyond.size:
         largest = float(np.abs(gamma[rf + 1 :]).max())
         return "inconclusive", (
-            f"not testable here: beyond gap {rf} the true correlation is at most {largest:.1g}, below what {n} "
-            f"sequences resolve ({resolvable(n):.2g}), so a short filter has nothing to miss"
+            f"not testable here: beyond gap {rf} the true correlation is at most {largest:.1g}, below the "
+            f"estimators' noise ({RESOLVABLE:g}), so a short filter has nothing to miss"
         )
     inside = np.arange(1, min(rf, len(gamma) - 1) + 1)
 
@@ -197,7 +189,7 @@ def smallest_sufficient(points: list[Probe], metric: str = "paper_relative_error
 
 __all__ = [
     "NEGLIGIBLE_JUMP",
-    "RESOLVE_SDS",
+    "RESOLVABLE",
     "TEMPORAL",
     "WEAK",
     "by_seed",
@@ -207,7 +199,6 @@ __all__ = [
     "filter_jump",
     "improves_with_depth",
     "mild_growth",
-    "resolvable",
     "smallest_sufficient",
     "squared_excess",
     "suffices",

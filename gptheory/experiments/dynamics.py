@@ -28,6 +28,7 @@ import torch
 from .. import metrics
 from ..attention import lag_profile
 from ..config import ExperimentConfig
+from ..floors import RESOLVABLE
 from ..gp import GaussianProcess
 from ..metrics import CovarianceErrors, Law
 from ..statistics import Verdict, censored_verdict, rank_correlation
@@ -104,13 +105,6 @@ def dynamics_arrays(
 
 
 # ------------------------------------------------------------------------------------------- what is read
-RESOLVABLE = 0.05
-"""The smallest true correlation ``gamma(h)`` whose learning is timed. A network that has not learned gap ``h`` yet
-generates frames uncorrelated there, with an error of about ``gamma(h)``, while the error of as many true sequences
-(the estimator's noise, :func:`sampling_noise`; about ``1 / sqrt(n d)`` for ``n`` sequences of ``d`` coordinates) is
-what any network is left with. A gap whose ``gamma(h)`` is not several times that noise starts inside it: there is no
-drop to time, and whether it counts as learned is noise. At the cpu profile's 500 evaluation sequences of 4
-coordinates the noise is about 0.02, so 0.05 is two and a half noise levels (the chapter shows the ratio)."""
 LEARNED_FRACTION = 0.8  # learned: this fraction of the initial excess over the final level is gone, for good
 DIVERGED = 10.0  # a held-out loss this many times the best after the best step: the run diverged
 

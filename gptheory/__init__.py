@@ -56,8 +56,8 @@ Results and many trainings
 * ``shipping`` -- which shipped results are a sweep's, and the rule that they come from one version of the code.
 
 Subpackages
-* ``experiments`` -- one module per experiment chapter (``dit_learns``, ``sample_complexity``, ``architecture``,
-  ``attention_learned``, and ``probe``, the measurement the last two share, with ``dynamics``, its training
+* ``experiments`` -- one module per experiment chapter (``dit_learns``, ``sample_complexity``, ``architecture``
+  with ``architecture_claims``, its verdicts, ``attention_learned``, and ``probe``, the measurement the last two share, with ``dynamics``, its training
   dynamics, and ``tuning``, each network's learning rate and cap; beyond the paper ``imputation``, read by
   ``imputation_analysis``), ``calibration`` (the exact score through the same sampler and metrics) and the registry of
   their sweeps;

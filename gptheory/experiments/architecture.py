@@ -26,10 +26,11 @@ import numpy as np
 
 from ..attention import lag_profile
 from ..profiles import PROFILES
+from ..profiles import profile as active_profile
 from ..results import group, value
 from ..sweep import run_sweep
 from . import dynamics
-from .probe import CALIBRATED, SEEDS3, SEEDS5, Probe, probe_sweep
+from .probe import CALIBRATED, SEEDS3, SEEDS5, Probe, probe_sweep, trains
 from .tuning import COMPARED_ARCHS, TUNING, recipe, tuned
 
 N_GRID = {"smoke": (8, 16), "cpu": (8, 16, 32, 64), "gpu": (32, 64, 128, 256)}
@@ -79,11 +80,13 @@ SWEEPS = (
 )
 
 
-def architecture(profile: str | None = None, progress: bool = True) -> dict:
+def architecture(profile: str | None = None, progress: bool = True, train: bool | None = None) -> dict:
     """The chapter's sweeps of ``profile`` (:data:`SWEEPS`, the calibrated ones, with ``architecture-lr``) as
     :class:`gptheory.sweep.SweepResult` by name: shipped or cached points are loaded, missing ones trained (and
-    cached)."""
-    return {s.name: run_sweep(s, profile, out=None, progress=progress) for s in SWEEPS}
+    cached) where ``train`` (default: :func:`~.probe.trains` of the profile; the cpu profile only loads)."""
+    profile = active_profile() if profile is None else profile
+    train = trains(profile) if train is None else train
+    return {s.name: run_sweep(s, profile, out=None, progress=progress, train=train) for s in SWEEPS}
 
 
 # ---------------------------------------------------------------------------------------------- figures

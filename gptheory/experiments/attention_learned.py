@@ -30,7 +30,7 @@ from ..results import setting
 from ..statistics import Verdict, all_hold, paired, per_seed_slopes, rank_correlation, verdict
 from ..sweep import run_sweep
 from . import architecture, tuning
-from .probe import SEEDS3, SEEDS5, Probe, probe_sweep
+from .probe import SEEDS3, SEEDS5, Probe, probe_sweep, trains
 from .tuning import tuned
 
 WHITE_ELL = 0.05  # a bandwidth so small that Gamma = I: gamma(1) = exp(-(1 / 0.05)^nu) (white_gamma1_log10)
@@ -67,17 +67,19 @@ SWEEPS = (
 SELECTION = tuning.TUNING.name  # the layer of (b) is chosen on this sweep's DiT (:func:`selection_layer`)
 
 
-def attention_learned(profile: str | None = None, progress: bool = True) -> dict:
+def attention_learned(profile: str | None = None, progress: bool = True, train: bool | None = None) -> dict:
     """The ``architecture`` sweep (its DiT points are the base network), this chapter's sweeps of ``profile`` and,
     under :data:`SELECTION`, the ``architecture-lr`` sweep's DiT at the rate the sweeps train at (the runs the layer
     of (b) is chosen on, a seed of their own: :func:`selection_layer`), as :class:`gptheory.sweep.SweepResult` by
-    name: shipped or cached points are loaded, missing ones trained (the calibrated sweeps)."""
+    name: shipped or cached points are loaded, missing ones trained where ``train`` (default:
+    :func:`~.probe.trains` of the profile; the cpu profile only loads)."""
     profile = active_profile() if profile is None else profile
+    train = trains(profile) if train is None else train
     chosen = (architecture.SWEEPS[0], *SWEEPS)
-    out = {s.name: run_sweep(s, profile, out=None, progress=progress) for s in chosen}
+    out = {s.name: run_sweep(s, profile, out=None, progress=progress, train=train) for s in chosen}
     lr = tuned()[profile].train.lr  # the DiT's tuned rate: the selection runs differ from the sweeps in seed only
     axes = {"arch": ("dit",), "lr": (lr,)}
-    out[SELECTION] = run_sweep(tuning.TUNING, profile, out=None, axes=axes, progress=progress)
+    out[SELECTION] = run_sweep(tuning.TUNING, profile, out=None, axes=axes, progress=progress, train=train)
     return out
 
 

@@ -320,6 +320,13 @@ SEEDS2 = {"smoke": (0,), "cpu": (0, 1), "gpu": (0, 1)}
 SEEDS5 = {"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2, 3, 4)}  # the calibrated sweeps that draw verdicts
 
 
+def trains(profile: str) -> bool:
+    """Whether a chapter trains the probe points that have not shipped, in ``profile``: in ``smoke`` (seconds) and
+    ``gpu`` (the reader's own run) it does; in ``cpu`` it reads the shipped points only, since the calibrated sweeps
+    take hours there, and says which are missing (``python -m gptheory sweep NAME`` computes them)."""
+    return profile != "cpu"
+
+
 def probe_sweep(
     name: str,
     description: str,
@@ -346,5 +353,6 @@ __all__ = [
     "columns",
     "plot_probe",
     "probe_sweep",
+    "trains",
     "run_probe",
 ]

@@ -56,11 +56,11 @@ Results and many trainings
 * ``shipping`` -- which shipped results are a sweep's, and the rule that they come from one version of the code.
 
 Subpackages
-* ``experiments`` -- one module per experiment chapter (``dit_learns``, ``sample_complexity``, ``architecture``,
-  ``attention_learned``, and ``probe``, the measurement the last two share, with ``dynamics``, its training
-  dynamics, and ``tuning``, each network's learning rate and cap; beyond the paper ``imputation``, read by
-  ``imputation_analysis``), ``calibration`` (the exact score through the same sampler and metrics) and the registry of
-  their sweeps;
+* ``experiments`` -- one module per experiment chapter (``dit_learns``, ``sample_complexity``, ``architecture``
+  with ``architecture_claims``, its verdicts, ``attention_learned``, and ``probe``, the measurement the last two
+  share, with ``dynamics``, its training dynamics, and ``tuning``, each network's learning rate and cap; beyond the
+  paper ``imputation``, read by ``imputation_analysis``), ``calibration`` (the exact score through the same sampler
+  and metrics) and the registry of their sweeps;
 * ``bouncing_ball`` -- Section 6.2: the video generator (``videos``), the tracker (``tracking``), the frame VAE
   (``vae``), latent statistics (``latents``), figures (``figures``) and the experiment (``experiment``);
 * ``book`` -- what serves only the chapters: numbers into prose and tables (``notebook``), verdict words

@@ -66,7 +66,9 @@ OUTCOMES = ("holds", "fails", "inconclusive")
 
 class Verdict(NamedTuple):
     """What :func:`verdict` decided: ``outcome`` (one of :data:`OUTCOMES`), the mean effect ``estimate`` and its
-    ``level`` interval ``[low, high]`` over ``n`` seeds (``nan`` with fewer than two)."""
+    ``level`` interval ``[low, high]`` over ``n`` seeds (``nan`` with fewer than two); ``dropped`` effects were not
+    finite (a seed where the quantity could not be measured) and were left out; ``censored`` of the ``n`` were only
+    bounded (:func:`censored_verdict`)."""
 
     outcome: str
     estimate: float
@@ -74,6 +76,15 @@ class Verdict(NamedTuple):
     high: float
     n: int
     level: float
+    dropped: int = 0
+    censored: int = 0
+
+    @property
+    def seeds(self) -> str:
+        """``"n = 3"``, ``"n = 1 of 2"`` when effects were dropped, ``"n = 3, 1 censored"``: how many seeds the
+        verdict rests on."""
+        n = f"n = {self.n}" + (f" of {self.n + self.dropped}" if self.dropped else "")
+        return n + (f", {self.censored} censored" if self.censored else "")
 
     def interval(self, digits: int = 2) -> str:
         """``"0.12 [0.05, 0.19]"``: the estimate and its interval, for prose."""
@@ -99,6 +110,7 @@ def verdict(effects: Sequence[float], level: float = 0.95, margin: float = 0.0) 
     from scipy import stats
 
     x = np.asarray(effects, float)
+    dropped = int((~np.isfinite(x)).sum())
     x = x[np.isfinite(x)]
     n = len(x)
     if not 0 < level < 1:
@@ -107,7 +119,7 @@ def verdict(effects: Sequence[float], level: float = 0.95, margin: float = 0.0) 
         raise ValueError(f"margin must be >= 0, got {margin}")
     if n < 2:
         est = float(x.mean()) if n else math.nan
-        return Verdict("inconclusive", est, math.nan, math.nan, n, level)
+        return Verdict("inconclusive", est, math.nan, math.nan, n, level, dropped)
     est = float(x.mean())
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
     low, high = est - half, est + half
@@ -117,7 +129,23 @@ def verdict(effects: Sequence[float], level: float = 0.95, margin: float = 0.0) 
         outcome = "fails"
     else:
         outcome = "inconclusive"
-    return Verdict(outcome, est, low, high, n, level)
+    return Verdict(outcome, est, low, high, n, level, dropped)
+
+
+def censored_verdict(effects: Sequence[tuple[float, float, float]], level: float = 0.95) -> Verdict:
+    """:func:`verdict` on per-seed effects known only within bounds, ``(value, low, high)`` each: the true effect lies
+    in ``[low, high]`` (all three equal for an effect measured outright; a censored time, say "not learned by the last
+    epoch", gives an infinite bound). The estimate and interval are those of the values; the claim *holds* only if it
+    holds on every seed's lower bound and *fails* only if it fails on every upper bound (an infinite bound rules that
+    out), else it is *inconclusive*: whatever a censored seed's true effect, it could not overturn the outcome.
+    ``censored`` counts the seeds with ``low < high``; a non-finite value is dropped, as by :func:`verdict`."""
+    e = np.asarray(effects, float).reshape(-1, 3)
+    v = verdict(e[:, 0], level)
+    lo, hi = e[np.isfinite(e[:, 0]), 1], e[np.isfinite(e[:, 0]), 2]
+    holds = bool(np.isfinite(lo).all()) and verdict(lo, level).outcome == "holds"
+    fails = bool(np.isfinite(hi).all()) and verdict(hi, level).outcome == "fails"
+    outcome = "holds" if holds else "fails" if fails else "inconclusive"
+    return v._replace(outcome=outcome, censored=int((lo != hi).sum()))
 
 
 def all_hold(verdicts: Sequence[Verdict | str]) -> str:
@@ -135,11 +163,32 @@ def ordered(values: Sequence[dict[int, float]], level: float = 0.95, margin: flo
     """The claim "the settings are in increasing order": ``values`` holds, per setting in the claimed order, its
     per-seed values ``{seed: value}``; each adjacent pair is compared on the seeds both have (paired differences
     ``next - previous``, :func:`verdict`). Returns the joined outcome (:func:`all_hold`) and the links' verdicts."""
-    links = []
-    for a, b in zip(values, values[1:], strict=False):
-        seeds = sorted(set(a) & set(b))
-        links.append(verdict([b[s] - a[s] for s in seeds], level, margin))
+    links = [verdict(paired(b, a), level, margin) for a, b in zip(values, values[1:], strict=False)]
     return all_hold(links), links
+
+
+def paired(first: dict[int, float], second: dict[int, float]) -> list[float]:
+    """``first[s] - second[s]`` for every seed ``s`` both have, in seed order: the per-seed effects of a comparison
+    (common random numbers: each seed's two sides share their data and streams). A seed on one side only is left out,
+    never shifted onto another seed's partner."""
+    return [first[s] - second[s] for s in sorted(set(first) & set(second))]
+
+
+def per_seed_slopes(xy: dict[int, Sequence[tuple[float, float]]]) -> dict[int, float]:
+    """The least-squares slope of ``log y`` on ``log x`` of each seed's own points, ``{seed: [(x, y), ...]}`` ->
+    ``{seed: slope}``: a fit per seed, so that the slopes are independent and :func:`verdict` can judge them (one fit
+    through every seed's points has correlated residuals and no valid interval). A seed with fewer than two distinct
+    positive ``x`` (or a non-positive ``y``) gets ``nan``."""
+    out = {}
+    for seed, pts in xy.items():
+        a = np.asarray(pts, float).reshape(-1, 2)
+        ok = (a[:, 0] > 0) & (a[:, 1] > 0)
+        a = a[ok]
+        if len(np.unique(a[:, 0])) < 2 or not ok.all():
+            out[seed] = math.nan
+            continue
+        out[seed] = float(np.polyfit(np.log(a[:, 0]), np.log(a[:, 1]), 1)[0])
+    return out
 
 
 def finite_median(x: Sequence[float]) -> float:
@@ -162,8 +211,11 @@ __all__ = [
     "Fit",
     "Verdict",
     "all_hold",
+    "censored_verdict",
     "ordered",
     "finite_median",
+    "paired",
+    "per_seed_slopes",
     "loglog_fit",
     "order",
     "rank_correlation",

@@ -169,13 +169,15 @@ def table(sweep: Sweep, done: list[tuple[dict, Record]]) -> str:
 @dataclass
 class SweepResult:
     """What :func:`run_sweep` returns: every finished point as ``(coordinates, record)`` in grid order, how many
-    were computed in this call, the folder (or ``None``) and the wall time of this call (s)."""
+    were computed in this call, the folder (or ``None``), the wall time of this call (s), and how many points of the
+    grid are not finished because the call was asked not to train (``train=False``)."""
 
     sweep: str
     points: list[tuple[dict, Record]]
     computed: int
     out: Path | None
     seconds: float
+    missing: int = 0
 
     def records(self) -> list[Record]:
         return [r for _, r in self.points]
@@ -189,15 +191,35 @@ def provenance_summary(runs: Iterable[SweepResult]) -> str:
     # one training per configuration: the same point read from two sweep folders has two paths but one key
     every = list({_identity(r): r for run in runs for r in run.records()}.values())
     trained_now = sum(run.computed for run in runs)
+    missing = {run.sweep: run.missing for run in runs if run.missing}
     prov = [r.provenance for r in every if r.provenance is not None]
     devices = ", ".join(sorted({p.device for p in prov}))
     commits = ", ".join(sorted({p.commit[:10] for p in prov}))
     dates = ", ".join(sorted({p.date[:10] for p in prov}))
     wall = sum(p.wall_seconds for p in prov)
-    return (
+    text = (
         f"**Provenance.** {len(every)} distinct trainings, {trained_now} of them trained in this build and the rest "
         f"loaded: device {devices}; commit {commits}; dates {dates}; summed wall time {wall / 60:.1f} min."
     )
+    if missing:
+        text += (
+            " **Not shipped yet** (not trained in this build, so every verdict below rests on the points that are): "
+            + ", ".join(f"{n} of {name}'s points" for name, n in missing.items())
+            + "; `python -m gptheory sweep NAME` computes them."
+        )
+    return text
+
+
+def code_versions(runs: Iterable[SweepResult]) -> str:
+    """One sentence on how many versions of the code (source hashes) the points of ``runs`` come from: one, or
+    several, listed by sweep."""
+    runs = list(runs)
+    by = {r.sweep: sorted({x.provenance.code[:12] for x in r.records() if x.provenance}) for r in runs}
+    every = sorted({c for v in by.values() for c in v})
+    if len(every) <= 1:
+        return f"Every point read here comes from one version of the code (source hash {''.join(every) or 'none'})."
+    listed = "; ".join(f"{name}: {', '.join(v)}" for name, v in by.items() if v)
+    return f"The points read here come from {len(every)} versions of the code (source hashes by sweep: {listed})."
 
 
 def _identity(record: Record) -> object:
@@ -216,6 +238,7 @@ def run_sweep(
     progress: bool = True,
     ship: bool = False,
     slurm: dict | None = None,
+    train: bool = True,
     **base_override,
 ) -> SweepResult:
     """Run every unfinished point of sweep ``name``.
@@ -231,6 +254,8 @@ def run_sweep(
         progress: a ``tqdm`` bar over points (done, left, time left).
         ship: also write every record into the package's shipped results (:data:`gptheory.results.SHIPPED`).
         slurm: extra ``submitit`` parameters (e.g. ``{"slurm_partition": "gpu", "timeout_min": 60}``).
+        train: ``False`` only loads: unfinished points are left out of the result and counted in its ``missing``
+            (a chapter reading hours of shipped training in the cpu profile).
         base_override: flat overrides of the base configuration (``steps=500``).
     """
     from .profiles import profile as active_profile
@@ -280,6 +305,9 @@ def run_sweep(
         done[i] = rec
         _write_table(sweep, points, done, out)
 
+    missing = 0 if train else len(todo)
+    if not train:
+        todo = []
     if ship and todo:  # fail before hours of training, not after: what --ship would refuse at the end
         pending = (code, [points[i][1].to_dict() for i in todo])
         one_version(name, sweep.record, scope(sweep.axes(profile), grid), list(done.values()), pending)
@@ -329,7 +357,7 @@ def run_sweep(
         with atomic_write(out / "summary.png") as fh:
             fig.savefig(fh, format="png", dpi=110)
         plt.close(fig)
-    return SweepResult(name, finished, len(todo), out, time.perf_counter() - start)
+    return SweepResult(name, finished, len(todo), out, time.perf_counter() - start, missing)
 
 
 def _checkpoint(sweep: Sweep, folder: Path, key: str) -> Path:
@@ -357,6 +385,7 @@ __all__ = [
     "EXECUTORS",
     "Sweep",
     "SweepResult",
+    "code_versions",
     "provenance_summary",
     "run_sweep",
     "table",

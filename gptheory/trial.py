@@ -102,10 +102,12 @@ def fit(
     *,
     on_step: Callable[[int, torch.nn.Module], dict] | None = None,
     at_steps: tuple[int, ...] | list[int] = (),
+    stop_at: int | None = None,
 ) -> TrainResult:
     """Train the network :func:`prepare` made for ``config`` (:func:`gptheory.train.train`); when the configuration
     trains to convergence (``patience``), on :data:`N_VAL` held-out sequences (stream ``validation``) scored in
-    excess of the process's exact denoiser (its exact conditional denoiser for a network trained on masks)."""
+    excess of the process's exact denoiser (its exact conditional denoiser for a network trained on masks).
+    ``stop_at``: stop after that many steps, as an interruption would (the first steps of the run, exactly)."""
     gp, data, model, cfg = prepared
     validation = None
     if cfg.patience:  # held-out sequences for the validation loss (gptheory.convergence)
@@ -121,6 +123,7 @@ def fit(
         at_steps=at_steps,
         validation=validation,
         exact_score=_exact(gp, model.schedule, cfg) if validation is not None else None,
+        stop_at=stop_at,
     )
 
 

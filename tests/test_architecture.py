@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import copy
 import math
-import types
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pytest
 
 from gptheory.experiments import architecture, dynamics, tuning
 from gptheory.experiments.probe import CALIBRATED, PROBE, Probe, run_probe
-from gptheory.metrics import CovarianceErrors
 from gptheory.profiles import PROFILES
 from gptheory.provenance import Provenance
-from gptheory.results import setting
 
 # about a second a point: 8 frames, the smoke network, 20 steps, 64 sequences, 4 sampler steps, 3 evaluations
 TINY = {"N": 8, "steps": 20, "n_gen": 64, "sample_steps": 4, "n_train": 128, "eval_points": 3}
@@ -60,26 +56,12 @@ def test_the_calibrated_sweeps_compare_architectures_lengths_and_depths_each_at_
     assert all(s.record is Probe and s.point is run_probe for s in architecture.SWEEPS)
 
 
-def test_the_first_sweeps_stay_what_the_chapter_reads_until_the_calibrated_ones_ship(monkeypatch):
-    by = {s.name: s for s in architecture.LEGACY}
-    assert list(by) == ["architecture", "architecture-receptive-field", "architecture-length", "architecture-depth"]
-    for p in PROFILES:
-        assert by["architecture"].base[p] == PROBE[p].replace(eval_points=architecture.EVAL_POINTS[p])
-        assert all(s.base[p].protocol == 1 for s in by.values())
+def test_the_chapter_reads_the_calibrated_sweeps(monkeypatch):
     calls = []
     monkeypatch.setattr(architecture, "run_sweep", lambda s, profile, out, progress: calls.append((s, out)) or s)
     got = architecture.architecture("smoke", progress=False)
-    assert list(got) == list(by) and [s for s, _ in calls] == list(architecture.LEGACY)
-    assert all(out is None for _, out in calls)
-
-
-def test_smallest_sufficient_takes_the_smallest_key_near_the_best():
-    smallest_sufficient = architecture.smallest_sufficient
-    assert smallest_sufficient({8: 0.50, 1: 1.00, 4: 0.52, 2: 0.60}) == 4  # 0.52 <= 1.1 x 0.50; 0.60 is not
-    assert smallest_sufficient({8: 0.50, 1: 1.00, 4: 0.52, 2: 0.60}, tolerance=0.25) == 2
-    assert smallest_sufficient({1: 0.3, 2: 0.5}) == 1  # the best itself, when it is the smallest
-    with pytest.raises(ValueError, match="at least one"):
-        smallest_sufficient({})
+    assert [s for s, _ in calls] == list(architecture.SWEEPS) and list(got) == [s.name for s in architecture.SWEEPS]
+    assert all(out is None for _, out in calls) and all(s.base["cpu"].protocol == 2 for s in architecture.SWEEPS)
 
 
 def test_gap_learned_steps_of_a_measured_point_has_one_step_per_gap(points):
@@ -124,30 +106,3 @@ def test_the_dynamics_figures_of_calibrated_points_read_epochs_and_runs_that_sto
     v = dynamics.dynamics_verdicts(pts)
     assert set(v) == {"spatial_first", "temporal_late", "weak_later"} and all(x.n <= 2 for x in v.values())
     plt.close("all")
-
-
-def _measured(arch: str, seed: int, err: float, floor: float = 0.05, rel: float = 1.0) -> types.SimpleNamespace:
-    cfg = CALIBRATED["smoke"].replace(arch=arch, seed=seed)
-    errors = CovarianceErrors(err, err, err, err, err)
-    return types.SimpleNamespace(config=cfg.to_dict(), protocol=2, generated=errors, paper_relative_error=rel,
-                                 floor=CovarianceErrors(floor, floor, floor, floor, floor))  # fmt: skip
-
-
-def test_versus_dit_pairs_the_squared_excess_by_seed():
-    rng = np.random.default_rng(3)
-    pts = []
-    for seed in range(5):
-        lift = rng.normal(0, 0.02)  # a seed effect every architecture shares: pairing removes it
-        pts += [_measured("dit", seed, 0.07 + lift, rel=1.2), _measured("unet", seed, 0.09 + lift, rel=1.6),
-                _measured("diffusers-unet", seed, 0.07 + lift + rng.normal(0, 0.002), rel=1.2)]  # fmt: skip
-    v = architecture.versus_dit(pts)
-    assert set(v) == {"unet", "diffusers-unet"} and v["unet"].outcome == "holds" and v["unet"].n == 5
-    assert v["diffusers-unet"].outcome == "inconclusive"  # the same error up to noise: not decided
-    assert v["unet"].estimate > 0 and architecture.squared_excess(pts[0]) == pytest.approx(
-        (pts[0].generated.temporal ** 2 - 0.05**2) / 0.05**2)  # fmt: skip
-    assert architecture.versus_dit(pts, "paper_relative_error")["unet"].estimate == pytest.approx(0.4)
-    with pytest.raises(ValueError, match="DiT points"):
-        architecture.versus_dit([p for p in pts if setting(p, "arch") != "dit"])
-    legacy = types.SimpleNamespace(protocol=1)
-    with pytest.raises(ValueError, match="protocol 2"):
-        architecture.squared_excess(legacy)

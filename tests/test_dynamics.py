@@ -15,6 +15,7 @@ from gptheory import GaussianProcess
 from gptheory.experiments import dynamics
 from gptheory.experiments.probe import CALIBRATED, PROBE
 from gptheory.metrics import Law
+from gptheory.statistics import censored_verdict
 
 
 @pytest.mark.parametrize("steps, points", [(20, 3), (2500, 8), (6000, 10), (300, 3), (5, 8), (1, 3), (100, 1)])
@@ -90,82 +91,177 @@ def test_learned_step_is_where_the_error_stays_near_its_final_level():
     np.testing.assert_array_equal(dynamics.gap_learned_steps(p), [np.nan, 4, 16])
 
 
-def _epochs_point(epochs, corr_gap, corr_gap_true, corr_spatial, corr_spatial_true):
-    corr_gap, corr_spatial = np.asarray(corr_gap, float), np.asarray(corr_spatial, float)
-    return types.SimpleNamespace(eval_epochs=np.asarray(epochs, float), eval_corr_gap=corr_gap,
-                                 eval_corr_gap_true=np.asarray(corr_gap_true, float), eval_corr_spatial=corr_spatial,
-                                 eval_corr_spatial_true=corr_spatial_true, best_corr_gap=corr_gap[-1],
-                                 best_corr_spatial=float(corr_spatial[-1]))  # fmt: skip
+# ------------------------------------------------------------------------------ protocol 2: when learned, in epochs
+EPOCHS = np.geomspace(1, 300, 24)
+PER_EPOCH = 10
+N = 10
+GAMMA = np.exp(-np.abs(np.subtract.outer(np.arange(N), np.arange(N))) / 2.0)  # gamma(h) = exp(-h/2): h <= 5 resolvable
+LEVEL = 0.01  # every curve's final level and floor
 
 
-def test_learned_epochs_of_the_correlations_by_gap_and_of_the_frames():
-    epochs = [1, 3, 10, 30, 100]
-    # gap 1 settles by epoch 3, gap 2 by epoch 30 (the weak, far one later); gap 0 is a correlation of 1: no time
-    corr = np.array([[0, 0.8, 0.9], [0, 0.05, 0.8], [0, 0.04, 0.5], [0, 0.03, 0.05], [0, 0.03, 0.04]])
-    p = _epochs_point(epochs, corr, [0, 0.02, 0.02], [0.9, 0.1, 0.03, 0.02, 0.02], 0.02)
-    np.testing.assert_array_equal(dynamics.gap_learned_epochs(p), [np.nan, 3, 30])
-    assert dynamics.spatial_learned_epoch(p) == 10  # 0.03 <= 2 x max(0.02, 0.02) from epoch 10 on
-    # the network kept may be an earlier one than the last measured: its error sets the final level
-    p.best_corr_gap = np.array([0, 0.03, 0.3])  # gap 2's kept network: 0.3, band 0.6, reached at epoch 10
-    np.testing.assert_array_equal(dynamics.gap_learned_epochs(p), [np.nan, 3, 10])
-    curve = np.array([9.0, 5.0, 9.0, 4.0, 1.0])
-    assert dynamics.learned_step(np.array(epochs), curve, 0.0, final=3.0) == 30  # band 6
-    assert dynamics.learned_step(np.array(epochs), curve, 0.0) == 100  # band 2 from the last measurement
-    legacy = types.SimpleNamespace(eval_epochs=np.zeros(0))
-    for f in (dynamics.gap_learned_epochs, dynamics.spatial_learned_epoch):
-        with pytest.raises(ValueError, match="protocol 2"):
-            f(legacy)
-
-
-def _learned_at(epochs: np.ndarray, learned: list[float], spatial: float, Gamma: np.ndarray):
-    """A point whose correlation at gap h drops to its floor at epoch ``learned[h]`` and the spatial one at
-    ``spatial``."""
-    corr = np.array([[1.0 if e < at else 0.01 for at in learned] for e in epochs])
+def _run(learned_at, spatial_at, seed=0, noise=0.06, epochs=EPOCHS):
+    """A calibrated point whose correlation at each resolvable gap ``h`` is wrong by ``gamma(h)`` (uncorrelated frames)
+    until epoch ``learned_at[h]`` and at its floor after (``inf``: never), the spatial one likewise at ``spatial_at``;
+    the gaps below :data:`dynamics.RESOLVABLE` are noise between the floor and ``noise`` (never "learned" by any rule
+    that looks at them)."""
+    gamma = np.exp(-np.arange(N) / 2.0)
+    rng = np.random.default_rng(seed)
+    corr = rng.uniform(LEVEL, noise, (len(epochs), N))
+    for h, at in learned_at.items():
+        corr[:, h] = np.where(epochs < at, gamma[h], LEVEL)
     corr[:, 0] = 0.0
-    spatial_curve = np.array([1.0 if e < spatial else 0.01 for e in epochs])
-    p = _epochs_point(epochs, corr, np.full(len(learned), 0.01), spatial_curve, 0.01)
-    p.Gamma = Gamma
-    return p
+    spatial = np.where(epochs < spatial_at, 0.5, LEVEL)
+    steps = np.round(epochs * PER_EPOCH).astype(int)
+    return types.SimpleNamespace(
+        Gamma=GAMMA, eval_epochs=steps / PER_EPOCH, eval_steps=steps, eval_corr_gap=corr, eval_corr_spatial=spatial,
+        eval_corr_gap_true=np.full(N, LEVEL), eval_corr_spatial_true=LEVEL, best_corr_gap=corr[-1].copy(),
+        best_corr_spatial=float(spatial[-1]), best_step=int(steps[-1]), stop_reason="converged",
+        validation=[[int(s), 1.0] for s in steps], best_validation=1.0,
+    )  # fmt: skip
 
 
-def test_dynamics_verdicts_hold_fail_or_stay_open_as_the_seeds_say():
-    epochs = np.geomspace(1, 300, 24)
-    N = 6
-    Gamma = np.exp(-np.abs(np.subtract.outer(np.arange(N), np.arange(N))) / 2.0)  # gamma(h) falls with h
-    rng = np.random.default_rng(0)
+def _grid(epoch):  # the first evaluation at or after ``epoch``
+    e = np.round(EPOCHS * PER_EPOCH) / PER_EPOCH
+    return float(e[np.searchsorted(e, epoch)])
 
-    def seeds(spatial, temporal_scale, weak_slope):
-        out = []
-        for _ in range(5):
-            jitter = float(np.exp(rng.normal(0, 0.1)))
-            learned = [0.0] + [float(epochs[np.searchsorted(epochs, temporal_scale * jitter * weak_slope ** h)])
-                               for h in range(1, N)]  # fmt: skip
-            out.append(_learned_at(epochs, learned, spatial, Gamma))
-        return out
 
-    # spatial by epoch 2, temporal around epoch 100, weaker (farther) gaps later: all three claims hold
-    v = dynamics.dynamics_verdicts(seeds(2.0, 60.0, 1.3))
+def test_only_gaps_whose_correlation_stands_above_the_estimators_noise_are_timed():
+    p = _run({h: 80.0 for h in range(1, 6)}, 2.0)
+    np.testing.assert_array_equal(np.nonzero(dynamics.resolvable(p))[0], [1, 2, 3, 4, 5])  # gamma(6) = 0.0498
+    assert dynamics.sampling_noise(p) == LEVEL  # the true sequences' error where there is nothing to learn
+    # the noise gaps, flat above the floor, would each read "never learned"; they are not timed at all
+    assert dynamics.learned_step(p.eval_epochs, p.eval_corr_gap[:, 8], LEVEL) == math.inf
+    assert set(dynamics.gap_learned_epochs(p)) == {1, 2, 3, 4, 5}
+    assert dynamics.temporal_learned_epoch(p) == (_grid(80),) * 3  # timed: the three numbers agree
+    assert dynamics.eval_spacing(p) == pytest.approx(300 ** (1 / 23), rel=1e-2)
+
+
+def test_a_quantity_is_learned_when_most_of_its_own_initial_excess_is_gone():
+    epochs = np.array([1.0, 2, 4, 8, 16])
+    learned_epoch = dynamics.learned_epoch
+    # excess 0.9 over the level 0.1: learned once at most 0.18 of it is left (error <= 0.28), for good
+    assert learned_epoch(epochs, np.array([1.0, 0.6, 0.3, 0.25, 0.1]), floor=0.1) == (8.0, 8.0, 8.0)
+    assert learned_epoch(epochs, np.array([1.0, 0.2, 0.5, 0.25, 0.1]), floor=0.1) == (8.0, 8.0, 8.0)  # not a dip
+    assert learned_epoch(epochs, np.array([1.0, 0.6, 0.3, 0.25, 0.1]), floor=0.1, fraction=0.5).epoch == 4.0
+    # a strong and a weak correlation that fall alike are learned at the same epoch, whatever their floors; the
+    # protocol-1 rule (within twice the final level) times the strong one later: its floor is far below its start
+    shape = np.array([1.0, 0.7, 0.3, 0.05, 0.0])
+    strong, weak = 0.002 + 0.9 * shape, 0.02 + 0.1 * shape
+    assert learned_epoch(epochs, strong, 0.002) == learned_epoch(epochs, weak, 0.02) == (8.0, 8.0, 8.0)
+    assert dynamics.learned_step(epochs, strong, 0.002) > dynamics.learned_step(epochs, weak, 0.02)
+    # the network kept sets the final level
+    assert learned_epoch(epochs, np.array([1.0, 0.6, 0.3, 0.25, 0.1]), floor=0.0, final=0.25).epoch == 4.0
+    # nothing to time: right from the start (left-censored) or flat above the floor (right-censored)
+    start = learned_epoch(epochs, np.array([0.02, 0.015, 0.012, 0.01, 0.01]), floor=0.01)
+    assert start == (1.0, 0.0, 1.0) and start.censored
+    never = learned_epoch(epochs, np.array([0.5, 0.5, 0.45, 0.5, 0.5]), floor=0.01)
+    assert never == (16.0, 16.0, math.inf) and never.censored
+    with pytest.raises(ValueError, match="epochs and err"):
+        learned_epoch(epochs, np.array([1.0, 2.0]), 0.0)
+
+
+def test_learned_from_the_start_is_one_rule_for_space_and_time():
+    p = _run({h: 0.0 for h in range(1, 6)}, 0.0)  # both right at the first evaluation
+    first = float(p.eval_epochs[0])
+    assert dynamics.spatial_learned_epoch(p) == dynamics.temporal_learned_epoch(p) == (first, 0.0, first)
+    # the same curve as a gap and as the spatial correlation gets the same time
+    q = _run({h: 30.0 for h in range(1, 6)}, 2.0)
+    q.eval_corr_spatial, q.eval_corr_spatial_true = q.eval_corr_gap[:, 3].copy(), LEVEL
+    q.best_corr_spatial = float(q.eval_corr_spatial[-1])
+    assert dynamics.spatial_learned_epoch(q) == dynamics.gap_learned_epochs(q)[3]
+
+
+def test_the_readings_stop_at_the_network_that_generated_and_a_divergence_after_it_is_labelled():
+    p = _run({h: 20.0 for h in range(1, 6)}, 2.0)
+    late = p.eval_epochs > 100  # diverged after its best network (epoch 100): back to uncorrelated frames
+    p.eval_corr_gap[late, 1:6] = np.exp(-np.arange(1, 6) / 2.0)
+    p.eval_corr_spatial[late] = 0.5
+    p.best_step = 100 * PER_EPOCH
+    p.validation = [[s, 1.0 if s <= p.best_step else 40.0] for s in p.eval_steps]
+    r = dynamics.readings(p)
+    assert r.epochs[-1] == 100 and (r.epochs[:-1] < 100).all()  # the best network's own measurement closes them
+    np.testing.assert_array_equal(r.corr_gap[-1], p.best_corr_gap)
+    assert len(dynamics.readings(p, best=False).epochs) == len(r.epochs) - 1
+    assert dynamics.timeline(p)[0][-1] < 100 and len(dynamics.curves(p)["temporal"][0]) == len(r.epochs) - 1
+    p.best_corr_gap, p.best_corr_spatial = p.eval_corr_gap[~late][-1], float(p.eval_corr_spatial[~late][-1])
+    assert dynamics.temporal_learned_epoch(p) == (_grid(20),) * 3
+    assert dynamics.spatial_learned_epoch(p).epoch == _grid(2)
+    # read to the end of the run instead, the same network would never have learned either
+    full = dynamics.learned_epoch(p.eval_epochs, p.eval_corr_gap[:, 1], LEVEL)
+    assert full.high == math.inf
+    assert dynamics.diverged(p) and dynamics.stop_label(p) == "diverged after step 1000, stopped"
+    p.validation = [[s, 1.0 if s <= p.best_step else 1.3] for s in p.eval_steps]  # a wobble, not a divergence
+    assert not dynamics.diverged(p) and dynamics.stop_label(p) == "converged"
+
+
+def test_a_censored_verdict_holds_or_fails_only_where_no_censored_seed_could_overturn_it():
+    exact = [(x, x, x) for x in (1.0, 1.2, 0.9, 1.1)]
+    assert censored_verdict(exact) == statistics_verdict([1.0, 1.2, 0.9, 1.1])
+    v = censored_verdict([*exact, (0.3, 0.3, math.inf)])  # a lower bound: can only confirm "holds"
+    assert v.outcome == "holds" and v.n == 5 and v.censored == 1 and v.seeds == "n = 5, 1 censored"
+    neg = [(-x, -x, -x) for x in (1.0, 1.2, 0.9, 1.1)]
+    assert censored_verdict(neg).outcome == "fails"
+    assert censored_verdict([*neg, (-2.0, -2.0, math.inf)]).outcome == "inconclusive"  # it could be anything above
+    assert censored_verdict([*neg, (-0.5, -math.inf, -0.5)]).outcome == "fails"  # an upper bound confirms "fails"
+    assert censored_verdict([*exact, (0.5, -math.inf, 0.5)]).outcome == "inconclusive"
+    assert censored_verdict([*exact, (math.nan,) * 3]).seeds == "n = 4 of 5"  # unmeasurable: dropped, and said so
+
+
+def statistics_verdict(x):
+    from gptheory.statistics import verdict
+
+    return verdict(x)
+
+
+def _seeds(spatial, temporal, slope, n=5, never=()):
+    """``n`` seeds: spatial correlation learned at ``spatial``, gap ``h`` at ``temporal * slope^(h - 3)`` (jittered),
+    the seeds in ``never`` never learning the temporal correlation at all."""
+    rng = np.random.default_rng(1)
+    out = []
+    for k in range(n):
+        jitter = float(np.exp(rng.normal(0, 0.1)))
+        at = {h: math.inf if k in never else temporal * jitter * slope ** (h - 3) for h in range(1, 6)}
+        out.append(_run(at, spatial * jitter, seed=k))
+    return out
+
+
+def test_figure_13_verdicts_on_runs_whose_truth_is_known():
+    v = dynamics.dynamics_verdicts(_seeds(2.0, 90.0, 1.3))  # spatial by epoch 2, temporal about 90, weak later
     assert {k: x.outcome for k, x in v.items()} == {"spatial_first": "holds", "temporal_late": "holds",
                                                      "weak_later": "holds"}  # fmt: skip
-    assert all(x.n == 5 for x in v.values())
-    # the temporal correlation learned by epoch 10, the far gaps first: the last two claims fail
-    v = dynamics.dynamics_verdicts(seeds(2.0, 10.0, 0.7))
+    assert all(x.n == 5 and x.censored == 0 for x in v.values())
+    v = dynamics.dynamics_verdicts(_seeds(2.0, 10.0, 0.7))  # temporal about 10, the weak (far) gaps first
     assert v["temporal_late"].outcome == "fails" and v["weak_later"].outcome == "fails"
     assert v["spatial_first"].outcome == "holds"
-    # one seed decides nothing
-    assert {x.outcome for x in dynamics.dynamics_verdicts(seeds(2.0, 60.0, 1.3)[:1]).values()} == {"inconclusive"}
-    # the median timed gap is the temporal epoch; a spatial correlation right from the first look counts as epoch 1
-    p = seeds(0.5, 60.0, 1.0)[0]
-    assert dynamics.temporal_learned_epoch(p) == pytest.approx(np.median(dynamics.gap_learned_epochs(p)[1:]))
-    assert math.isnan(dynamics.spatial_learned_epoch(p))
-    # a temporal correlation that stays flat far above its floor is not learned: no effect (the verdict's n drops),
-    # where reading it as "right from the start" would have made both of the first two claims fail
-    flat = seeds(2.0, 60.0, 1.3)
-    for p in flat[:2]:
-        p.eval_corr_gap[:, 1:] = 0.5
-        p.best_corr_gap = p.eval_corr_gap[-1]
-    assert dynamics.temporal_learned_epoch(flat[0]) == math.inf
-    v = dynamics.dynamics_verdicts(flat)
-    assert v["spatial_first"].n == v["temporal_late"].n == 3 and v["spatial_first"].outcome == "holds"
+    v = dynamics.dynamics_verdicts(_seeds(30.0, 10.0, 1.3))  # the spatial one later than the temporal one
+    assert v["spatial_first"].outcome == "fails"
+    # every gap learned at once: no order between strong and weak, whatever the gaps' floors
+    assert dynamics.dynamics_verdicts(_seeds(2.0, 30.0, 1.0))["weak_later"].outcome != "holds"
+    assert {x.outcome for x in dynamics.dynamics_verdicts(_seeds(2.0, 90.0, 1.3, n=1)).values()} == {"inconclusive"}
+
+
+def test_a_run_that_never_learns_the_temporal_correlation_is_censored_not_dropped():
+    # two of five seeds never learn it: each counts at its last epoch (300 > 50), a lower bound, and "late" holds
+    pts = _seeds(2.0, 90.0, 1.3, never=(0, 1))
+    assert dynamics.temporal_learned_epoch(pts[0]) == (300.0, 300.0, math.inf)
+    v = dynamics.dynamics_verdicts(pts)
+    assert v["temporal_late"].n == v["spatial_first"].n == 5 and v["temporal_late"].censored == 2
+    assert v["temporal_late"].outcome == v["spatial_first"].outcome == "holds"
+    assert "2 censored" in v["temporal_late"].seeds and v["weak_later"].censored == 2
+    # by gap: a gap never learned comes after every timed one, in any order among the censored ones
+    L, never = dynamics.Learned, dynamics.Learned(300.0, 300.0, math.inf)
+    value, low, high = dynamics._rank_effect(
+        np.array([0.9, 0.7, 0.5, 0.3, 0.1]), [L(10, 10, 10), L(20, 20, 20)] + [never] * 3
+    )
+    assert (low, high) == pytest.approx((0.6, 1.0)) and low < value < high  # strongest censored gap last, or first
+    # the others learn by epoch 10, so without the two "late" fails; the censored seeds rule that out
+    early = _seeds(2.0, 8.0, 1.0)
+    assert dynamics.dynamics_verdicts(early)["temporal_late"].outcome == "fails"
+    mixed = early[:3] + _seeds(2.0, 8.0, 1.0, never=(3, 4))[3:]
+    v = dynamics.dynamics_verdicts(mixed)
+    assert v["temporal_late"].outcome == "inconclusive" and v["temporal_late"].n == 5
+    # a run stopped before epoch 50 without learning: censored below 50, still never a "fails"
+    short = [_run({h: math.inf for h in range(1, 6)}, 2.0, seed=k, epochs=np.geomspace(1, 40, 16)) for k in range(2)]
+    assert dynamics.dynamics_verdicts(early[:3] + short)["temporal_late"].outcome == "inconclusive"
     with pytest.raises(ValueError, match="protocol 2"):
         dynamics.dynamics_verdicts([types.SimpleNamespace(eval_epochs=np.zeros(0))])

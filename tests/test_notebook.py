@@ -24,8 +24,9 @@ def test_glue_prints_the_value_where_myst_nb_is_missing(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "myst_nb", None)  # import myst_nb now raises ImportError, as in Colab
     glue("kappa_ou_4", 64.6789)
     glue("dense_ops", 1073741824)
+    glue("claims_summary", html_table(["a"], [[1]]))  # a display object for another page: not printed here
     out = capsys.readouterr().out
-    assert "kappa_ou_4 = 64.68" in out and "dense_ops = 1073741824" in out
+    assert "kappa_ou_4 = 64.68" in out and "dense_ops = 1073741824" in out and "claims_summary" not in out
 
 
 def test_html_table_pads_cells_keeps_markup_and_never_splits_numbers():

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from gptheory.book.prose import Claim, band, claims_table, compare, verdict
+from gptheory.book.prose import Claim, band, claims_summary, claims_table, compare, verdict
 
 
 def test_compare_pairs_the_seeds_and_says_same_unless_the_interval_excludes_zero():
@@ -49,7 +49,13 @@ def test_the_closing_table_names_each_claim_with_its_measurement_and_verdict():
     rows = [Claim("error falls with n", v, f"slope {v.interval()}", "every seed falls"),
             Claim("the ordering", "inconclusive", "2 of 4 sizes", "intervals overlap")]  # fmt: skip
     html = claims_table(rows, caption="Figure 4(a)").data
-    assert "<b>holds</b>" in html and "<b>inconclusive</b>" in html and "slope 0.1" in html and "Figure 4(a)" in html
+    assert "<b>holds</b> (n = 4)" in html and "<b>inconclusive</b>" in html and "slope 0.1" in html
+    assert "Figure 4(a)" in html and "<b>inconclusive</b> (" not in html  # an outcome word has no seed count
+    summary = claims_summary([*rows, Claim("a <b> c", "fails", "", "")]).data
+    assert summary.count("<li>") == 3 and "<b>holds</b> (n = 4): error falls with n" in summary
+    assert "<b>inconclusive</b>: the ordering" in summary and "a &lt;b&gt; c" in summary  # the claim's text escaped
+    partly = claims_table([Claim("x", decide([0.1, float("nan"), 0.2]), "", "")]).data
+    assert "(n = 2 of 3)" in partly  # a seed that could not be measured is reported, not hidden
     assert "the paper&#x27;s claim" in html or "the paper's claim" in html
     assert "a follow-up's claim" in claims_table(rows, claimed_by="a follow-up's claim").data
     with pytest.raises(ValueError, match="verdict must be one of"):

@@ -11,15 +11,13 @@ import torch
 
 from gptheory.config import ExperimentConfig
 from gptheory.experiments import SWEEPS as ALL_SWEEPS
-from gptheory.experiments import architecture, attention_learned, imputation, tuning
+from gptheory.experiments import imputation, tuning
 from gptheory.experiments import probe as probes
 from gptheory.experiments.sample_complexity import NAME, SWEEPS, SampleComplexity, run_sample_complexity
 from gptheory.results import Record, config_key, setting, shipped
 
-# the probe sweeps of the architecture and attention chapters
-# the registered (calibrated) probe sweeps and the first ones the chapters read until those ship
+# the probe sweeps of the architecture and attention chapters (calibrated, registered)
 PROBE_SWEEPS = [s for s in ALL_SWEEPS.values() if s.record is probes.Probe]
-PROBE_SWEEPS += [*architecture.LEGACY, *attention_learned.LEGACY]
 
 # Re-running a point on the same kind of machine with the thread count recorded in its provenance repeats the
 # arithmetic exactly, so the numbers agree to rounding. On another CPU (other SIMD kernels in MKL) the rounding of
@@ -28,6 +26,7 @@ PROBE_SWEEPS += [*architecture.LEGACY, *attention_learned.LEGACY]
 # the relative amount below (see the chapter's closing note), well under the seed-to-seed spread, which is what a
 # change of the code that computes a point would typically produce.
 REL_TOL = 0.05
+FAST_PROBE = 120.0  # s of recorded training: a probe point CI re-runs whole
 
 
 def _points() -> list[SampleComplexity]:
@@ -50,12 +49,15 @@ def _check_provenance(p: Record, name: str) -> None:
         assert p.stop_reason == "converged" and p.best_step <= p.steps < cap
 
 
+def _threads(p: Record) -> int:
+    return int(re.search(r"(\d+) threads", p.provenance.device).group(1))
+
+
 def _rerun(point, p: Record) -> Record:
     """``point(config)`` from scratch for the configuration of ``p``, with the torch thread count its provenance
     records (the same summation order, see REL_TOL)."""
-    threads = int(re.search(r"(\d+) threads", p.provenance.device).group(1))
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(_threads(p))
     try:
         return point(ExperimentConfig.from_dict(p.provenance.config), progress=False)
     finally:
@@ -74,9 +76,14 @@ def test_every_shipped_point_belongs_to_a_sweep_and_carries_its_provenance():
 
 def test_every_shipped_probe_point_belongs_to_a_probe_sweep_and_carries_its_provenance():
     grid_keys = _grid_keys(PROBE_SWEEPS)
-    for p in shipped(probes.NAME, probes.Probe):
+    pts = shipped(probes.NAME, probes.Probe)
+    for p in pts:
         _check_provenance(p, probes.NAME)
         assert config_key(p.provenance.config) in grid_keys, p.path.name  # no orphan: a sweep regenerates it
+    by_key = {config_key(p.provenance.config): p for p in pts}
+    for s in PROBE_SWEEPS:  # each sweep's shipped points come from one version of the code (--ship refuses a mix)
+        codes = {by_key[k].provenance.code for k in _grid_keys([s]) if k in by_key}
+        assert len(codes) <= 1, (s.name, sorted(codes))
 
 
 def _rounding(metric: str) -> float:
@@ -128,16 +135,42 @@ def test_one_shipped_point_reruns_from_scratch(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_one_shipped_probe_point_reruns_from_scratch(monkeypatch, tmp_path):
-    pts = shipped(probes.NAME, probes.Probe)
+def test_the_first_steps_of_a_shipped_probe_training_repeat_its_validation_curve():
+    """Every calibrated point's training to convergence takes minutes; its first evaluations take seconds. The same
+    configuration, trained from scratch for three evaluation intervals (the learning-rate schedule still spans the
+    whole cap), must reproduce the validation losses the record holds at those steps: the data, initialisation,
+    mini-batch and noise streams and the validation set are all the record's."""
+    from gptheory.trial import fit, prepare
+
+    pts = [p for p in shipped(probes.NAME, probes.Probe) if p.validation]
     if not pts:
-        pytest.skip("no probe point ships yet (python -m gptheory sweep NAME --profile cpu --ship)")
+        pytest.skip("no calibrated probe point ships yet (python -m gptheory sweep NAME --profile cpu --ship)")
+    p = min(pts, key=lambda q: (setting(q, "N") * setting(q, "depth"), q.path.name))  # the cheapest step, fixed order
+    config = ExperimentConfig.from_dict(p.provenance.config)
+    every = config.train.eval_every
+    before = torch.get_num_threads()
+    torch.set_num_threads(_threads(p))
+    try:
+        res = fit(config, prepare(config), progress=False, stop_at=3 * every)
+    finally:
+        torch.set_num_threads(before)
+    again = dict(res.validation)
+    recorded = [(int(step), loss) for step, loss in p.validation if step <= 3 * every]
+    assert len(recorded) == 3 and set(again) == {step for step, _ in recorded}
+    for step, loss in recorded:  # the excess loss early on: rounding amplified by 300 optimiser steps at most
+        assert again[step] == pytest.approx(loss, rel=REL_TOL), step
+
+
+@pytest.mark.slow
+def test_one_shipped_probe_point_reruns_from_scratch(monkeypatch, tmp_path):
+    """The whole measurement of one point, on a point cheap enough to train in CI (about two minutes): the fastest
+    shipped one that converged in under :data:`FAST_PROBE` seconds of training. Until such a point ships the test
+    says so; the first-steps test above checks the training path of every calibrated point meanwhile."""
+    pts = [p for p in shipped(probes.NAME, probes.Probe) if p.train_seconds < FAST_PROBE]
+    if not pts:
+        pytest.skip(f"no shipped probe point trains in under {FAST_PROBE:.0f} s yet (the length sweep's N = 8 will)")
     monkeypatch.setenv("GPTHEORY_CACHE", str(tmp_path))
-
-    def cost(q: probes.Probe) -> tuple:  # training and sampling both scale with N x depth x steps
-        return (setting(q, "N") * setting(q, "depth") * q.steps, q.provenance.wall_seconds)
-
-    p = min(pts, key=cost)
+    p = min(pts, key=lambda q: q.train_seconds)
     again = _rerun(probes.run_probe, p)
     # no training in these: the process, the true sequences and what is measured on them repeat to rounding (entries
     # of order 1, sums over thousands of sequences: 1e-12 absolute between two CPUs, hence atol 1e-10)

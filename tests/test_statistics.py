@@ -15,6 +15,8 @@ from gptheory.statistics import (
     loglog_fit,
     order,
     ordered,
+    paired,
+    per_seed_slopes,
     rank_correlation,
     verdict,
 )
@@ -86,7 +88,9 @@ def test_verdict_covers_the_true_mean_at_its_level_and_decides_by_the_interval()
     assert verdict([0.01, -0.012, 0.011, -0.009], margin=0.05).outcome == "fails"  # established negligible
     v = verdict([1.0])
     assert v.outcome == "inconclusive" and np.isnan(v.low) and v.n == 1
-    assert verdict([1.0, np.nan, 1.1, 0.9]).n == 3
+    v = verdict([1.0, np.nan, 1.1, np.inf])
+    assert (v.n, v.dropped, v.seeds) == (2, 2, "n = 2 of 4")  # the unmeasured seeds are counted, not hidden
+    assert verdict([1.0, 1.1]).seeds == "n = 2"
     with pytest.raises(ValueError, match="level must lie in"):
         verdict([1.0, 2.0], level=1.0)
 
@@ -97,6 +101,25 @@ def test_ordered_compares_adjacent_settings_on_their_common_seeds():
     assert outcome == "holds" and [v.n for v in links] == [3, 3]  # seed 3 has no partner on either side
     assert ordered([high, mid, low])[0] == "fails"
     assert ordered([low, {0: 1.5, 1: 0.8, 2: 1.2}])[0] == "inconclusive"
+
+
+def test_paired_differences_match_seeds_never_positions():
+    a, b = {0: 5.0, 2: 7.0, 3: 9.0}, {0: 1.0, 1: 100.0, 3: 2.0}
+    assert paired(a, b) == [4.0, 7.0]  # seeds 0 and 3; seed 2 and seed 1 have no partner
+    assert paired(a, {}) == []
+
+
+def test_per_seed_slopes_recover_each_seeds_own_power_law():
+    rng = np.random.default_rng(1)
+    x = np.array([8.0, 16.0, 32.0, 64.0])
+    xy = {s: list(zip(x, 3.0 * x**k, strict=True)) for s, k in ((0, 0.5), (1, -1.0), (4, 0.0))}
+    slopes = per_seed_slopes(xy)
+    assert slopes[0] == pytest.approx(0.5, abs=1e-12) and slopes[1] == pytest.approx(-1.0, abs=1e-12)
+    assert slopes[4] == pytest.approx(0.0, abs=1e-12)
+    noisy = per_seed_slopes({0: list(zip(x, x**0.3 * np.exp(0.01 * rng.standard_normal(4)), strict=True))})
+    assert noisy[0] == pytest.approx(0.3, abs=0.05)
+    bad = per_seed_slopes({0: [(8.0, 1.0)], 1: [(8.0, 1.0), (8.0, 2.0)], 2: [(8.0, 1.0), (16.0, -1.0)]})
+    assert all(math.isnan(v) for v in bad.values())  # one x, one distinct x, a non-positive y
 
 
 def test_all_hold_joins_a_chain_of_claims():

@@ -77,6 +77,28 @@ def test_a_sweep_writes_a_tidy_table_and_a_second_run_does_no_work(tmp_path):
     assert more.computed == 2 and len(_rows(out / "results.csv")) == 4
 
 
+def test_a_sweep_that_may_not_train_loads_what_is_finished_and_counts_the_rest(tmp_path, monkeypatch):
+    from gptheory.experiments import probe
+
+    def no_training(*args, **kw):
+        raise AssertionError("train=False trained a point")
+
+    first = run_sweep(SC_NU, "smoke", None, axes={**AXES, "nu": [1.0]}, progress=False, **TINY)  # one point cached
+    monkeypatch.setattr(executors, "execute", no_training)
+    part = run_sweep(SC_NU, "smoke", None, axes=AXES, progress=False, train=False, **TINY)
+    assert (part.computed, part.missing, len(part.points)) == (0, 1, 1)
+    assert part.records()[0].dit == first.records()[0].dit
+    text = sweep.provenance_summary([part])
+    assert "1 distinct trainings, 0 of them trained" in text and f"1 of {SC_NU.name}'s points" in text
+    assert "Not shipped yet" not in sweep.provenance_summary([first])  # a complete sweep says nothing of the kind
+    assert not probe.trains("cpu") and probe.trains("smoke") and probe.trains("gpu")  # hours on a CPU: load only
+    assert sweep.code_versions([part]).startswith("Every point read here comes from one version")
+    other = dataclasses.replace(part, sweep="other", points=[({}, dataclasses.replace(first.records()[0]))])
+    other.points[0][1].provenance = dataclasses.replace(first.records()[0].provenance, code="f" * 64)
+    two = sweep.code_versions([part, other])
+    assert two.startswith("The points read here come from 2 versions") and "other: ffffffffffff" in two
+
+
 def test_an_interrupted_sweep_keeps_finished_points(tmp_path, monkeypatch):
     out = tmp_path / "sweep"
     real = executors._point_task

@@ -31,8 +31,8 @@ def glue(name: str, value: Any) -> None:
     try:
         from myst_nb import glue as _glue
     except ImportError:
-        shown = f"{value:.4g}" if isinstance(value, float) else value
-        print(f"{name} = {shown}")
+        if isinstance(value, (int, float, str)):  # a display object (a summary for another page) is not named here
+            print(f"{name} = {value:.4g}" if isinstance(value, float) else f"{name} = {value}")
         return
     _glue(name, value, display=False)
 

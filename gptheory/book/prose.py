@@ -17,6 +17,7 @@ The rules: :func:`compare` (two sets of per-seed values), :func:`band` (one valu
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,6 +79,10 @@ class Claim:
         return self.verdict if isinstance(self.verdict, str) else self.verdict.outcome
 
 
+def _seeds(v: Verdict | str) -> str:
+    return "" if isinstance(v, str) else f" ({v.seeds})"
+
+
 def claims_table(claims: Sequence[Claim], caption: str | None = None, claimed_by: str = "the paper's claim"):
     """The closing table of an experiment chapter: claim, measurement with interval, verdict, reason (an HTML table,
     :func:`gptheory.book.notebook.html_table`); ``claimed_by`` heads the first column (whose claims they are)."""
@@ -86,8 +91,18 @@ def claims_table(claims: Sequence[Claim], caption: str | None = None, claimed_by
     for c in claims:
         if c.outcome not in OUTCOMES:
             raise ValueError(f"a claim's verdict must be one of {OUTCOMES}, got {c.outcome!r} for {c.claim!r}")
-    rows = [[c.claim, c.measured, f"<b>{c.outcome}</b>", c.reason] for c in claims]
+    rows = [[c.claim, c.measured, f"<b>{c.outcome}</b>" + _seeds(c.verdict), c.reason] for c in claims]
     return html_table([claimed_by, "our measurement", "verdict", "why"], rows, caption)
 
 
-__all__ = ["Claim", "band", "claims_table", "compare", "verdict"]
+def claims_summary(claims: Sequence[Claim]):
+    """The verdicts of a chapter's closing table in one short list (verdict, seeds, claim), as HTML: what the
+    introduction pastes from each experiment chapter (a ``{glue}`` directive with ``:doc:``), so that its summary is
+    the chapters' own verdicts and cannot drift from them."""
+    from IPython.display import HTML
+
+    items = "".join(f"<li><b>{c.outcome}</b>{_seeds(c.verdict)}: {html.escape(c.claim)}</li>" for c in claims)
+    return HTML(f'<ul class="claims-summary">{items}</ul>')
+
+
+__all__ = ["Claim", "band", "claims_summary", "claims_table", "compare", "verdict"]

@@ -10,6 +10,7 @@
 * :mod:`~gptheory.experiments.tuning` -- each network's own recipe for the comparisons: its learning rate, chosen on
   its own validation loss, and its cap;
 * :mod:`~gptheory.experiments.architecture` -- Appendix D.2 (Figures 11-13): the DiT against UNets, length, depth;
+* :mod:`~gptheory.experiments.architecture_claims` -- Figures 11 and 12's claims as verdicts, each rule once;
 * :mod:`~gptheory.experiments.attention_learned` -- is the attention pattern learned (Figures 5 and 10 at depth)?
 * :mod:`~gptheory.experiments.imputation` -- beyond the paper: imputation and forecasting against the exact posterior,
   read by :mod:`~gptheory.experiments.imputation_analysis` (its verdicts and figures).

@@ -15,23 +15,22 @@ Every point is a :class:`~.probe.Probe` (one trained network measured from every
   comparisons do not use (:data:`TUNING_SEEDS`), so that the UNets do not inherit a recipe tuned on the DiT.
 
 These are the calibrated sweeps (protocol 2: trained to convergence, each network at its own tuned rate,
-:data:`TUNED_LR`, measured against the law at ``t0``). :func:`architecture` returns the chapter's sweeps, until their
-points ship the first, fixed-budget ones (:data:`LEGACY`); the figures (``plot_*``) and the numbers behind the
-chapter's verdicts (when was something learned, how many blocks suffice) read their records.
+:data:`TUNED_LR`, measured against the law at ``t0``). :func:`architecture` returns the chapter's sweeps; the figures
+(``plot_*``) read their records; the verdicts on the paper's claims are :mod:`.architecture_claims`' (Figures 11
+and 12) and :mod:`.dynamics`' (Figure 13).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import floors
 from ..attention import lag_profile
 from ..profiles import PROFILES
-from ..results import group, setting, value
-from ..statistics import Verdict, verdict
+from ..profiles import profile as active_profile
+from ..results import group, value
 from ..sweep import run_sweep
 from . import dynamics
-from .probe import CALIBRATED, PROBE, SEEDS2, SEEDS3, SEEDS5, Probe, probe_sweep
+from .probe import CALIBRATED, SEEDS3, SEEDS5, Probe, probe_sweep, trains
 from .tuning import COMPARED_ARCHS, TUNING, recipe, tuned
 
 N_GRID = {"smoke": (8, 16), "cpu": (8, 16, 32, 64), "gpu": (32, 64, 128, 256)}
@@ -39,9 +38,11 @@ N_GRID = {"smoke": (8, 16), "cpu": (8, 16, 32, 64), "gpu": (32, 64, 128, 256)}
 # ------------------------------------------------------------------------ the calibrated sweeps (protocol 2)
 # Every network trained to convergence of its excess validation loss (the stopping rule: dit_learns.CONVERGE) with its
 # own recipe (learning rate and cap, :mod:`.tuning`), and measured against the law at t0 beside its sampling floor.
-# Verdict-bearing sweeps run five seeds, descriptive ones three.
+# The comparisons run five seeds; the length and depth sweeps three (only a large effect decides their verdicts).
 DYNAMICS_POINTS = {"smoke": 3, "cpu": 24, "gpu": 24}  # training-dynamics measurements, log-spaced from the first epoch
-DEPTH_GRID = {"smoke": (1, 3), "cpu": (1, 2, 4, 8), "gpu": (2, 4, 8, 12, 16)}
+# 12 blocks in the cpu grid: something deeper than the 8 we read in App. D.2, so that "8 suffice" can fail (the 12-block
+# points are attention-learned-depth's, the same trainings)
+DEPTH_GRID = {"smoke": (1, 3), "cpu": (1, 2, 4, 8, 12), "gpu": (2, 4, 8, 12, 16)}
 
 
 SWEEPS = (
@@ -78,78 +79,14 @@ SWEEPS = (
     TUNING,
 )
 
-# ---------------------------------------------------------------- the first shipped sweeps (protocol 1)
-# What the chapter reads until the calibrated sweeps above ship (issue 20): a fixed budget of 2500 steps, Figure 1's
-# recipe for every network, errors against the data law. Not registered on the command line; deleted with their
-# points once the calibrated ones ship.
-EVAL_POINTS = {"smoke": 3, "cpu": 8, "gpu": 10}  # training-dynamics evaluations of the first architecture sweep
-LEGACY = (
-    probe_sweep(
-        "architecture",
-        "Figures 11 and 13: the DiT against a UNet of the same size and diffusers' UNet1DModel, with training dynamics",
-        base={p: c.replace(eval_points=EVAL_POINTS[p]) for p, c in PROBE.items()},
-        arch={p: COMPARED_ARCHS for p in PROFILES},
-        seed=SEEDS3,
-    ),
-    probe_sweep(
-        "architecture-receptive-field",
-        "Figure 11's filter-size question: one-level UNets with short (k=3) and long (k=7) convolutions",
-        base={p: c.replace(arch="unet", levels=1) for p, c in PROBE.items()},
-        kernel_size={p: (3, 7) for p in PROFILES},
-        seed=SEEDS2,
-    ),
-    probe_sweep(
-        "architecture-length", "Figure 12 (left): the error against the sequence length N", N=N_GRID, seed=SEEDS2
-    ),
-    probe_sweep(
-        "architecture-depth",
-        "Figure 12 (right): the error against the number of blocks",
-        depth={"smoke": (1, 3), "cpu": (1, 2, 4, 8, 12), "gpu": (2, 4, 8, 12, 16)},
-        seed=SEEDS2,
-    ),
-)
 
-
-def architecture(profile: str | None = None, progress: bool = True) -> dict:
-    """The chapter's sweeps of ``profile`` as :class:`gptheory.sweep.SweepResult` by name: shipped or cached points
-    are loaded, missing ones trained (and cached). Until the calibrated sweeps ship, the chapter reads
-    :data:`LEGACY`."""
-    return {s.name: run_sweep(s, profile, out=None, progress=progress) for s in LEGACY}
-
-
-# --------------------------------------------------------------------------------------------- verdicts
-def squared_excess(p: Probe, metric: str = "temporal") -> float:
-    """``(error^2 - floor^2) / floor^2`` of one of the :class:`~gptheory.metrics.CovarianceErrors` of a calibrated
-    point's generated sequences (untruncated: negative below the floor), or its ``paper_relative_error`` as it is (a
-    ratio on equal counts, about 1 for a perfect generator)."""
-    if p.protocol != 2:
-        raise ValueError(
-            f"squared_excess needs a calibrated point (protocol 2, with a floor), got protocol {p.protocol}"
-        )
-    if metric == "paper_relative_error":
-        return p.paper_relative_error
-    return floors.squared_excess(getattr(p.generated, metric), getattr(p.floor, metric))
-
-
-def versus_dit(points: list[Probe], metric: str = "temporal") -> dict[str, Verdict]:
-    """ "The DiT learns better than ``arch``", for every other architecture among ``points``: the verdict
-    (:func:`gptheory.statistics.verdict`) on the per-seed differences ``e(arch) - e(dit)`` of :func:`squared_excess`
-    (paired by seed; positive where the DiT is better). ``{arch: Verdict}``."""
-    by = {}
-    for p in points:
-        by.setdefault(setting(p, "arch"), {})[setting(p, "seed")] = squared_excess(p, metric)
-    if "dit" not in by:
-        raise ValueError("versus_dit needs DiT points among the points")
-    dit = by.pop("dit")
-    return {a: verdict([e[s] - dit[s] for s in sorted(set(e) & set(dit))]) for a, e in sorted(by.items())}
-
-
-def smallest_sufficient(means: dict, tolerance: float = 0.1) -> object:
-    """The smallest key of ``means: {value: mean error}`` whose error is within ``1 + tolerance`` of the best."""
-    if not means:
-        raise ValueError("means must hold at least one value")
-    best = min(means.values())
-    return min(k for k, v in means.items() if v <= (1 + tolerance) * best)
+def architecture(profile: str | None = None, progress: bool = True, train: bool | None = None) -> dict:
+    """The chapter's sweeps of ``profile`` (:data:`SWEEPS`, the calibrated ones, with ``architecture-lr``) as
+    :class:`gptheory.sweep.SweepResult` by name: shipped or cached points are loaded, missing ones trained (and
+    cached) where ``train`` (default: :func:`~.probe.trains` of the profile; the cpu profile only loads)."""
+    profile = active_profile() if profile is None else profile
+    train = trains(profile) if train is None else train
+    return {s.name: run_sweep(s, profile, out=None, progress=progress, train=train) for s in SWEEPS}
 
 
 # ---------------------------------------------------------------------------------------------- figures
@@ -228,15 +165,16 @@ def plot_gap_errors(groups: dict[str, list[Probe]]):
 
 def plot_dynamics(groups: dict[str, list[Probe]]):
     """Figure 13: the temporal and spatial errors of samples generated during training (:func:`.dynamics.curves`:
-    scale-free correlations against the epoch for calibrated points, covariance errors against the step for the
-    first ones), each seed faint and the mean over seeds, with the floor of as many true sequences dashed."""
+    scale-free correlations against the epoch up to the network that generated for calibrated points, covariance
+    errors against the step for the first ones), each seed faint and the mean over seeds, with the floor of as many
+    true sequences dashed."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
     for a, name in zip(ax, ("temporal", "spatial"), strict=True):
         floors = []
         for k, (label, pts) in enumerate(groups.items()):
-            x, unit = dynamics.timeline(max(pts, key=lambda p: len(p.eval_steps)))
+            x, unit = max((dynamics.timeline(p) for p in pts), key=lambda t: len(t[0]))
             ys = [dynamics.curves(p)[name][0] for p in pts]
             for p, y in zip(pts, ys, strict=True):
                 a.loglog(dynamics.timeline(p)[0], y, color=f"C{k}", alpha=0.25)
@@ -252,13 +190,15 @@ def plot_dynamics(groups: dict[str, list[Probe]]):
 
 def plot_gap_dynamics(points: list[Probe]):
     """The error at each gap (rows) against the training time (columns), mean over seeds on their common
-    measurements, on a log colour scale (calibrated points: the temporal correlation against the epoch; the first
-    ones: the whitened kernel against the step); the true kernel ``gamma(h)`` beside it for reference."""
+    measurements, on a log colour scale (calibrated points: the temporal correlation against the epoch, up to the
+    network that generated, :func:`.dynamics.readings`; the first ones: the whitened kernel against the step); the
+    true kernel ``gamma(h)`` beside it, dotted at the smallest correlation timed (:data:`.dynamics.RESOLVABLE`)."""
     import matplotlib.colors as colors
     import matplotlib.pyplot as plt
 
     calibrated = bool(points[0].eval_epochs.size)
-    E = dynamics.aligned([p.eval_corr_gap[:, 1:] if calibrated else p.eval_gap_error for p in points]).mean(0)
+    gaps = [dynamics.readings(p, best=False).corr_gap[:, 1:] if calibrated else p.eval_gap_error for p in points]
+    E = dynamics.aligned(gaps).mean(0)
     x, unit = dynamics.timeline(points[0])
     h0 = 1 if calibrated else 0  # a correlation is 1 at gap 0: nothing to show there
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 1]}, constrained_layout=True)
@@ -273,6 +213,8 @@ def plot_gap_dynamics(points: list[Probe]):
     fig.colorbar(im, ax=ax[0])
     ax[1].plot(lag_profile(points[0].Gamma), np.arange(points[0].Gamma.shape[0]), "k-")
     ax[1].set_xlabel("$\\gamma(h)$")
+    if calibrated:  # the gaps whose learning is timed lie on the right of the dotted line
+        ax[1].axvline(dynamics.RESOLVABLE, color="k", ls=":", lw=0.8)
     ax[1].set_ylim(h0 - 0.5, points[0].Gamma.shape[0] - 0.5)
     return fig
 
@@ -303,8 +245,6 @@ def plot_versus(points: list[Probe], axis: str, names: tuple[str, ...], logx: bo
 __all__ = [
     "DEPTH_GRID",
     "DYNAMICS_POINTS",
-    "EVAL_POINTS",
-    "LEGACY",
     "N_GRID",
     "SWEEPS",
     "architecture",
@@ -314,7 +254,4 @@ __all__ = [
     "plot_kernels",
     "plot_pair_blocks",
     "plot_versus",
-    "smallest_sufficient",
-    "squared_excess",
-    "versus_dit",
 ]

@@ -8,16 +8,19 @@ protocol the steps are log-spaced from the first epoch (:func:`steps_per_epoch`)
 correlations by gap (:func:`gptheory.metrics.correlation_errors`), which a generator whose samples are only too wide or
 too narrow gets right.
 
-When was something learned: :func:`learned_step` (the first step from which an error stays near its final level or
-the floor of as many true sequences), per gap :func:`gap_learned_steps` (the whitened kernel, protocol 1) and
-:func:`gap_learned_epochs` (the temporal correlation, in epochs, protocol 2), and :func:`spatial_learned_epoch`;
-Figure 13's claims as verdicts over seeds, :func:`dynamics_verdicts`.
+When was something learned. Under protocol 1, :func:`learned_step` per gap (:func:`gap_learned_steps`). Under
+protocol 2, on the :func:`readings` up to the network that generated (never after ``best_step``: a run may go on, or
+diverge, after it), :func:`learned_epoch`: when a set fraction of the quantity's own initial excess over its final
+level is gone, one rule for the spatial correlation (:func:`spatial_learned_epoch`) and for each :func:`resolvable`
+gap of the temporal one (:func:`gap_learned_epochs`, :func:`temporal_learned_epoch`), censored where nothing was
+learned within the run. Figure 13's claims as verdicts over seeds that stay valid under that censoring,
+:func:`dynamics_verdicts`; and which runs :func:`diverged` after their best step (:func:`stop_label`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -25,9 +28,10 @@ import torch
 from .. import metrics
 from ..attention import lag_profile
 from ..config import ExperimentConfig
+from ..floors import RESOLVABLE
 from ..gp import GaussianProcess
 from ..metrics import CovarianceErrors, Law
-from ..statistics import Verdict, rank_correlation, verdict
+from ..statistics import Verdict, censored_verdict, rank_correlation
 
 Probe = Any  # a :class:`~.probe.Probe` (that module imports this one, so it is not imported here)
 
@@ -100,19 +104,87 @@ def dynamics_arrays(
     return out
 
 
+# ------------------------------------------------------------------------------------------- what is read
+LEARNED_FRACTION = 0.8  # learned: this fraction of the initial excess over the final level is gone, for good
+DIVERGED = 10.0  # a held-out loss this many times the best after the best step: the run diverged
+
+
+def diverged(p: Probe, ratio: float = DIVERGED) -> bool:
+    """Whether a calibrated run's held-out loss rose above ``ratio`` times its best (``best_validation``) after its
+    best step (``validation``: ``[[step, loss], ...]``): the run diverged and its stopper, which only sees that the
+    loss stopped improving, may still have read it as converged. The network kept is the best one either way."""
+    after = [float(v) for s, v in p.validation if s > p.best_step]
+    best = p.best_validation
+    return bool(after) and best > 0 and max(after) > ratio * best
+
+
+def stop_label(p: Probe) -> str:
+    """How a calibrated run ended, for a table: ``stop_reason``, or ``"diverged after step 6000, stopped"`` when it
+    :func:`diverged` after its best step."""
+    return f"diverged after step {p.best_step}, stopped" if diverged(p) else p.stop_reason
+
+
+class Readings(NamedTuple):
+    """A calibrated point's training dynamics up to the network that generated (:func:`readings`): ``epochs: (E,)``,
+    the temporal correlation's error by gap ``corr_gap: (E, N)`` and the spatial correlation's ``corr_spatial: (E,)``
+    (:func:`gptheory.metrics.correlation_errors`)."""
+
+    epochs: np.ndarray
+    corr_gap: np.ndarray
+    corr_spatial: np.ndarray
+
+
+def readings(p: Probe, best: bool = True) -> Readings:
+    """The evaluations of a calibrated point at steps up to ``best_step``, the network the sampler used (a run may go
+    on after it, and even diverge); with ``best``, the generating network's own measurement (``best_corr_gap``,
+    ``best_corr_spatial``) follows at its epoch when it is later than the last evaluation kept."""
+    if p.eval_epochs.size == 0:
+        raise ValueError("readings needs a point measured in epochs (protocol 2 with eval_points > 0)")
+    keep = p.eval_steps <= p.best_step if p.best_step > 0 else np.ones(len(p.eval_steps), bool)
+    epochs, gap, spatial = p.eval_epochs[keep], p.eval_corr_gap[keep], p.eval_corr_spatial[keep]
+    last = int(p.eval_steps[keep][-1]) if keep.any() else 0
+    if best and p.best_step > last and np.size(p.best_corr_gap):
+        epochs = np.append(epochs, p.best_step * p.eval_epochs[0] / p.eval_steps[0])
+        gap, spatial = np.vstack([gap, p.best_corr_gap]), np.append(spatial, p.best_corr_spatial)
+    return Readings(epochs, gap, spatial)
+
+
+def resolvable(p: Probe) -> np.ndarray:
+    """The gaps whose learning is timed, ``(N,)`` booleans: ``h >= 1`` with ``gamma(h) >= RESOLVABLE``."""
+    gamma = lag_profile(p.Gamma)
+    return (np.arange(len(gamma)) >= 1) & (gamma >= RESOLVABLE)
+
+
+def sampling_noise(p: Probe) -> float:
+    """The error of as many true sequences' temporal correlation at the gaps where ``gamma(h) < RESOLVABLE`` (median;
+    ``nan`` without such a gap): the estimator's noise at the evaluation count, where there is nothing to learn."""
+    far = (np.arange(len(p.eval_corr_gap_true)) >= 1) & ~resolvable(p)
+    return float(np.median(p.eval_corr_gap_true[far])) if far.any() else math.nan
+
+
+def eval_spacing(p: Probe) -> float:
+    """The factor between consecutive evaluation epochs of a calibrated point, ``(last / first)^(1 / (E - 1))`` (the
+    evaluations are log-spaced; ``nan`` with fewer than two)."""
+    e = p.eval_epochs
+    return float((e[-1] / e[0]) ** (1 / (len(e) - 1))) if len(e) > 1 else math.nan
+
+
 def timeline(p: Probe) -> tuple[np.ndarray, str]:
-    """Where a point was measured and in which unit: ``eval_epochs`` under protocol 2, ``eval_steps`` under 1."""
-    return (p.eval_epochs, "epoch") if p.eval_epochs.size else (p.eval_steps, "training step")
+    """Where a point was measured and in which unit: the epochs of :func:`readings` (up to the best step, without
+    the best network's own measurement, so that seeds share the grid) under protocol 2, ``eval_steps`` under 1."""
+    return (readings(p, best=False).epochs, "epoch") if p.eval_epochs.size else (p.eval_steps, "training step")
 
 
 def curves(p: Probe) -> dict[str, tuple[np.ndarray, float]]:
-    """Figure 13's two curves of one point, ``{"temporal": (errors (E,), floor), "spatial": ...}``: under protocol 2
-    the scale-free ones (the temporal correlation's error as the RMS over the gaps ``h >= 1`` of ``eval_corr_gap``,
-    the spatial correlation's), under protocol 1 the whitened kernel's and the frames' covariance errors."""
+    """Figure 13's two curves of one point, ``{"temporal": (errors (E,), floor), "spatial": ...}``, on
+    :func:`timeline`: under protocol 2 the scale-free ones (the temporal correlation's error as the RMS over the
+    :func:`resolvable` gaps, the spatial correlation's), under protocol 1 the whitened kernel's and the frames'
+    covariance errors."""
     if p.eval_epochs.size:
-        temporal = np.sqrt((p.eval_corr_gap[:, 1:] ** 2).mean(1))
-        floor = float(np.sqrt((p.eval_corr_gap_true[1:] ** 2).mean()))
-        return {"temporal": (temporal, floor), "spatial": (p.eval_corr_spatial, p.eval_corr_spatial_true)}
+        r, h = readings(p, best=False), resolvable(p)
+        temporal = np.sqrt((r.corr_gap[:, h] ** 2).mean(1))
+        floor = float(np.sqrt((p.eval_corr_gap_true[h] ** 2).mean()))
+        return {"temporal": (temporal, floor), "spatial": (r.corr_spatial, p.eval_corr_spatial_true)}
     return {"temporal": (p.eval_temporal, float(p.eval_true[0])), "spatial": (p.eval_spatial, float(p.eval_true[1]))}
 
 
@@ -127,14 +199,12 @@ def aligned(arrays: list[np.ndarray]) -> np.ndarray:
 def learned_step(
     steps: np.ndarray, err: np.ndarray, floor: float, factor: float = 2.0, final: float | None = None
 ) -> float:
-    """When a quantity was learned during training: the first of ``steps: (E,)`` from which its error ``err: (E,)``
-    stays within ``factor`` times ``max(final error, floor)``, where ``floor`` is the error of as many true sequences
-    (the estimator's noise) and the final error is ``final`` (that of the network kept at the end) or ``err[-1]``.
+    """When a quantity was learned during training (protocol 1): the first of ``steps: (E,)`` from which its error
+    ``err: (E,)`` stays within ``factor`` times ``max(final error, floor)``, where ``floor`` is the error of as many
+    true sequences (the estimator's noise) and the final error is ``final`` or ``err[-1]``.
 
-    When the first measurement is already within that band there is no drop to time, and two cases differ:
-    ``nan`` when the final error is within ``factor`` times the floor (the quantity was right from the start, for
-    example a weak correlation that white noise already gets right), ``inf`` when it stays above that (flat above
-    the floor: not learned within the run).
+    When the first measurement is already within that band there is no drop to time: ``nan`` when the final error is
+    within ``factor`` times the floor (right from the start), ``inf`` when it stays above that (not learned).
     """
     steps, err = np.asarray(steps), np.asarray(err, float)
     if steps.size == 0 or steps.shape != err.shape:
@@ -149,88 +219,159 @@ def learned_step(
 
 def gap_learned_steps(p: Probe, factor: float = 2.0) -> np.ndarray:
     """:func:`learned_step` of the whitened temporal-kernel error at each gap ``h``, ``(N,)``, against the
-    true-sample floor at that gap (needs training dynamics)."""
+    true-sample floor at that gap (protocol 1, needs training dynamics)."""
     E, floor = p.eval_gap_error, p.eval_gap_error_true
     return np.array([learned_step(p.eval_steps, E[:, h], floor[h], factor) for h in range(E.shape[1])])
 
 
-def gap_learned_epochs(p: Probe, factor: float = 2.0) -> np.ndarray:
-    """The epoch at which the temporal *correlation* at each gap ``h`` was learned, ``(N,)``: :func:`learned_step` of
-    ``eval_corr_gap`` over ``eval_epochs`` against the true sequences' floor, the final level that of the network
-    kept (``best_corr_gap``; protocol 2; gap 0 is ``nan``, a correlation is 1 there by construction)."""
-    if p.eval_epochs.size == 0:
-        raise ValueError("gap_learned_epochs needs a point measured in epochs (protocol 2 with eval_points > 0)")
-    E, floor, final = p.eval_corr_gap, p.eval_corr_gap_true, p.best_corr_gap
-    out = [learned_step(p.eval_epochs, E[:, h], floor[h], factor, final[h]) for h in range(1, E.shape[1])]
-    return np.array([math.nan, *out])
+class Learned(NamedTuple):
+    """When a quantity was learned, in epochs: ``low <= true epoch <= high``, and the ``epoch`` a verdict uses. Timed:
+    all three equal. Right from the first measurement: ``(first, 0, first)`` (left-censored). Not learned by the last
+    measurement: ``(last, last, inf)`` (right-censored at it)."""
+
+    epoch: float
+    low: float
+    high: float
+
+    @property
+    def censored(self) -> bool:
+        return self.low != self.high
 
 
-def spatial_learned_epoch(p: Probe, factor: float = 2.0) -> float:
-    """The epoch at which the frames' spatial correlation was learned (:func:`learned_step` of
-    ``eval_corr_spatial`` over ``eval_epochs`` against the true sequences' floor; protocol 2)."""
-    if p.eval_epochs.size == 0:
-        raise ValueError("spatial_learned_epoch needs a point measured in epochs (protocol 2 with eval_points > 0)")
-    return learned_step(p.eval_epochs, p.eval_corr_spatial, p.eval_corr_spatial_true, factor, p.best_corr_spatial)
+def learned_epoch(
+    epochs: np.ndarray, err: np.ndarray, floor: float, final: float | None = None, factor: float = 2.0,
+    fraction: float = LEARNED_FRACTION,
+) -> Learned:  # fmt: skip
+    """When a quantity whose error ``err: (E,)`` was measured at ``epochs: (E,)`` was learned: the first epoch from
+    which ``fraction`` of its initial excess ``err[0] - level`` stays gone, with ``level = max(final, floor)`` (its
+    final error, ``final`` or ``err[-1]``, not below ``floor``, the error of as many true sequences). A fraction of
+    the quantity's own excess, so a strong correlation (a large initial error) and a weak one are held to the same bar.
+
+    No drop to time (``err[0] <= factor * level``): right from the start when ``level <= factor * floor``, else not
+    learned within the run (flat above the floor); see :class:`Learned`.
+    """
+    epochs, err = np.asarray(epochs, float), np.asarray(err, float)
+    if epochs.size == 0 or epochs.shape != err.shape:
+        raise ValueError(f"epochs and err must be non-empty and of one shape, got {epochs.shape} and {err.shape}")
+    first, last = float(epochs[0]), float(epochs[-1])
+    level = max(float(err[-1] if final is None else final), float(floor))
+    if err[0] <= factor * level:
+        return Learned(first, 0.0, first) if level <= factor * float(floor) else Learned(last, last, math.inf)
+    bar = level + (1 - fraction) * (err[0] - level)
+    after = np.nonzero(err > bar)[0][-1] + 1
+    if after == len(epochs):
+        return Learned(last, last, math.inf)
+    return Learned(float(epochs[after]), float(epochs[after]), float(epochs[after]))
 
 
-def _or_first(epoch: float, first: float) -> float:
-    """A learned epoch, with ``nan`` (right from the first measurement) read as that first epoch, its upper bound;
-    ``inf`` (not learned within the run) stays."""
-    return first if math.isnan(epoch) else epoch
+def gap_learned_epochs(p: Probe, factor: float = 2.0, fraction: float = LEARNED_FRACTION) -> dict[int, Learned]:
+    """:func:`learned_epoch` of the temporal correlation at each :func:`resolvable` gap ``h`` (``{h: Learned}``), on
+    the :func:`readings` up to the network that generated, against the true sequences' error at that gap."""
+    r = readings(p)
+    return {int(h): learned_epoch(r.epochs, r.corr_gap[:, h], p.eval_corr_gap_true[h], None, factor, fraction)
+            for h in np.nonzero(resolvable(p))[0]}  # fmt: skip
 
 
-def temporal_learned_epoch(p: Probe, factor: float = 2.0) -> float:
-    """The epoch at which the temporal correlation was learned: the median over the timed gaps of
-    :func:`gap_learned_epochs` (``inf`` for a gap not learned within the run; the first measured epoch when every
-    gap was right from the start)."""
-    gaps = gap_learned_epochs(p, factor)[1:]
-    timed = gaps[~np.isnan(gaps)]
-    return float(np.median(timed)) if timed.size else float(p.eval_epochs[0])
+def spatial_learned_epoch(p: Probe, factor: float = 2.0, fraction: float = LEARNED_FRACTION) -> Learned:
+    """:func:`learned_epoch` of the frames' spatial correlation, on the :func:`readings` (protocol 2)."""
+    r = readings(p)
+    return learned_epoch(r.epochs, r.corr_spatial, p.eval_corr_spatial_true, None, factor, fraction)
 
 
-def dynamics_verdicts(points: list[Probe], epoch: float = 50.0, factor: float = 2.0) -> dict[str, Verdict]:
-    """Figure 13's three claims, each by :func:`gptheory.statistics.verdict` on one effect per point (one seed each,
-    protocol 2, with training dynamics), positive where the claim holds:
+def temporal_learned_epoch(p: Probe, factor: float = 2.0, fraction: float = LEARNED_FRACTION) -> Learned:
+    """When the temporal correlation was learned: the median over the :func:`resolvable` gaps of
+    :func:`gap_learned_epochs`, of each bound separately (the median is monotone, so those bound the true median);
+    all ``nan`` without a resolvable gap."""
+    gaps = list(gap_learned_epochs(p, factor, fraction).values())
+    if not gaps:
+        return Learned(math.nan, math.nan, math.nan)
+    return Learned(*(float(np.median([g[k] for g in gaps])) for k in range(3)))
+
+
+# ------------------------------------------------------------------------------------------- verdicts
+def _log(x: float) -> float:
+    return -math.inf if x == 0 else math.log(x)
+
+
+def _rank_effect(gamma: np.ndarray, learned: list[Learned]) -> tuple[float, float, float]:
+    """``-rho``, Spearman's rank correlation between ``gamma(h)`` and the epoch at which gap ``h`` was learned (``0``
+    when every gap ties), with its bounds over the orders the censored gaps may take among themselves (a right-censored
+    gap after every timed one, a left-censored one before; ties on the evaluation grid stay ties)."""
+    t = np.array([g.epoch for g in learned])
+    rho = rank_correlation(gamma, t)
+    value = 0.0 if math.isnan(rho) else -rho
+    side = np.array([(g.high == math.inf) - (g.low == 0) for g in learned], float)  # +1 right-, -1 left-censored
+    if not side.any():
+        return value, value, value
+    strength = np.argsort(np.argsort(gamma)) / len(gamma)  # in [0, 1), larger for a stronger correlation
+
+    def bound(sign: float) -> float:  # sign +1: the stronger gaps later within each censored block (against)
+        r = rank_correlation(gamma, t * (1 + 1e-9 * side * (2 + sign * side * strength)))
+        return -r
+
+    return value, bound(1.0), bound(-1.0)
+
+
+def dynamics_verdicts(
+    points: list[Probe], epoch: float = 50.0, factor: float = 2.0, fraction: float = LEARNED_FRACTION
+) -> dict[str, Verdict]:
+    """Figure 13's three claims, each by :func:`~gptheory.statistics.censored_verdict` on one effect per point (one
+    seed each, protocol 2, with training dynamics), positive where the claim holds, every time a :class:`Learned`
+    (:func:`learned_epoch` on the :func:`readings` up to the network that generated, the same rule for space and
+    time). A censored time enters at its censoring epoch, with its bound, so no seed is dropped for it:
 
     * ``"spatial_first"``: the spatial correlation is learned before the temporal one; effect
-      ``log(temporal epoch / spatial epoch)`` (:func:`temporal_learned_epoch`, :func:`spatial_learned_epoch`; a
-      quantity right from the first measurement counts as learned then; one not learned within the run makes the
-      effect infinite, which the verdict leaves out: its ``n`` counts the seeds that were timed);
+      ``log(temporal epoch / spatial epoch)`` (:func:`temporal_learned_epoch`, :func:`spatial_learned_epoch`). A
+      temporal correlation not learned by the end (or a spatial one right from the start) makes the value a lower
+      bound: the claim may hold on it, not fail; the other way round, an upper bound;
     * ``"temporal_late"``: the temporal correlation is learned after ``epoch`` (the paper's 50); effect
-      ``log(temporal epoch / epoch)``;
-    * ``"weak_later"``: weak correlations take longer; effect ``-rho``, Spearman's rank correlation over the timed
-      gaps (at least three; a gap not learned within the run ranks last) between the true correlation ``gamma(h)``
-      and the gap's learned epoch.
+      ``log(temporal epoch / epoch)``: not learned by the end of a run counts at that end, a lower bound (may hold,
+      not fail); right from the start, an upper bound (may fail, not hold);
+    * ``"weak_later"``: weak correlations take longer; effect ``-rho``, minus Spearman's rank correlation between
+      ``gamma(h)`` and the epoch at which gap ``h`` was learned, over the :func:`resolvable` gaps (at least three),
+      bounded over the orders its censored gaps may take.
     """
     spatial_first, late, weak = [], [], []
     for p in points:
         if p.eval_epochs.size == 0:
             raise ValueError("dynamics_verdicts needs points measured in epochs (protocol 2 with eval_points > 0)")
-        first = float(p.eval_epochs[0])
-        t = temporal_learned_epoch(p, factor)
-        s = _or_first(spatial_learned_epoch(p, factor), first)
-        spatial_first.append(math.log(t / s))
-        late.append(math.log(t / epoch))
-        gaps = gap_learned_epochs(p, factor)
-        gamma = lag_profile(p.Gamma)
-        timed = ~np.isnan(gaps)
-        weak.append(-rank_correlation(gamma[timed], gaps[timed]) if timed.sum() >= 3 else math.nan)
-    return {"spatial_first": verdict(spatial_first), "temporal_late": verdict(late), "weak_later": verdict(weak)}
+        t, s = temporal_learned_epoch(p, factor, fraction), spatial_learned_epoch(p, factor, fraction)
+        spatial_first.append(
+            (_log(t.epoch / s.epoch), _log(t.low / s.high), _log(t.high / s.low if s.low else math.inf))
+        )
+        late.append((_log(t.epoch / epoch), _log(t.low / epoch), _log(t.high / epoch)))
+        gaps = gap_learned_epochs(p, factor, fraction)
+        gamma = lag_profile(p.Gamma)[list(gaps)]
+        weak.append(_rank_effect(gamma, list(gaps.values())) if len(gaps) >= 3 else (math.nan,) * 3)
+    return {"spatial_first": censored_verdict(spatial_first), "temporal_late": censored_verdict(late),
+            "weak_later": censored_verdict(weak)}  # fmt: skip
 
 
 __all__ = [
+    "DIVERGED",
+    "LEARNED_FRACTION",
+    "RESOLVABLE",
+    "Learned",
+    "Readings",
     "aligned",
     "curves",
+    "diverged",
     "dynamics_arrays",
     "dynamics_verdicts",
     "dynamics_steps",
+    "eval_spacing",
     "eval_steps",
     "gap_learned_epochs",
     "gap_learned_steps",
+    "learned_epoch",
     "learned_step",
     "measure",
+    "readings",
+    "resolvable",
+    "sampling_noise",
     "spatial_learned_epoch",
     "steps_per_epoch",
+    "stop_label",
     "temporal_learned_epoch",
     "timeline",
 ]

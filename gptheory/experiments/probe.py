@@ -19,10 +19,10 @@ size, trained; ``n_gen`` generated sequences; as many true ones) and measures:
   generated at ``eval_points`` log-spaced training steps (:func:`.dynamics.dynamics_steps`), measured inside the
   training loop and kept in its checkpoint.
 
-The sweeps of both chapters share one base configuration per profile, so a point that two sweeps have in common is
-trained once: :data:`CALIBRATED` (Figure 1's process and network trained to convergence, protocol 2) for the calibrated
-sweeps, :data:`PROBE` (Figure 1's fixed budget, protocol 1) for the first ones the chapters read until those ship.
-:func:`probe_sweep` makes one, with :func:`columns` and the summary figure :func:`plot_probe`.
+The sweeps of both chapters share one base configuration per profile, :data:`CALIBRATED` (Figure 1's process and
+network trained to convergence, protocol 2), so a point that two sweeps have in common is trained once.
+:func:`probe_sweep` makes one, with :func:`columns` and the summary figure :func:`plot_probe`. (:data:`PROBE`, Figure
+1's first fixed budget under protocol 1, remains for tests of the measurement on tiny points.)
 """
 
 from __future__ import annotations
@@ -320,6 +320,13 @@ SEEDS2 = {"smoke": (0,), "cpu": (0, 1), "gpu": (0, 1)}
 SEEDS5 = {"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2, 3, 4)}  # the calibrated sweeps that draw verdicts
 
 
+def trains(profile: str) -> bool:
+    """Whether a chapter trains the probe points that have not shipped, in ``profile``: in ``smoke`` (seconds) and
+    ``gpu`` (the reader's own run) it does; in ``cpu`` it reads the shipped points only, since the calibrated sweeps
+    take hours there, and says which are missing (``python -m gptheory sweep NAME`` computes them)."""
+    return profile != "cpu"
+
+
 def probe_sweep(
     name: str,
     description: str,
@@ -327,10 +334,10 @@ def probe_sweep(
     linked: dict[str, dict[str, dict]] | None = None,
     **axes: dict[str, tuple],
 ) -> Sweep:
-    """A sweep of probe points: ``base`` (default :data:`PROBE`), settings ``linked`` to an axis' value
+    """A sweep of probe points: ``base`` (default :data:`CALIBRATED`), settings ``linked`` to an axis' value
     (:attr:`gptheory.sweep.Sweep.linked`) and, per flat field name, its values per profile."""
     grid = {p: {k: v[p] for k, v in axes.items()} for p in PROFILES}
-    return Sweep(name, description, base or PROBE, grid, Probe, run_probe, columns, plot_probe, linked)
+    return Sweep(name, description, base or CALIBRATED, grid, Probe, run_probe, columns, plot_probe, linked)
 
 
 __all__ = [
@@ -346,5 +353,6 @@ __all__ = [
     "columns",
     "plot_probe",
     "probe_sweep",
+    "trains",
     "run_probe",
 ]

@@ -135,17 +135,25 @@ def verdict(effects: Sequence[float], level: float = 0.95, margin: float = 0.0) 
 def censored_verdict(effects: Sequence[tuple[float, float, float]], level: float = 0.95) -> Verdict:
     """:func:`verdict` on per-seed effects known only within bounds, ``(value, low, high)`` each: the true effect lies
     in ``[low, high]`` (all three equal for an effect measured outright; a censored time, say "not learned by the last
-    epoch", gives an infinite bound). The estimate and interval are those of the values; the claim *holds* only if it
-    holds on every seed's lower bound and *fails* only if it fails on every upper bound (an infinite bound rules that
-    out), else it is *inconclusive*: whatever a censored seed's true effect, it could not overturn the outcome.
-    ``censored`` counts the seeds with ``low < high``; a non-finite value is dropped, as by :func:`verdict`."""
+    epoch", gives an infinite bound). The claim *holds* only if it holds with every seed at its lower bound (the
+    least favourable to the claim) and *fails* only if it fails with every seed at its upper bound (an infinite bound
+    rules that out), else it is *inconclusive*; the estimate and interval returned are those of the bounds that
+    decided (of the values when inconclusive). A censored seed is thus counted on the side that makes the outcome
+    harder to reach, never dropped; a Student-t interval is not monotone in one seed's value, so this is conservative
+    in each seed's effect rather than an exact bound on the outcome. ``censored`` counts the seeds with
+    ``low < high``; a non-finite value is dropped, as by :func:`verdict`."""
     e = np.asarray(effects, float).reshape(-1, 3)
-    v = verdict(e[:, 0], level)
+    v = values = verdict(e[:, 0], level)
     lo, hi = e[np.isfinite(e[:, 0]), 1], e[np.isfinite(e[:, 0]), 2]
-    holds = bool(np.isfinite(lo).all()) and verdict(lo, level).outcome == "holds"
-    fails = bool(np.isfinite(hi).all()) and verdict(hi, level).outcome == "fails"
-    outcome = "holds" if holds else "fails" if fails else "inconclusive"
-    return v._replace(outcome=outcome, censored=int((lo != hi).sum()))
+    v_lo = verdict(lo, level) if np.isfinite(lo).all() else None
+    v_hi = verdict(hi, level) if np.isfinite(hi).all() else None
+    if v_lo is not None and v_lo.outcome == "holds":
+        v = v_lo
+    elif v_hi is not None and v_hi.outcome == "fails":
+        v = v_hi
+    else:
+        v = v._replace(outcome="inconclusive")
+    return v._replace(censored=int((lo != hi).sum()), dropped=values.dropped)
 
 
 def all_hold(verdicts: Sequence[Verdict | str]) -> str:

@@ -56,12 +56,21 @@ def test_the_calibrated_sweeps_compare_architectures_lengths_and_depths_each_at_
     assert all(s.record is Probe and s.point is run_probe for s in architecture.SWEEPS)
 
 
-def test_the_chapter_reads_the_calibrated_sweeps(monkeypatch):
+def test_the_chapter_reads_the_calibrated_sweeps_and_trains_only_outside_the_cpu_profile(monkeypatch):
     calls = []
-    monkeypatch.setattr(architecture, "run_sweep", lambda s, profile, out, progress: calls.append((s, out)) or s)
+    monkeypatch.setattr(
+        architecture, "run_sweep", lambda s, profile, out, progress, train: calls.append((s, out, train)) or s
+    )
     got = architecture.architecture("smoke", progress=False)
-    assert [s for s, _ in calls] == list(architecture.SWEEPS) and list(got) == [s.name for s in architecture.SWEEPS]
-    assert all(out is None for _, out in calls) and all(s.base["cpu"].protocol == 2 for s in architecture.SWEEPS)
+    assert [c[0] for c in calls] == list(architecture.SWEEPS) and list(got) == [s.name for s in architecture.SWEEPS]
+    assert all(out is None and train for _, out, train in calls)  # smoke trains what is missing (seconds)
+    assert all(s.base["cpu"].protocol == 2 for s in architecture.SWEEPS)
+    calls.clear()
+    architecture.architecture("cpu", progress=False)
+    assert calls and not any(train for *_, train in calls)  # cpu reads the shipped points only (hours otherwise)
+    calls.clear()
+    architecture.architecture("cpu", progress=False, train=True)  # unless asked
+    assert all(train for *_, train in calls)
 
 
 def test_gap_learned_steps_of_a_measured_point_has_one_step_per_gap(points):

@@ -48,8 +48,8 @@ def test_the_sweeps_vary_depth_bandwidth_and_whiteness_on_the_probe_base():
 def test_the_entry_brings_the_base_dit_and_the_selection_runs(monkeypatch):
     calls = []
 
-    def fake(s, profile, out, progress, axes=None):
-        calls.append((out, axes))
+    def fake(s, profile, out, progress, axes=None, train=True):
+        calls.append((out, axes, train))
         return s
 
     monkeypatch.setattr(attention_learned, "run_sweep", fake)
@@ -57,7 +57,7 @@ def test_the_entry_brings_the_base_dit_and_the_selection_runs(monkeypatch):
     assert list(got) == ["architecture", *(s.name for s in attention_learned.SWEEPS), "architecture-lr"]
     assert got["architecture"] is architecture.SWEEPS[0] and got["architecture-lr"] is tuning.TUNING
     lr = tuning.tuned()["cpu"].train.lr
-    assert calls == [(None, None)] * 4 + [(None, {"arch": ("dit",), "lr": (lr,)})]
+    assert calls == [(None, None, False)] * 4 + [(None, {"arch": ("dit",), "lr": (lr,)}, False)]  # cpu: load only
     # the selection runs are the bandwidth sweep's base configuration on a seed the sweep does not use
     (_, sel), *_ = tuning.TUNING.points("cpu", {"arch": ("dit",), "lr": (lr,), "seed": tuning.TUNING_SEEDS["cpu"]})
     band = {s.name: s for s in attention_learned.SWEEPS}["attention-learned-bandwidth"]

@@ -194,7 +194,7 @@ def test_the_readings_stop_at_the_network_that_generated_and_a_divergence_after_
     assert not dynamics.diverged(p) and dynamics.stop_label(p) == "converged"
 
 
-def test_a_censored_verdict_holds_or_fails_only_where_no_censored_seed_could_overturn_it():
+def test_a_censored_verdict_takes_each_censored_seed_at_the_bound_least_favourable_to_the_outcome():
     exact = [(x, x, x) for x in (1.0, 1.2, 0.9, 1.1)]
     assert censored_verdict(exact) == statistics_verdict([1.0, 1.2, 0.9, 1.1])
     v = censored_verdict([*exact, (0.3, 0.3, math.inf)])  # a lower bound: can only confirm "holds"
@@ -205,6 +205,11 @@ def test_a_censored_verdict_holds_or_fails_only_where_no_censored_seed_could_ove
     assert censored_verdict([*neg, (-0.5, -math.inf, -0.5)]).outcome == "fails"  # an upper bound confirms "fails"
     assert censored_verdict([*exact, (0.5, -math.inf, 0.5)]).outcome == "inconclusive"
     assert censored_verdict([*exact, (math.nan,) * 3]).seeds == "n = 4 of 5"  # unmeasurable: dropped, and said so
+    v = censored_verdict([(1.0, 1.0, 1.0), (20.0, 0.9, math.inf), (1.1, 1.1, 1.1), (1.05, 1.05, 1.05)])
+    assert (
+        v.outcome == "holds" and v.low > 0 and v.estimate == pytest.approx((1.0 + 0.9 + 1.1 + 1.05) / 4)
+    )  # the bounds'
+    assert censored_verdict([(1.0, 1.0, 1.0), (20.0, 0.05, 20.0), (1.1, 1.1, 1.1)]).outcome == "inconclusive"
 
 
 def statistics_verdict(x):

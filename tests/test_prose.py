@@ -52,7 +52,7 @@ def test_the_closing_table_names_each_claim_with_its_measurement_and_verdict():
     assert "<b>holds</b> (n = 4)" in html and "<b>inconclusive</b>" in html and "slope 0.1" in html
     assert "Figure 4(a)" in html and "<b>inconclusive</b> (" not in html  # an outcome word has no seed count
     summary = claims_summary([*rows, Claim("a <b> c", "fails", "", "")]).data
-    assert summary.count("<li>") == 3 and "<b>holds</b> (n = 4): error falls with n" in summary
+    assert summary.count("<li>") == 3 and "<b>holds</b> (n = 4): error falls with n (slope 0.1" in summary
     assert "<b>inconclusive</b>: the ordering" in summary and "a &lt;b&gt; c" in summary  # the claim's text escaped
     partly = claims_table([Claim("x", decide([0.1, float("nan"), 0.2]), "", "")]).data
     assert "(n = 2 of 3)" in partly  # a seed that could not be measured is reported, not hidden

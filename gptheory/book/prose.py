@@ -101,7 +101,10 @@ def claims_summary(claims: Sequence[Claim]):
     the chapters' own verdicts and cannot drift from them."""
     from IPython.display import HTML
 
-    items = "".join(f"<li><b>{c.outcome}</b>{_seeds(c.verdict)}: {html.escape(c.claim)}</li>" for c in claims)
+    items = "".join(
+        f"<li><b>{c.outcome}</b>{_seeds(c.verdict)}: {html.escape(c.claim)} ({html.escape(c.measured)})</li>"
+        for c in claims
+    )  # what was measured beside each verdict: "fails" for an ordering that held at 1 of 5 sizes says so
     return HTML(f'<ul class="claims-summary">{items}</ul>')
 
 

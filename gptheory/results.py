@@ -333,6 +333,12 @@ def setting(record: Record, name: str):
     return getattr(getattr(config, owners[name]) if owners[name] else config, name)
 
 
+def by_seed(records: list[R], value: Callable[[R], float]) -> dict[int, float]:
+    """``{seed: value(record)}`` over ``records`` (one record per seed): the per-seed values a paired comparison
+    (:func:`gptheory.statistics.paired`) reads."""
+    return {int(setting(r, "seed")): float(value(r)) for r in records}
+
+
 def group(records: list[R], *axes: str) -> dict:
     """The records grouped by one setting (key: its value) or several (key: the tuple of their values), in sorted
     order of the key: ``{key: [records]}``, each list in the order of ``records``."""
@@ -370,6 +376,7 @@ __all__ = [
     "cache_dir",
     "cached",
     "config_key",
+    "by_seed",
     "group",
     "load",
     "mean",

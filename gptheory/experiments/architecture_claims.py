@@ -21,18 +21,13 @@ import numpy as np
 
 from .. import floors
 from ..floors import RESOLVABLE
-from ..results import setting
+from ..results import by_seed, setting
 from ..statistics import Verdict, paired, per_seed_slopes, verdict
 from .probe import Probe
 
 TEMPORAL = ("temporal", "temporal_ls")  # the metrics of "learns the temporal correlation better"
 WEAK = 0.3  # correlations below this (and resolvable) are "weak"
 NEGLIGIBLE_JUMP = math.log(1.25)  # an error that grows by less than 25% beyond a filter's reach has not jumped
-
-
-def by_seed(points: list[Probe], value) -> dict[int, float]:
-    """``{seed: value(p)}`` over ``points`` (one point per seed)."""
-    return {int(setting(p, "seed")): float(value(p)) for p in points}
 
 
 def excess_ratio(p: Probe, metric: str) -> float:
@@ -210,7 +205,6 @@ __all__ = [
     "RESOLVABLE",
     "TEMPORAL",
     "WEAK",
-    "by_seed",
     "correlation_gaps",
     "dit_better",
     "excess_ratio",

@@ -316,7 +316,6 @@ def plot_probe(points: list[Probe], axes_names: tuple[str, ...] = ("arch", "N", 
 
 # ------------------------------------------------------------------------------------------------- sweeps
 SEEDS3 = {"smoke": (0,), "cpu": (0, 1, 2), "gpu": (0, 1, 2)}
-SEEDS2 = {"smoke": (0,), "cpu": (0, 1), "gpu": (0, 1)}
 SEEDS5 = {"smoke": (0,), "cpu": (0, 1, 2, 3, 4), "gpu": (0, 1, 2, 3, 4)}  # the calibrated sweeps that draw verdicts
 
 
@@ -347,7 +346,6 @@ __all__ = [
     "N_EVAL",
     "PROBE",
     "Probe",
-    "SEEDS2",
     "SEEDS3",
     "SEEDS5",
     "columns",

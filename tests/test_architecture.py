@@ -10,19 +10,21 @@ import matplotlib.pyplot as plt
 import pytest
 
 from gptheory.experiments import architecture, dynamics, tuning
-from gptheory.experiments.probe import CALIBRATED, PROBE, Probe, run_probe
+from gptheory.experiments.probe import CALIBRATED, Probe, run_probe
 from gptheory.profiles import PROFILES
 from gptheory.provenance import Provenance
 
-# about a second a point: 8 frames, the smoke network, 20 steps, 64 sequences, 4 sampler steps, 3 evaluations
-TINY = {"N": 8, "steps": 20, "n_gen": 64, "sample_steps": 4, "n_train": 128, "eval_points": 3}
+# about a second a point: 8 frames, the smoke network, a cap of 40 steps checked every 10, 64 sequences, 4 sampler
+# steps, 6 evaluations
+TINY = {"N": 8, "steps": 40, "eval_every": 10, "patience": 1, "n_gen": 64, "sample_steps": 4, "n_train": 128,
+        "eval_points": 6}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def points(one_thread) -> dict[str, list[Probe]]:
     out: dict[str, list[Probe]] = {}
     for label, over in (("dit", {"seed": 0}), ("dit", {"seed": 1}), ("unet", {"arch": "unet", "levels": 1})):
-        cfg = PROBE["smoke"].replace(**TINY, **over)
+        cfg = CALIBRATED["smoke"].replace(**TINY, **over)
         p = run_probe(cfg, progress=False)
         p.provenance = Provenance.now(cfg.to_dict(), 1.0, "smoke", "cpu")
         out.setdefault(label, []).append(p)
@@ -94,16 +96,15 @@ def test_the_figures_draw_every_model_and_gap(points):
     # per panel: each seed faint, the mean of each network, the true-sample floor
     assert len(fig.axes) == 2 and len(fig.axes[0].get_lines()) == (2 + 1) + (1 + 1) + 1
     fig = architecture.plot_gap_dynamics(points["dit"])
-    assert len(fig.axes) == 3 and fig.axes[0].get_images()[0].get_array().shape == (8, 3)  # gaps by evaluations
+    assert len(fig.axes) == 3 and fig.axes[0].get_images()[0].get_array().shape == (7, 6)  # gaps 1.. by evaluations
     every = [p for pts in points.values() for p in pts]
     fig = architecture.plot_versus(every, "seed", ("paper_relative_error", "generated.temporal"))
     assert len(fig.axes) == 2 and fig.axes[1].get_legend() is not None  # the true-sample line of a generated metric
     plt.close("all")
 
 
-def test_the_dynamics_figures_of_calibrated_points_read_epochs_and_runs_that_stopped_early(one_thread):
-    tiny = {**TINY, "steps": 40, "eval_every": 10, "patience": 1, "eval_points": 6}
-    pts = [run_probe(CALIBRATED["smoke"].replace(seed=s, **tiny), progress=False) for s in (0, 1)]
+def test_the_dynamics_figures_read_epochs_and_runs_that_stopped_early(points):
+    pts = points["dit"]
     short = copy.copy(pts[1])  # as if the second seed had converged after its first four measurements
     for name in ("eval_steps", "eval_epochs", "eval_corr_gap", "eval_corr_spatial", "eval_temporal", "eval_spatial"):
         setattr(short, name, getattr(short, name)[:4])

@@ -26,7 +26,8 @@ from gptheory.trial import prepare
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# about a second a point: the smoke process and network, 20 steps, 64 sequences, 4 sampler steps
+# about a second a point: the smoke process and network, 20 steps (one validation check), 64 sequences, 4 sampler
+# steps
 TINY = {"steps": 20, "n_gen": 64, "sample_steps": 4, "n_train": 128}
 SEED0 = {"seed": [0]}
 
@@ -138,7 +139,7 @@ def private_cache(tmp_path, monkeypatch):
 
 @pytest.mark.usefixtures("private_cache")
 def test_a_dit_point_measures_its_attention_and_round_trips(tmp_path):
-    cfg = probes.PROBE["smoke"].replace(N=8, depth=2, record=3, **TINY)  # N != 16, depth != 3: shapes follow
+    cfg = probes.CALIBRATED["smoke"].replace(N=8, depth=2, record=3, **TINY)  # N != 16, depth != 3: shapes follow
     p = probes.run_probe(cfg, progress=False)
     _check_common(p, cfg)
     _check_dit(p, cfg)
@@ -153,7 +154,7 @@ def test_a_dit_point_measures_its_attention_and_round_trips(tmp_path):
 
 @pytest.mark.usefixtures("private_cache")
 def test_a_unet_point_has_no_attention_its_receptive_field_and_training_dynamics(tmp_path):
-    cfg = probes.PROBE["smoke"].replace(N=8, arch="unet", levels=1, eval_points=3, **TINY)
+    cfg = probes.CALIBRATED["smoke"].replace(N=8, arch="unet", levels=1, eval_points=3, **TINY)
     p = probes.run_probe(cfg, progress=False)
     _check_common(p, cfg)
     _check_no_attention(p)

@@ -4,7 +4,6 @@ figure on tiny measured points (two DiT seeds and a UNet, with training dynamics
 from __future__ import annotations
 
 import copy
-import math
 
 import matplotlib.pyplot as plt
 import pytest
@@ -73,12 +72,6 @@ def test_the_chapter_reads_the_calibrated_sweeps_and_trains_only_outside_the_cpu
     calls.clear()
     architecture.architecture("cpu", progress=False, train=True)  # unless asked
     assert all(train for *_, train in calls)
-
-
-def test_gap_learned_steps_of_a_measured_point_has_one_step_per_gap(points):
-    p = points["dit"][0]
-    steps = dynamics.gap_learned_steps(p)
-    assert steps.shape == (8,) and all(math.isnan(s) or s == math.inf or s in p.eval_steps for s in steps)
 
 
 def test_the_figures_draw_every_model_and_gap(points):

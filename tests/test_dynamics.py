@@ -63,34 +63,6 @@ def test_the_measurement_at_one_step_is_scale_free_under_the_calibrated_protocol
     assert plain["corr_gap"][0] < 1e-12 and all(0 < v < 0.1 for v in plain["corr_gap"][1:])
 
 
-def test_learned_step_is_where_the_error_stays_near_its_final_level():
-    steps = np.array([1, 2, 4, 8, 16])
-    no_floor = 0.0
-    learned_step = dynamics.learned_step
-    assert learned_step(steps, np.array([8.0, 4.0, 2.0, 1.5, 1.0]), no_floor) == 4  # 2.0 <= 2 x 1.0 from step 4 on
-    assert learned_step(steps, np.array([8.0, 4.0, 2.0, 1.5, 1.0]), no_floor, factor=1.6) == 8
-    # non-monotone: a dip under the bar that does not last does not count; the last excursion above it does
-    assert learned_step(steps, np.array([10.0, 1.0, 5.0, 1.5, 1.0]), no_floor) == 8
-    assert learned_step(steps, np.array([9.0, 9.0, 9.0, 9.0, 1.0]), no_floor) == 16  # only at the end
-    # scale-free: the same step in any units
-    assert learned_step(steps, 1e-3 * np.array([10.0, 1.0, 5.0, 1.5, 1.0]), no_floor) == 8
-    # nothing to time: within the band from the first look, and that band is the floor's (a weak correlation that
-    # white noise already gets right to within the estimator's noise)
-    assert math.isnan(learned_step(steps, np.array([1.0, 1.2, 0.9, 1.1, 1.0]), floor=0.6))
-    # the floor of as many true sequences widens the band: an error that only wanders within the noise is not timed
-    assert math.isnan(learned_step(steps, np.array([0.3, 0.2, 0.25, 0.1, 0.05]), floor=0.2))
-    assert learned_step(steps, np.array([3.0, 0.5, 0.3, 0.1, 0.05]), floor=0.2) == 4  # band 0.4: 0.5 is above it
-    # flat far above the floor: not learned within the run (inf), not "right from the start" (nan)
-    assert learned_step(steps, np.array([1.0, 1.2, 0.9, 1.1, 1.0]), floor=0.1) == math.inf
-    assert math.isnan(learned_step(steps, np.array([1.0, 1.2, 0.9, 1.1, 1.0]), floor=0.1, factor=12.0))  # 1 <= 1.2
-    with pytest.raises(ValueError, match="steps and err"):
-        learned_step(steps, np.array([1.0, 2.0]), 0.0)
-    # by gap: one learned step per column of the (E, N) error curves, each against its own floor
-    curves = np.array([[1.0, 8.0, 9.0], [1.0, 4.0, 9.0], [1.0, 1.5, 9.0], [1.0, 1.2, 5.0], [1.0, 1.0, 1.0]])
-    p = types.SimpleNamespace(eval_steps=steps, eval_gap_error=curves, eval_gap_error_true=np.array([0.6, 0, 0]))
-    np.testing.assert_array_equal(dynamics.gap_learned_steps(p), [np.nan, 4, 16])
-
-
 # ------------------------------------------------------------------------------ protocol 2: when learned, in epochs
 EPOCHS = np.geomspace(1, 300, 24)
 PER_EPOCH = 10
@@ -130,7 +102,7 @@ def test_only_gaps_whose_correlation_stands_above_the_estimators_noise_are_timed
     np.testing.assert_array_equal(np.nonzero(dynamics.resolvable(p))[0], [1, 2, 3, 4, 5])  # gamma(6) = 0.0498
     assert dynamics.sampling_noise(p) == LEVEL  # the true sequences' error where there is nothing to learn
     # the noise gaps, flat above the floor, would each read "never learned"; they are not timed at all
-    assert dynamics.learned_step(p.eval_epochs, p.eval_corr_gap[:, 8], LEVEL) == math.inf
+    assert dynamics.learned_epoch(p.eval_epochs, p.eval_corr_gap[:, 8], LEVEL).high == math.inf
     assert set(dynamics.gap_learned_epochs(p)) == {1, 2, 3, 4, 5}
     assert dynamics.temporal_learned_epoch(p) == (_grid(80),) * 3  # timed: the three numbers agree
     assert dynamics.eval_spacing(p) == pytest.approx(300 ** (1 / 23), rel=1e-2)
@@ -143,12 +115,10 @@ def test_a_quantity_is_learned_when_most_of_its_own_initial_excess_is_gone():
     assert learned_epoch(epochs, np.array([1.0, 0.6, 0.3, 0.25, 0.1]), floor=0.1) == (8.0, 8.0, 8.0)
     assert learned_epoch(epochs, np.array([1.0, 0.2, 0.5, 0.25, 0.1]), floor=0.1) == (8.0, 8.0, 8.0)  # not a dip
     assert learned_epoch(epochs, np.array([1.0, 0.6, 0.3, 0.25, 0.1]), floor=0.1, fraction=0.5).epoch == 4.0
-    # a strong and a weak correlation that fall alike are learned at the same epoch, whatever their floors; the
-    # protocol-1 rule (within twice the final level) times the strong one later: its floor is far below its start
+    # a strong and a weak correlation that fall alike are learned at the same epoch, whatever their floors
     shape = np.array([1.0, 0.7, 0.3, 0.05, 0.0])
     strong, weak = 0.002 + 0.9 * shape, 0.02 + 0.1 * shape
     assert learned_epoch(epochs, strong, 0.002) == learned_epoch(epochs, weak, 0.02) == (8.0, 8.0, 8.0)
-    assert dynamics.learned_step(epochs, strong, 0.002) > dynamics.learned_step(epochs, weak, 0.02)
     # the network kept sets the final level
     assert learned_epoch(epochs, np.array([1.0, 0.6, 0.3, 0.25, 0.1]), floor=0.0, final=0.25).epoch == 4.0
     # nothing to time: right from the start (left-censored) or flat above the floor (right-censored)

@@ -8,12 +8,11 @@ protocol the steps are log-spaced from the first epoch (:func:`steps_per_epoch`)
 correlations by gap (:func:`gptheory.metrics.correlation_errors`), which a generator whose samples are only too wide or
 too narrow gets right.
 
-When was something learned. Under protocol 1, :func:`learned_step` per gap (:func:`gap_learned_steps`). Under
-protocol 2, on the :func:`readings` up to the network that generated (never after ``best_step``: a run may go on, or
-diverge, after it), :func:`learned_epoch`: when a set fraction of the quantity's own initial excess over its final
-level is gone, one rule for the spatial correlation (:func:`spatial_learned_epoch`) and for each :func:`resolvable`
-gap of the temporal one (:func:`gap_learned_epochs`, :func:`temporal_learned_epoch`), censored where nothing was
-learned within the run. Figure 13's claims as verdicts over seeds that stay valid under that censoring,
+When was something learned: on the :func:`readings` up to the network that generated (never after ``best_step``: a
+run may go on, or diverge, after it), :func:`learned_epoch`: when a set fraction of the quantity's own initial excess
+over its final level is gone, one rule for the spatial correlation (:func:`spatial_learned_epoch`) and for each
+:func:`resolvable` gap of the temporal one (:func:`gap_learned_epochs`, :func:`temporal_learned_epoch`), censored where
+nothing was learned within the run. Figure 13's claims as verdicts over seeds that stay valid under that censoring,
 :func:`dynamics_verdicts`; and which runs :func:`diverged` after their best step (:func:`stop_label`).
 """
 
@@ -196,34 +195,6 @@ def aligned(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- when learned
-def learned_step(
-    steps: np.ndarray, err: np.ndarray, floor: float, factor: float = 2.0, final: float | None = None
-) -> float:
-    """When a quantity was learned during training (protocol 1): the first of ``steps: (E,)`` from which its error
-    ``err: (E,)`` stays within ``factor`` times ``max(final error, floor)``, where ``floor`` is the error of as many
-    true sequences (the estimator's noise) and the final error is ``final`` or ``err[-1]``.
-
-    When the first measurement is already within that band there is no drop to time: ``nan`` when the final error is
-    within ``factor`` times the floor (right from the start), ``inf`` when it stays above that (not learned).
-    """
-    steps, err = np.asarray(steps), np.asarray(err, float)
-    if steps.size == 0 or steps.shape != err.shape:
-        raise ValueError(f"steps and err must be non-empty and of one shape, got {steps.shape} and {err.shape}")
-    final = float(err[-1] if final is None else final)
-    band = factor * max(final, float(floor))
-    if err[0] <= band:
-        return math.nan if final <= factor * float(floor) else math.inf
-    above = np.nonzero(err > band)[0]
-    return float(steps[above[-1] + 1]) if above[-1] + 1 < len(steps) else float(steps[-1])
-
-
-def gap_learned_steps(p: Probe, factor: float = 2.0) -> np.ndarray:
-    """:func:`learned_step` of the whitened temporal-kernel error at each gap ``h``, ``(N,)``, against the
-    true-sample floor at that gap (protocol 1, needs training dynamics)."""
-    E, floor = p.eval_gap_error, p.eval_gap_error_true
-    return np.array([learned_step(p.eval_steps, E[:, h], floor[h], factor) for h in range(E.shape[1])])
-
-
 class Learned(NamedTuple):
     """When a quantity was learned, in epochs: ``low <= true epoch <= high``, and the ``epoch`` a verdict uses. Timed:
     all three equal. Right from the first measurement: ``(first, 0, first)`` (left-censored). Not learned by the last
@@ -362,9 +333,7 @@ __all__ = [
     "eval_spacing",
     "eval_steps",
     "gap_learned_epochs",
-    "gap_learned_steps",
     "learned_epoch",
-    "learned_step",
     "measure",
     "readings",
     "resolvable",

@@ -36,7 +36,7 @@ def test_the_calibrated_sweeps_compare_architectures_lengths_and_depths_each_at_
     assert list(by) == ["architecture", "architecture-receptive-field", "architecture-length", "architecture-depth",
                         "architecture-lr"]  # fmt: skip
     for p in PROFILES:
-        assert all(s.base[p].protocol == 2 and s.base[p].train.patience > 0 for s in by.values())  # to convergence
+        assert all(s.base[p].train.patience > 0 for s in by.values())  # to convergence
         assert by["architecture"].grid[p]["arch"] == tuning.COMPARED_ARCHS
         assert by["architecture"].base[p] == CALIBRATED[p].replace(eval_points=architecture.DYNAMICS_POINTS[p])
         # each architecture at its own rate: a point's lr is its architecture's tuned one, else the base's
@@ -65,7 +65,6 @@ def test_the_chapter_reads_the_calibrated_sweeps_and_trains_only_outside_the_cpu
     got = architecture.architecture("smoke", progress=False)
     assert [c[0] for c in calls] == list(architecture.SWEEPS) and list(got) == [s.name for s in architecture.SWEEPS]
     assert all(out is None and train for _, out, train in calls)  # smoke trains what is missing (seconds)
-    assert all(s.base["cpu"].protocol == 2 for s in architecture.SWEEPS)
     calls.clear()
     architecture.architecture("cpu", progress=False)
     assert calls and not any(train for *_, train in calls)  # cpu reads the shipped points only (hours otherwise)

@@ -1,6 +1,5 @@
-"""Tests for gptheory.experiments.dynamics: where training is measured (log-spaced steps, from the first epoch under
-the calibrated protocol), the measurement at one step (scale-free under protocol 2), and when each dependency was
-learned, on constructed curves."""
+"""Tests for gptheory.experiments.dynamics: where training is measured (log-spaced steps, from the first epoch), the
+measurement at one step (scale-free), and when each dependency was learned, on constructed curves."""
 
 from __future__ import annotations
 
@@ -13,20 +12,22 @@ import torch
 
 from gptheory import GaussianProcess
 from gptheory.experiments import dynamics
-from gptheory.experiments.probe import CALIBRATED, PROBE
+from gptheory.experiments.probe import CALIBRATED
 from gptheory.metrics import Law
 from gptheory.statistics import censored_verdict
 
 
-@pytest.mark.parametrize("steps, points", [(20, 3), (2500, 8), (6000, 10), (300, 3), (5, 8), (1, 3), (100, 1)])
-def test_eval_steps_are_log_spaced_distinct_and_end_at_the_last_step(steps, points):
-    at = dynamics.eval_steps(steps, points)
+@pytest.mark.parametrize(
+    "steps, points, first", [(20, 3, 1), (2500, 8, 25), (6000, 10, 60), (300, 3, 3), (5, 8, 1), (1, 3, 1), (100, 1, 1)]
+)
+def test_eval_steps_are_log_spaced_distinct_and_end_at_the_last_step(steps, points, first):
+    at = dynamics.eval_steps(steps, points, first)
     assert at == sorted(set(at)) and 1 <= len(at) <= points
     assert 1 <= at[0] and at[-1] == steps  # the final network is always measured
-    if points >= 2 and steps >= 100 * points:  # no rounding collisions: every point is used, spaced by a constant ratio
-        assert len(at) == points and at[0] == round(steps / 100)
+    if points >= 2 and first >= points:  # no rounding collisions: every point is used, spaced by a constant ratio
+        assert len(at) == points and at[0] == first
         ratios = np.diff(np.log(at))
-        np.testing.assert_allclose(ratios, np.log(100) / (points - 1), atol=np.log(1 + 1 / at[0]))
+        np.testing.assert_allclose(ratios, np.log(steps / first) / (points - 1), atol=np.log(1 + 1 / at[0]))
 
 
 @pytest.mark.parametrize("steps, points, first", [(10000, 24, 32), (300, 5, 8), (60, 4, 2), (50, 3, 80)])
@@ -36,34 +37,31 @@ def test_eval_steps_from_a_first_step_start_there(steps, points, first):
 
 
 def test_eval_steps_without_points_is_empty():
-    assert dynamics.eval_steps(2500, 0) == [] and dynamics.eval_steps(10, -1) == []
+    assert dynamics.eval_steps(2500, 0, 25) == [] and dynamics.eval_steps(10, -1, 1) == []
 
 
 @pytest.mark.parametrize("n_train, batch", [(2048, 64), (100, 64), (50, 64), (1000, 128)])
-def test_an_epoch_is_n_over_the_batch_and_calibrated_dynamics_start_after_one(n_train, batch):
+def test_an_epoch_is_n_over_the_batch_and_the_dynamics_start_after_one(n_train, batch):
     cfg = CALIBRATED["smoke"].replace(n_train=n_train, batch_size=batch, steps=3000, eval_points=6)
     per_epoch = dynamics.steps_per_epoch(cfg)
     assert per_epoch == n_train // min(batch, n_train) >= 1
     at = dynamics.dynamics_steps(cfg)
     assert at[0] == per_epoch and at[-1] == 3000
-    first_legacy = dynamics.dynamics_steps(PROBE["smoke"].replace(steps=3000, eval_points=6))[0]
-    assert first_legacy == 30  # protocol 1: from a hundredth of the run
 
 
-def test_the_measurement_at_one_step_is_scale_free_under_the_calibrated_protocol():
+def test_the_measurement_at_one_step_is_scale_free():
     gp = GaussianProcess(6, 3, nu=1.5, ell=2.0, seed=2)
     law = Law.data(gp)
     x = law.sample(4000, torch.Generator().manual_seed(0))
-    plain, wide = dynamics.measure(x, law, gp.Gamma, 2), dynamics.measure(3.0 * x, law, gp.Gamma, 2)
+    plain, wide = dynamics.measure(x, law, gp.Gamma), dynamics.measure(3.0 * x, law, gp.Gamma)
     assert wide["covariance"] > 5 * plain["covariance"]  # a sample three times too wide is far off in covariance ...
     np.testing.assert_allclose(wide["corr_gap"], plain["corr_gap"], rtol=1e-9, atol=1e-12)  # ... not in correlation
     assert wide["corr_spatial"] == pytest.approx(plain["corr_spatial"], rel=1e-9)
-    assert "corr_gap" not in dynamics.measure(x, law, gp.Gamma, 1)  # protocol 1 measured what it measured
     # the floor of as many true sequences is what the estimator's noise gives: small and at every gap but 0 positive
     assert plain["corr_gap"][0] < 1e-12 and all(0 < v < 0.1 for v in plain["corr_gap"][1:])
 
 
-# ------------------------------------------------------------------------------ protocol 2: when learned, in epochs
+# ------------------------------------------------------------------------------------------ when learned, in epochs
 EPOCHS = np.geomspace(1, 300, 24)
 PER_EPOCH = 10
 N = 10
@@ -152,7 +150,7 @@ def test_the_readings_stop_at_the_network_that_generated_and_a_divergence_after_
     assert r.epochs[-1] == 100 and (r.epochs[:-1] < 100).all()  # the best network's own measurement closes them
     np.testing.assert_array_equal(r.corr_gap[-1], p.best_corr_gap)
     assert len(dynamics.readings(p, best=False).epochs) == len(r.epochs) - 1
-    assert dynamics.timeline(p)[0][-1] < 100 and len(dynamics.curves(p)["temporal"][0]) == len(r.epochs) - 1
+    assert dynamics.timeline(p)[-1] < 100 and len(dynamics.curves(p)["temporal"][0]) == len(r.epochs) - 1
     p.best_corr_gap, p.best_corr_spatial = p.eval_corr_gap[~late][-1], float(p.eval_corr_spatial[~late][-1])
     assert dynamics.temporal_learned_epoch(p) == (_grid(20),) * 3
     assert dynamics.spatial_learned_epoch(p).epoch == _grid(2)
@@ -238,5 +236,5 @@ def test_a_run_that_never_learns_the_temporal_correlation_is_censored_not_droppe
     # a run stopped before epoch 50 without learning: censored below 50, still never a "fails"
     short = [_run({h: math.inf for h in range(1, 6)}, 2.0, seed=k, epochs=np.geomspace(1, 40, 16)) for k in range(2)]
     assert dynamics.dynamics_verdicts(early[:3] + short)["temporal_late"].outcome == "inconclusive"
-    with pytest.raises(ValueError, match="protocol 2"):
+    with pytest.raises(ValueError, match="eval_points > 0"):
         dynamics.dynamics_verdicts([types.SimpleNamespace(eval_epochs=np.zeros(0))])

@@ -1,5 +1,5 @@
-"""Tests for gptheory.trial: the named random streams keep today's offsets, each draw uses its own stream, and the
-one train-and-measure step repeats under its seed."""
+"""Tests for gptheory.trial: each draw uses its own named random stream, and the one train-and-measure step repeats
+under its seed."""
 
 from __future__ import annotations
 
@@ -18,16 +18,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 # a few seconds: 6 frames, one tiny DiT, a handful of steps
 TINY = {"N": 6, "d": 2, "ell": 1.5, "n_train": 32, "hidden": 16, "depth": 2, "heads": 2, "steps": 3}
 TINY |= {"batch_size": 16, "warmup": 1, "n_gen": 24, "sample_steps": 3, "record": 3, "seed": 3}
-
-
-def test_protocol_1_keeps_the_offsets_every_shipped_result_was_drawn_with():
-    assert seed_of(7, "true", protocol=1) == 27 and seed_of(0, "data", protocol=1) == 0
-    assert torch.equal(
-        torch.randn(3, generator=generator(7, "sampler", protocol=1)),
-        torch.randn(3, generator=torch.Generator().manual_seed(17)),
-    )
-    with pytest.raises(KeyError, match="protocol 1 has no stream 'floor'"):
-        seed_of(0, "floor", protocol=1)
 
 
 def test_prepare_draws_the_training_set_and_the_network_from_their_own_streams():

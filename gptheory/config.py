@@ -34,7 +34,6 @@ from dataclasses import dataclass, field, fields
 from .denoiser import ARCHS, PREDICTIONS, SHAPE_DEFAULTS, check_arch
 from .dit import ACTIVATIONS, TOKENS, dit_args
 from .recipe import TrainConfig
-from .streams import PROTOCOLS
 from .validation import check_geometry, nonneg_int, one_of, option, positive_int, real_in
 
 
@@ -181,8 +180,7 @@ class Configuration:
         """The :class:`TrainConfig` to train with, seeded by ``seed``; ``checkpointed``: a checkpoint every tenth of
         the run, so an interrupted run loses at most a tenth."""
         every = max(self.train.steps // 10, 1) if checkpointed else 0
-        protocol = getattr(self, "protocol", 1)
-        return dataclasses.replace(self.train, seed=self.seed, checkpoint_every=every, protocol=protocol)
+        return dataclasses.replace(self.train, seed=self.seed, checkpoint_every=every)
 
 
 def _keyed(f: dataclasses.Field, value: object) -> bool:
@@ -216,20 +214,18 @@ class ExperimentConfig(Configuration):
     train: TrainConfig = field(default_factory=TrainConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     protocol: int = field(
-        default=1,
-        metadata=option(
-            "1: as first shipped; 2: calibrated (independent streams, validation-loss stopping, the law at t0)",
-            PROTOCOLS,
-            later=True,
-        ),
+        default=2,
+        metadata=option("the one protocol: independent random streams, validation-loss stopping, the law at t0", (2,)),
     )
 
     def __post_init__(self) -> None:
         positive_int("n_train", self.n_train)
         nonneg_int("seed", self.seed)
-        one_of("protocol", self.protocol, PROTOCOLS)
-        if self.protocol == 1 and self.train.patience:
-            raise ValueError(f"patience={self.train.patience} needs protocol=2 (protocol 1 trains a fixed budget)")
+        if self.protocol != 2:
+            raise ValueError(
+                f"protocol={self.protocol!r}: the only protocol is 2 (the first, with coupled random streams and "
+                "fixed budgets, was removed)"
+            )
         check_arch(self.model.arch, self.model.kernel_size, self.model.levels, N=self.process.N)
         if (self.model.arch == "conditional-dit") != (self.train.masking != "none"):
             raise ValueError(
@@ -304,10 +300,8 @@ def _video_train() -> TrainConfig:
 class VideoConfig(Configuration):
     """Every setting of the latent-video experiment (:mod:`gptheory.bouncing_ball.experiment`): the videos, the VAE,
     the latent DiT and its optimisation, and at the top the video counts, the seed and the sampler's Heun steps.
-    Calibrated protocol only: independent named streams, the DiT trained to convergence of its validation loss
-    (``steps`` is the cap)."""
-
-    protocol: typing.ClassVar[int] = 2
+    The DiT trains to convergence of its validation loss (``steps`` is the cap), every draw from its own named random
+    stream (:mod:`gptheory.streams`)."""
 
     ball: BallConfig = field(default_factory=BallConfig)
     n_train: int = field(default=6000, metadata=option("training videos"))

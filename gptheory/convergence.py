@@ -204,12 +204,11 @@ class Memorisation:
 
 @dataclass(kw_only=True)
 class Calibrated:
-    """The fields of a record measured under the calibrated protocol (``protocol == 2``: trained to convergence,
-    generated sequences against the law at ``t0``), with their defaults in records of the first protocol (1).
-    A record class lists it among its bases; the fields are keyword-only, after the record's own.
+    """The fields every record of generated sequences carries (the network trained to convergence, its samples measured
+    against the law at ``t0``). A record class lists it among its bases; the fields are keyword-only, after the
+    record's own.
 
     Attributes:
-        protocol: the configuration's protocol.
         floor: the sampling floor of the ``n_gen`` generated sequences' law at ``t0``
             (:func:`gptheory.floors.sampling_floor`, a :class:`gptheory.metrics.CovarianceErrors`).
         relative_count: the count ``m`` of generated and of training sequences behind the paper's relative error.
@@ -217,10 +216,9 @@ class Calibrated:
         stop_reason, best_step: how training ended (one of :data:`STOP_REASONS`) and the step of the weights kept.
         validation: the validation curve, ``[[step, excess loss], ...]`` (:class:`ValidationLoss`).
 
-    All of them but ``protocol`` are measured by :func:`gptheory.trial.calibrated`.
+    All of them are measured by :func:`gptheory.trial.calibrated`.
     """
 
-    protocol: int = 1
     floor: CovarianceErrors | None = None
     relative_count: int = 0
     memorisation: Memorisation | None = None
@@ -234,9 +232,7 @@ class Calibrated:
         return min((float(v) for _, v in self.validation), default=math.nan)
 
     def calibrated_columns(self) -> dict:
-        """These fields as columns of a ``results.csv`` row (``{}`` for a record of the first protocol)."""
-        if self.protocol != 2:
-            return {}
+        """These fields as columns of a ``results.csv`` row."""
         out = {f"floor.{k}": v for k, v in self.floor.__dict__.items()}
         out |= {k: getattr(self, k) for k in ("best_step", "stop_reason", "best_validation", "relative_count")}
         return out | {"memorisation.ratio": self.memorisation.ratio, "memorisation.copies": self.memorisation.copies}

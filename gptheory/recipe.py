@@ -49,8 +49,6 @@ class TrainConfig:
             scale the learning rate halves, and once it would fall below ``min_lr_ratio * lr`` training stops
             (:class:`gptheory.convergence.Stopper`); ``steps`` is the cap. ``val_times``: the fixed times of the
             validation loss.
-        protocol: the random streams of the data order and the noise (set from the experiment's; see
-            :mod:`gptheory.streams`).
         masking: ``"none"`` (unconditional training), or the strategy of the random frame masks a conditional network
             (:class:`gptheory.conditional_dit.ConditionalDiT`) trains on, one of :data:`gptheory.masks.STRATEGIES`:
             each sequence of a mini-batch gets its own mask (stream ``masks``), the network sees its observed frames
@@ -82,7 +80,6 @@ class TrainConfig:
         default=1e-4, metadata=option("validation improvement that counts, relative to the loss's scale", later=True)
     )
     val_times: int = field(default=8, metadata=option("fixed times of the validation loss", later=True))
-    protocol: int = field(default=1, metadata=option("random streams: 1 offsets, 2 named children", internal=True))
     masking: str = field(
         default="none",
         metadata=option("random frame masks of conditional training (none: unconditional)", MASKINGS, later=True),

@@ -9,10 +9,6 @@ seed 0's mini-batch order seed 1's training set.
 
 A stream never depends on how much another one drew. Add a new stream at the *end* of :data:`STREAMS`, so every
 existing stream keeps its child number (and every shipped result its random numbers).
-
-Protocol 1. Results shipped before the calibrated protocol were drawn with the offsets of :data:`OFFSETS`
-(``protocol=1`` of :class:`gptheory.config.ExperimentConfig`); they stay reproducible until each sweep is regenerated
-with ``protocol=2``, after which protocol 1 and this table go.
 """
 
 from __future__ import annotations
@@ -47,32 +43,20 @@ STREAMS: tuple[str, ...] = (
 )
 
 
-#: protocol 1: the offset of each stream from the seed (coupled: seed 0's "batches" is seed 1's "data")
-OFFSETS: dict[str, int] = {
-    "data": 0, "init": 0, "batches": 1, "noise": 2, "sampler": 10, "true": 20,
-    "yardstick": 30, "eigen": 30, "attention_init": 40, "eval_true": 50, "eval_sampler": 60,
-}  # fmt: skip
-PROTOCOLS = (1, 2)
-
-
-def seed_of(seed: int, name: str, protocol: int = 2) -> int:
-    """The integer seed of stream ``name`` (one of :data:`STREAMS`) for an experiment seeded by ``seed >= 0``
-    (``protocol=1``: ``seed`` plus the offset :data:`OFFSETS` gives it)."""
+def seed_of(seed: int, name: str) -> int:
+    """The integer seed (``0 <= s < 2**63``) of stream ``name`` (one of :data:`STREAMS`) for an experiment seeded by
+    ``seed >= 0``."""
     if name not in STREAMS:
         raise KeyError(f"no random stream {name!r}; valid: {', '.join(STREAMS)}")
     if int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if protocol == 1:
-        if name not in OFFSETS:
-            raise KeyError(f"protocol 1 has no stream {name!r}; it has {', '.join(OFFSETS)}")
-        return int(seed) + OFFSETS[name]
     child = np.random.SeedSequence(int(seed), spawn_key=(STREAMS.index(name),))
     return int(child.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def generator(seed: int, name: str, device: str | torch.device = "cpu", protocol: int = 2) -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` seeded with :func:`seed_of` ``(seed, name, protocol)``."""
-    return torch.Generator(device=device).manual_seed(seed_of(seed, name, protocol))
+def generator(seed: int, name: str, device: str | torch.device = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded with :func:`seed_of` ``(seed, name)``."""
+    return torch.Generator(device=device).manual_seed(seed_of(seed, name))
 
 
 def rng(seed: int, name: str) -> np.random.Generator:
@@ -80,4 +64,4 @@ def rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(int(seed_of(seed, name))))
 
 
-__all__ = ["OFFSETS", "PROTOCOLS", "STREAMS", "generator", "rng", "seed_of"]
+__all__ = ["STREAMS", "generator", "rng", "seed_of"]

@@ -116,8 +116,8 @@ class _Trainer:
         self.n = data.shape[0]
         self.batch = min(cfg.batch_size, self.n)
         self.opt = make_optimizer(self.model, cfg)
-        self.data_gen = generator(cfg.seed, "batches", protocol=cfg.protocol)
-        self.noise_gen = generator(cfg.seed, "noise", device, protocol=cfg.protocol)
+        self.data_gen = generator(cfg.seed, "batches")
+        self.noise_gen = generator(cfg.seed, "noise", device)
         self.mask_gen = generator(cfg.seed, "masks", device) if cfg.masking != "none" else None
         self.times = TimeSampler(schedule, cfg.t0, cfg.t_sampling, device)
         self.perm = torch.randperm(self.n, generator=self.data_gen)
@@ -135,7 +135,7 @@ class _Trainer:
         self.stopper = Stopper(cfg.patience, cfg.min_delta, cfg.min_lr_ratio) if cfg.patience else None
         if self.stopper is not None:
             t = self.times(quantiles(cfg.val_times).to(device)).cpu()
-            noise = generator(cfg.seed, "validation_noise")  # a stream protocol 1 never had: always the named child
+            noise = generator(cfg.seed, "validation_noise")
             observed = None
             if cfg.masking != "none":
                 observed = draw(cfg.masking, len(validation), model.N, generator(cfg.seed, "validation_masks"))

@@ -58,8 +58,8 @@ def prepare(config: ExperimentConfig, checkpointed: bool = False) -> Prepared:
     (:meth:`~gptheory.config.ExperimentConfig.train_config`; ``checkpointed``: a checkpoint every tenth of the run)."""
     p = config.process
     gp = GaussianProcess(p.N, p.d, nu=p.nu, ell=p.ell, seed=p.sigma_seed)
-    data = training_set(gp, config.n_train, seed=seed_of(config.seed, "data", config.protocol))
-    model = build_model(seed_of(config.seed, "init", config.protocol), N=p.N, d=p.d, **config.model.__dict__)
+    data = training_set(gp, config.n_train, seed=seed_of(config.seed, "data"))
+    model = build_model(seed_of(config.seed, "init"), N=p.N, d=p.d, **config.model.__dict__)
     return Prepared(gp, data, model, config.train_config(checkpointed))
 
 
@@ -111,7 +111,7 @@ def fit(
     gp, data, model, cfg = prepared
     validation = None
     if cfg.patience:  # held-out sequences for the validation loss (gptheory.convergence)
-        validation = gp.sample(N_VAL, generator=generator(config.seed, "validation", protocol=config.protocol))
+        validation = gp.sample(N_VAL, generator=generator(config.seed, "validation"))
     return train(
         model,
         data,
@@ -170,7 +170,7 @@ def run_trial(
         prepared = prepare(config, checkpointed=checkpoint is not None)
     gp, data, model, cfg = prepared
     res = fit(config, prepared, checkpoint, dev, progress, on_step=on_step, at_steps=at_steps)
-    s, seed = config.sampler, seed_of(config.seed, "sampler", config.protocol)
+    s, seed = config.sampler, seed_of(config.seed, "sampler")
     times = maps = None
     start = time.perf_counter()
     if attention:
@@ -180,12 +180,12 @@ def run_trial(
     else:
         x_gen = generate(res.ema, s.n_gen, steps=s.sample_steps, t0=cfg.t0, seed=seed, progress=False)
     generate_seconds = time.perf_counter() - start
-    x_true = gp.sample(s.n_gen, generator=generator(config.seed, "true", protocol=config.protocol))
+    x_true = gp.sample(s.n_gen, generator=generator(config.seed, "true"))
     return Trial(gp, data, cfg, res, x_gen, x_true, generate_seconds, times, maps)
 
 
 def calibrated(trial: Trial, config: ExperimentConfig) -> dict:
-    """What every record of the calibrated protocol measures of one trial (the fields of
+    """What every record of generated sequences measures of one trial (the fields of
     :class:`gptheory.convergence.Calibrated` and ``paper_relative_error``), as keyword arguments of the record:
 
     * ``floor``: the sampling floor of ``n_gen`` draws of the law at ``t0`` (what a sampler stopped there draws);
@@ -199,7 +199,6 @@ def calibrated(trial: Trial, config: ExperimentConfig) -> dict:
     law, law_gen = Law.data(gp), Law.at(gp, trial.train_config.t0, res.ema.schedule)
     m = min(config.n_train, n_gen)
     return {
-        "protocol": 2,
         "floor": sampling_floor(law_gen, n_gen, seed=config.seed),
         "paper_relative_error": paper_relative_error(trial.x_gen[:m], law_gen, trial.data[:m], law),
         "relative_count": m,

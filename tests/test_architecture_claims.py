@@ -24,8 +24,7 @@ def _point(seed: int, err: float = 0.07, floor: float = 0.05, rel: float = 1.0, 
     cfg = CALIBRATED["smoke"].replace(**({"seed": seed, "N": N} | over))
     e = CovarianceErrors(err, err, err, err, err)
     f = CovarianceErrors(floor, floor, floor, floor, floor)
-    return types.SimpleNamespace(config=cfg.to_dict(), protocol=2, generated=e, floor=f, paper_relative_error=rel,
-                                 **fields)  # fmt: skip
+    return types.SimpleNamespace(config=cfg.to_dict(), generated=e, floor=f, paper_relative_error=rel, **fields)
 
 
 def _gamma(ell: float) -> np.ndarray:
@@ -53,8 +52,6 @@ def test_versus_dit_pairs_the_squared_excess_by_seed():
     )
     with pytest.raises(ValueError, match="DiT points"):
         claims.versus_dit([p for p in pts if setting(p, "arch") != "dit"])
-    with pytest.raises(ValueError, match="protocol 2"):
-        claims.squared_excess(types.SimpleNamespace(protocol=1))
 
 
 def test_dit_better_needs_both_temporal_metrics_at_the_bonferroni_level():

@@ -73,7 +73,7 @@ def test_training_on_random_masks_learns_the_conditional_denoiser():
     gp = GaussianProcess(6, 3, nu=1.4, ell=2.2, seed=8)
     net = build_model(1, arch="conditional-dit", **SIZE)
     cfg = TrainConfig(steps=600, batch_size=64, lr=3e-3, warmup=20, t0=0.01, t_sampling="log_snr", precision="fp32",
-                      patience=50, eval_every=100, masking="mixed", seed=0, protocol=2)  # fmt: skip
+                      patience=50, eval_every=100, masking="mixed", seed=0)  # fmt: skip
     res = train(net, training_set(gp, 512, seed=1), cfg, progress=False, validation=training_set(gp, 128, seed=2),
                 exact_score=exact_conditional_score(gp, net.schedule))  # fmt: skip
     losses = [v for _, v in res.validation]

@@ -9,7 +9,6 @@ import pytest
 
 from gptheory.config import TRAIN_OPTIONS, ExperimentConfig, ProcessConfig, add_options, option_owners, options_from
 from gptheory.experiments.dit_learns import DIT_LEARNS as FIGURE1
-from gptheory.experiments.dit_learns import FIXED_BUDGET
 from gptheory.experiments.dit_learns import dit_learns_config as settings
 from gptheory.results import config_key
 from gptheory.train import TrainConfig
@@ -107,15 +106,14 @@ def test_the_video_configuration_is_made_of_parts_and_derives_its_options_the_sa
 
 
 def test_a_field_marked_later_stays_out_of_the_key_at_its_default_and_internal_fields_never_enter():
-    base = FIXED_BUDGET["smoke"]  # protocol 1, no convergence settings
+    base = ExperimentConfig()  # no convergence or masking settings
     body = base.to_dict()
     assert set(body["model"]).isdisjoint({"arch", "kernel_size", "levels"})
     assert set(body["train"]).isdisjoint({"seed", "log_every", "checkpoint_every"})
     assert "grad_clip" in body["train"] and set(body["sampler"]).isdisjoint({"eval_points", "n_cond", "n_draws"})
     # every keyed training field is an option, and the reverse; the convergence and masking settings enter only when set
     later = {"patience", "eval_every", "min_delta", "val_times", "masking"}
-    assert set(TRAIN_OPTIONS) - later == set(body["train"]) and "protocol" not in body
-    moved = base.replace(protocol=2, patience=3).to_dict()
-    assert moved["protocol"] == 2 and moved["train"]["patience"] == 3
-    with pytest.raises(ValueError, match="patience=3 needs protocol=2"):
-        base.replace(patience=3)
+    assert set(TRAIN_OPTIONS) - later == set(body["train"]) and body["protocol"] == 2  # the one protocol, keyed
+    assert base.replace(patience=3).to_dict()["train"]["patience"] == 3
+    with pytest.raises(ValueError, match=r"protocol=1: the only protocol is 2 \(the first, with coupled random"):
+        base.replace(protocol=1)

@@ -22,7 +22,7 @@ GP = GaussianProcess(N, d, nu=2.0, ell=3.0)
 
 def cfg(**kw) -> TrainConfig:
     base = {"steps": 400, "batch_size": 16, "lr": 2e-3, "warmup": 3, "log_every": 5, "seed": 3, "precision": "fp32"}
-    return TrainConfig(**{**base, "protocol": 2, "patience": 2, "eval_every": 10, **kw})
+    return TrainConfig(**{**base, "patience": 2, "eval_every": 10, **kw})
 
 
 def test_stopper_halves_the_rate_on_each_plateau_and_stops_below_the_floor_rate():

@@ -25,7 +25,7 @@ def private_cache(tmp_path, monkeypatch):
 
 def test_run_end_to_end_tiny():
     s = dit_learns_config("smoke", **TINY)
-    assert s.protocol == 2 and s.train.patience > 0  # the calibrated protocol: to convergence, against the law at t0
+    assert s.train.patience > 0  # trained to convergence, measured against the law at t0
     r = run_dit_learns(s, device="cpu", progress=False)
     # Heun with 3 steps visits 4 times; 3 of them keep full maps
     assert r.attention.shape == (3, 2, 6, 6) and r.similarity.shape == (4, 2)
@@ -34,7 +34,7 @@ def test_run_end_to_end_tiny():
     assert all(0 <= v <= 1 for v in r.time_share + r.value_data_share)
     # the true sequences: their own named stream, measured against the data law with the same estimator
     gp = GaussianProcess(6, 2, nu=2.0, ell=1.5, seed=s.process.sigma_seed)
-    x_true = gp.sample(24, generator=generator(s.seed, "true", protocol=2))
+    x_true = gp.sample(24, generator=generator(s.seed, "true"))
     xc = x_true - x_true.mean(0)
     C01 = xc[:, 0].T @ xc[:, 1] / 23
     ref = float((C01 * gp.Sigma).sum() / (gp.Sigma**2).sum())
@@ -55,14 +55,6 @@ def test_run_end_to_end_tiny():
     assert again.errors_generated == r.errors_generated
 
 
-def test_the_fixed_budget_protocol_still_measures_as_first_shipped():
-    s = dit_learns_config("smoke", protocol=1, patience=0, **TINY)
-    r = run_dit_learns(s, device="cpu", progress=False)
-    assert r.protocol == 1 and r.floor is None and r.memorisation is None
-    assert r.ratio_temporal == r.errors_generated.temporal_ls / r.errors_true.temporal_ls
-    assert r.paper_relative_error == r.errors_generated.covariance / r.errors_true.covariance
-
-
 def test_dit_learns_trains_once_and_not_after_a_code_change(private_cache, monkeypatch):
     first = dit_learns("smoke", device="cpu", progress=False, **TINY)
     second = dit_learns("smoke", device="cpu", progress=False, **TINY)
@@ -80,6 +72,6 @@ def test_the_cpu_configuration_finds_its_shipped_calibrated_result():
     from gptheory.experiments.dit_learns import NAME, DitLearns
 
     res = results.load(NAME, dit_learns_config("cpu").to_dict(), DitLearns)
-    assert res is not None and res.protocol == 2 and res.provenance.profile == "cpu"
+    assert res is not None and res.provenance.profile == "cpu"
     assert res.stop_reason == "converged" and res.best_step <= res.steps < dit_learns_config("cpu").train.steps
     assert res.floor is not None and res.provenance.commit != "unknown" and "+dirty" not in res.provenance.commit

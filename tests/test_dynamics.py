@@ -1,6 +1,5 @@
-"""Tests for gptheory.experiments.dynamics: where training is measured (log-spaced steps, from the first epoch under
-the calibrated protocol), the measurement at one step (scale-free under protocol 2), and when each dependency was
-learned, on constructed curves."""
+"""Tests for gptheory.experiments.dynamics: where training is measured (log-spaced steps, from the first epoch), the
+measurement at one step (scale-free), and when each dependency was learned, on constructed curves."""
 
 from __future__ import annotations
 
@@ -13,20 +12,22 @@ import torch
 
 from gptheory import GaussianProcess
 from gptheory.experiments import dynamics
-from gptheory.experiments.probe import CALIBRATED, PROBE
+from gptheory.experiments.probe import CALIBRATED
 from gptheory.metrics import Law
 from gptheory.statistics import censored_verdict
 
 
-@pytest.mark.parametrize("steps, points", [(20, 3), (2500, 8), (6000, 10), (300, 3), (5, 8), (1, 3), (100, 1)])
-def test_eval_steps_are_log_spaced_distinct_and_end_at_the_last_step(steps, points):
-    at = dynamics.eval_steps(steps, points)
+@pytest.mark.parametrize(
+    "steps, points, first", [(20, 3, 1), (2500, 8, 25), (6000, 10, 60), (300, 3, 3), (5, 8, 1), (1, 3, 1), (100, 1, 1)]
+)
+def test_eval_steps_are_log_spaced_distinct_and_end_at_the_last_step(steps, points, first):
+    at = dynamics.eval_steps(steps, points, first)
     assert at == sorted(set(at)) and 1 <= len(at) <= points
     assert 1 <= at[0] and at[-1] == steps  # the final network is always measured
-    if points >= 2 and steps >= 100 * points:  # no rounding collisions: every point is used, spaced by a constant ratio
-        assert len(at) == points and at[0] == round(steps / 100)
+    if points >= 2 and first >= points:  # no rounding collisions: every point is used, spaced by a constant ratio
+        assert len(at) == points and at[0] == first
         ratios = np.diff(np.log(at))
-        np.testing.assert_allclose(ratios, np.log(100) / (points - 1), atol=np.log(1 + 1 / at[0]))
+        np.testing.assert_allclose(ratios, np.log(steps / first) / (points - 1), atol=np.log(1 + 1 / at[0]))
 
 
 @pytest.mark.parametrize("steps, points, first", [(10000, 24, 32), (300, 5, 8), (60, 4, 2), (50, 3, 80)])
@@ -36,62 +37,31 @@ def test_eval_steps_from_a_first_step_start_there(steps, points, first):
 
 
 def test_eval_steps_without_points_is_empty():
-    assert dynamics.eval_steps(2500, 0) == [] and dynamics.eval_steps(10, -1) == []
+    assert dynamics.eval_steps(2500, 0, 25) == [] and dynamics.eval_steps(10, -1, 1) == []
 
 
 @pytest.mark.parametrize("n_train, batch", [(2048, 64), (100, 64), (50, 64), (1000, 128)])
-def test_an_epoch_is_n_over_the_batch_and_calibrated_dynamics_start_after_one(n_train, batch):
+def test_an_epoch_is_n_over_the_batch_and_the_dynamics_start_after_one(n_train, batch):
     cfg = CALIBRATED["smoke"].replace(n_train=n_train, batch_size=batch, steps=3000, eval_points=6)
     per_epoch = dynamics.steps_per_epoch(cfg)
     assert per_epoch == n_train // min(batch, n_train) >= 1
     at = dynamics.dynamics_steps(cfg)
     assert at[0] == per_epoch and at[-1] == 3000
-    first_legacy = dynamics.dynamics_steps(PROBE["smoke"].replace(steps=3000, eval_points=6))[0]
-    assert first_legacy == 30  # protocol 1: from a hundredth of the run
 
 
-def test_the_measurement_at_one_step_is_scale_free_under_the_calibrated_protocol():
+def test_the_measurement_at_one_step_is_scale_free():
     gp = GaussianProcess(6, 3, nu=1.5, ell=2.0, seed=2)
     law = Law.data(gp)
     x = law.sample(4000, torch.Generator().manual_seed(0))
-    plain, wide = dynamics.measure(x, law, gp.Gamma, 2), dynamics.measure(3.0 * x, law, gp.Gamma, 2)
+    plain, wide = dynamics.measure(x, law, gp.Gamma), dynamics.measure(3.0 * x, law, gp.Gamma)
     assert wide["covariance"] > 5 * plain["covariance"]  # a sample three times too wide is far off in covariance ...
     np.testing.assert_allclose(wide["corr_gap"], plain["corr_gap"], rtol=1e-9, atol=1e-12)  # ... not in correlation
     assert wide["corr_spatial"] == pytest.approx(plain["corr_spatial"], rel=1e-9)
-    assert "corr_gap" not in dynamics.measure(x, law, gp.Gamma, 1)  # protocol 1 measured what it measured
     # the floor of as many true sequences is what the estimator's noise gives: small and at every gap but 0 positive
     assert plain["corr_gap"][0] < 1e-12 and all(0 < v < 0.1 for v in plain["corr_gap"][1:])
 
 
-def test_learned_step_is_where_the_error_stays_near_its_final_level():
-    steps = np.array([1, 2, 4, 8, 16])
-    no_floor = 0.0
-    learned_step = dynamics.learned_step
-    assert learned_step(steps, np.array([8.0, 4.0, 2.0, 1.5, 1.0]), no_floor) == 4  # 2.0 <= 2 x 1.0 from step 4 on
-    assert learned_step(steps, np.array([8.0, 4.0, 2.0, 1.5, 1.0]), no_floor, factor=1.6) == 8
-    # non-monotone: a dip under the bar that does not last does not count; the last excursion above it does
-    assert learned_step(steps, np.array([10.0, 1.0, 5.0, 1.5, 1.0]), no_floor) == 8
-    assert learned_step(steps, np.array([9.0, 9.0, 9.0, 9.0, 1.0]), no_floor) == 16  # only at the end
-    # scale-free: the same step in any units
-    assert learned_step(steps, 1e-3 * np.array([10.0, 1.0, 5.0, 1.5, 1.0]), no_floor) == 8
-    # nothing to time: within the band from the first look, and that band is the floor's (a weak correlation that
-    # white noise already gets right to within the estimator's noise)
-    assert math.isnan(learned_step(steps, np.array([1.0, 1.2, 0.9, 1.1, 1.0]), floor=0.6))
-    # the floor of as many true sequences widens the band: an error that only wanders within the noise is not timed
-    assert math.isnan(learned_step(steps, np.array([0.3, 0.2, 0.25, 0.1, 0.05]), floor=0.2))
-    assert learned_step(steps, np.array([3.0, 0.5, 0.3, 0.1, 0.05]), floor=0.2) == 4  # band 0.4: 0.5 is above it
-    # flat far above the floor: not learned within the run (inf), not "right from the start" (nan)
-    assert learned_step(steps, np.array([1.0, 1.2, 0.9, 1.1, 1.0]), floor=0.1) == math.inf
-    assert math.isnan(learned_step(steps, np.array([1.0, 1.2, 0.9, 1.1, 1.0]), floor=0.1, factor=12.0))  # 1 <= 1.2
-    with pytest.raises(ValueError, match="steps and err"):
-        learned_step(steps, np.array([1.0, 2.0]), 0.0)
-    # by gap: one learned step per column of the (E, N) error curves, each against its own floor
-    curves = np.array([[1.0, 8.0, 9.0], [1.0, 4.0, 9.0], [1.0, 1.5, 9.0], [1.0, 1.2, 5.0], [1.0, 1.0, 1.0]])
-    p = types.SimpleNamespace(eval_steps=steps, eval_gap_error=curves, eval_gap_error_true=np.array([0.6, 0, 0]))
-    np.testing.assert_array_equal(dynamics.gap_learned_steps(p), [np.nan, 4, 16])
-
-
-# ------------------------------------------------------------------------------ protocol 2: when learned, in epochs
+# ------------------------------------------------------------------------------------------ when learned, in epochs
 EPOCHS = np.geomspace(1, 300, 24)
 PER_EPOCH = 10
 N = 10
@@ -130,7 +100,7 @@ def test_only_gaps_whose_correlation_stands_above_the_estimators_noise_are_timed
     np.testing.assert_array_equal(np.nonzero(dynamics.resolvable(p))[0], [1, 2, 3, 4, 5])  # gamma(6) = 0.0498
     assert dynamics.sampling_noise(p) == LEVEL  # the true sequences' error where there is nothing to learn
     # the noise gaps, flat above the floor, would each read "never learned"; they are not timed at all
-    assert dynamics.learned_step(p.eval_epochs, p.eval_corr_gap[:, 8], LEVEL) == math.inf
+    assert dynamics.learned_epoch(p.eval_epochs, p.eval_corr_gap[:, 8], LEVEL).high == math.inf
     assert set(dynamics.gap_learned_epochs(p)) == {1, 2, 3, 4, 5}
     assert dynamics.temporal_learned_epoch(p) == (_grid(80),) * 3  # timed: the three numbers agree
     assert dynamics.eval_spacing(p) == pytest.approx(300 ** (1 / 23), rel=1e-2)
@@ -143,12 +113,10 @@ def test_a_quantity_is_learned_when_most_of_its_own_initial_excess_is_gone():
     assert learned_epoch(epochs, np.array([1.0, 0.6, 0.3, 0.25, 0.1]), floor=0.1) == (8.0, 8.0, 8.0)
     assert learned_epoch(epochs, np.array([1.0, 0.2, 0.5, 0.25, 0.1]), floor=0.1) == (8.0, 8.0, 8.0)  # not a dip
     assert learned_epoch(epochs, np.array([1.0, 0.6, 0.3, 0.25, 0.1]), floor=0.1, fraction=0.5).epoch == 4.0
-    # a strong and a weak correlation that fall alike are learned at the same epoch, whatever their floors; the
-    # protocol-1 rule (within twice the final level) times the strong one later: its floor is far below its start
+    # a strong and a weak correlation that fall alike are learned at the same epoch, whatever their floors
     shape = np.array([1.0, 0.7, 0.3, 0.05, 0.0])
     strong, weak = 0.002 + 0.9 * shape, 0.02 + 0.1 * shape
     assert learned_epoch(epochs, strong, 0.002) == learned_epoch(epochs, weak, 0.02) == (8.0, 8.0, 8.0)
-    assert dynamics.learned_step(epochs, strong, 0.002) > dynamics.learned_step(epochs, weak, 0.02)
     # the network kept sets the final level
     assert learned_epoch(epochs, np.array([1.0, 0.6, 0.3, 0.25, 0.1]), floor=0.0, final=0.25).epoch == 4.0
     # nothing to time: right from the start (left-censored) or flat above the floor (right-censored)
@@ -182,7 +150,7 @@ def test_the_readings_stop_at_the_network_that_generated_and_a_divergence_after_
     assert r.epochs[-1] == 100 and (r.epochs[:-1] < 100).all()  # the best network's own measurement closes them
     np.testing.assert_array_equal(r.corr_gap[-1], p.best_corr_gap)
     assert len(dynamics.readings(p, best=False).epochs) == len(r.epochs) - 1
-    assert dynamics.timeline(p)[0][-1] < 100 and len(dynamics.curves(p)["temporal"][0]) == len(r.epochs) - 1
+    assert dynamics.timeline(p)[-1] < 100 and len(dynamics.curves(p)["temporal"][0]) == len(r.epochs) - 1
     p.best_corr_gap, p.best_corr_spatial = p.eval_corr_gap[~late][-1], float(p.eval_corr_spatial[~late][-1])
     assert dynamics.temporal_learned_epoch(p) == (_grid(20),) * 3
     assert dynamics.spatial_learned_epoch(p).epoch == _grid(2)
@@ -268,5 +236,5 @@ def test_a_run_that_never_learns_the_temporal_correlation_is_censored_not_droppe
     # a run stopped before epoch 50 without learning: censored below 50, still never a "fails"
     short = [_run({h: math.inf for h in range(1, 6)}, 2.0, seed=k, epochs=np.geomspace(1, 40, 16)) for k in range(2)]
     assert dynamics.dynamics_verdicts(early[:3] + short)["temporal_late"].outcome == "inconclusive"
-    with pytest.raises(ValueError, match="protocol 2"):
+    with pytest.raises(ValueError, match="eval_points > 0"):
         dynamics.dynamics_verdicts([types.SimpleNamespace(eval_epochs=np.zeros(0))])

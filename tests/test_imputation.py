@@ -190,5 +190,5 @@ def test_the_sweeps_are_registered_and_the_unconditional_point_is_a_plain_dit():
     assert IMPUTATION["cpu"].sampler.n_draws > max(int((~m).sum()) for m in tasks(16).values()) * 4  # ellipsoids
     with pytest.raises(ValueError, match="arch='conditional-dit' with masking='none'"):
         dataclasses.replace(IMPUTATION["smoke"], train=dataclasses.replace(IMPUTATION["smoke"].train, masking="none"))
-    with pytest.raises(ValueError, match="protocol must be 2 and patience > 0"):
+    with pytest.raises(ValueError, match="trains to convergence: patience must be > 0, got 0"):
         imputation_point("smoke", patience=0)

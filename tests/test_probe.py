@@ -26,30 +26,27 @@ from gptheory.trial import prepare
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# about a second a point: the smoke process and network, 20 steps, 64 sequences, 4 sampler steps
+# about a second a point: the smoke process and network, 20 steps (one validation check), 64 sequences, 4 sampler
+# steps
 TINY = {"steps": 20, "n_gen": 64, "sample_steps": 4, "n_train": 128}
 SEED0 = {"seed": [0]}
 
 
 # ------------------------------------------------------------------------------------------ one point
 def _check_common(p: probes.Probe, cfg: ExperimentConfig) -> None:
-    """What every measured point satisfies, whatever the network and the protocol."""
+    """What every measured point satisfies, whatever the network."""
     N, d = cfg.process.N, cfg.process.d
     for part in (p.generated, p.true):
         assert all(math.isfinite(v) and v > 0 for v in part.__dict__.values()), part
     gp = GaussianProcess(N, d, nu=cfg.process.nu, ell=cfg.process.ell, seed=cfg.process.sigma_seed)
-    target = torch.from_numpy(p.Gamma)
-    if cfg.protocol == 1:
-        assert p.paper_relative_error == pytest.approx(p.generated.covariance / p.true.covariance, rel=1e-12)
-        assert p.steps == cfg.train.steps and p.loss_steps[-1] == cfg.train.steps
-    else:  # measured against the law at t0, whose whitened kernel is alpha^2 Gamma + sigma^2 Sigma^{-1}-trace / d
-        law = Law.at(gp, cfg.train.t0, prepare(cfg).model.schedule)
-        target = metrics.temporal_kernel_whitened(law.pairs, gp.Sigma)
-        assert 0 < p.steps <= cfg.train.steps and p.stop_reason in STOP_REASONS and 0 < p.best_step <= p.steps
-        assert p.best_validation == min(v for _, v in p.validation) and p.validation[-1][0] <= p.steps
-        assert all(math.isfinite(v) and v > 0 for v in p.floor.__dict__.values())
-        assert p.relative_count == min(cfg.n_train, cfg.sampler.n_gen)
-        assert 0 < p.memorisation.ratio and 0 <= p.memorisation.copies <= 1
+    # measured against the law at t0, whose whitened kernel is alpha^2 Gamma + sigma^2 Sigma^{-1}-trace / d
+    law = Law.at(gp, cfg.train.t0, prepare(cfg).model.schedule)
+    target = metrics.temporal_kernel_whitened(law.pairs, gp.Sigma)
+    assert 0 < p.steps <= cfg.train.steps and p.stop_reason in STOP_REASONS and 0 < p.best_step <= p.steps
+    assert p.best_validation == min(v for _, v in p.validation) and p.validation[-1][0] <= p.steps
+    assert all(math.isfinite(v) and v > 0 for v in p.floor.__dict__.values())
+    assert p.relative_count == min(cfg.n_train, cfg.sampler.n_gen)
+    assert 0 < p.memorisation.ratio and 0 <= p.memorisation.copies <= 1
     assert np.isfinite(p.loss).all()
     assert p.Gamma.shape == p.Gamma_hat.shape == p.Gamma_hat_true.shape == (N, N) and p.Sigma.shape == (d, d)
     # the stored estimates and the stored errors are the same measurement, each against its own law
@@ -101,9 +98,6 @@ def _check_dynamics(p: probes.Probe, cfg: ExperimentConfig) -> None:
     assert p.eval_gap_error.shape == (E, N) and p.eval_true.shape == (3,) and p.eval_gap_error_true.shape == (N,)
     for arr in (p.eval_temporal, p.eval_spatial, p.eval_covariance, p.eval_gap_error, p.eval_true):
         assert np.isfinite(arr).all() and (arr >= 0).all()
-    if cfg.protocol == 1:
-        assert p.eval_epochs.size == 0 and p.eval_corr_gap.size == 0
-        return
     per_epoch = cfg.n_train // min(cfg.train.batch_size, cfg.n_train)
     assert p.eval_steps[0] == max(per_epoch, 1) or p.eval_steps[0] == cfg.train.steps  # from the first epoch on
     np.testing.assert_allclose(p.eval_epochs, p.eval_steps / per_epoch)
@@ -138,7 +132,7 @@ def private_cache(tmp_path, monkeypatch):
 
 @pytest.mark.usefixtures("private_cache")
 def test_a_dit_point_measures_its_attention_and_round_trips(tmp_path):
-    cfg = probes.PROBE["smoke"].replace(N=8, depth=2, record=3, **TINY)  # N != 16, depth != 3: shapes follow
+    cfg = probes.CALIBRATED["smoke"].replace(N=8, depth=2, record=3, **TINY)  # N != 16, depth != 3: shapes follow
     p = probes.run_probe(cfg, progress=False)
     _check_common(p, cfg)
     _check_dit(p, cfg)
@@ -153,7 +147,7 @@ def test_a_dit_point_measures_its_attention_and_round_trips(tmp_path):
 
 @pytest.mark.usefixtures("private_cache")
 def test_a_unet_point_has_no_attention_its_receptive_field_and_training_dynamics(tmp_path):
-    cfg = probes.PROBE["smoke"].replace(N=8, arch="unet", levels=1, eval_points=3, **TINY)
+    cfg = probes.CALIBRATED["smoke"].replace(N=8, arch="unet", levels=1, eval_points=3, **TINY)
     p = probes.run_probe(cfg, progress=False)
     _check_common(p, cfg)
     _check_no_attention(p)
@@ -170,11 +164,10 @@ def test_a_unet_point_has_no_attention_its_receptive_field_and_training_dynamics
 
 @pytest.mark.usefixtures("private_cache")
 def test_a_calibrated_point_trains_to_convergence_and_measures_against_the_law_at_t0(tmp_path):
-    # protocol 2: a cap of 80 steps checked every 10 (2 steps an epoch), correlations by gap in epochs
+    # a cap of 80 steps checked every 10 (2 steps an epoch), correlations by gap in epochs
     tiny = {**TINY, "steps": 80, "eval_every": 10, "patience": 1, "eval_points": 5}
     cfg = probes.CALIBRATED["smoke"].replace(N=8, depth=2, record=3, **tiny)
     p = probes.run_probe(cfg, progress=False)
-    assert p.protocol == 2
     _check_common(p, cfg)
     _check_dit(p, cfg)
     _check_dynamics(p, cfg)

@@ -17,17 +17,10 @@ from gptheory.streams import generator
 from gptheory.trial import run_trial
 
 
-def _fake(nu: float, ell: float, n: int, err: float) -> sc.SampleComplexity:
-    e = CovarianceErrors(err, err, err, err, err)
-    p = sc.SampleComplexity(e, e, e, e, e, 1.0, 1.0, 1.0, 1, 1.0, 1.0, 1, 1.0, np.eye(2))
-    p.provenance = Provenance.now(sc.SAMPLE_COMPLEXITY["smoke"].replace(nu=nu, ell=ell, n_train=n).to_dict(), 1.0)
-    return p
-
-
 def test_a_calibrated_point_measures_against_the_law_at_t0_beside_its_floors_and_records_how_training_ended():
     config = sc.SAMPLE_COMPLEXITY["smoke"].replace(patience=2, eval_every=10, steps=120, n_train=40)
     p = sc.run_sample_complexity(config, progress=False, device="cpu")
-    assert p.protocol == 2 and p.stop_reason in ("converged", "cap") and 10 <= p.best_step <= p.steps <= 120
+    assert p.stop_reason in ("converged", "cap") and 10 <= p.best_step <= p.steps <= 120
     assert [s for s, _ in p.validation] == list(range(10, p.steps + 1, 10))
     assert p.relative_count == 40 and p.floor.temporal > 0 and p.train_floor.temporal > p.floor.temporal  # 40 < 200
     # the DiT's errors are against the law at t0 (the trial repeats under its seed)
@@ -40,9 +33,10 @@ def test_a_calibrated_point_measures_against_the_law_at_t0_beside_its_floors_and
 
 
 def _calibrated(nu: float, ell: float, n: int, seed: int, err: float, floor: float = 0.03) -> sc.SampleComplexity:
-    p = _fake(nu, ell, n, err)
-    p.protocol, p.floor = 2, CovarianceErrors(floor, floor, floor, floor, floor)
-    p.provenance.config["seed"] = seed
+    e, f = CovarianceErrors(err, err, err, err, err), CovarianceErrors(floor, floor, floor, floor, floor)
+    p = sc.SampleComplexity(e, e, e, e, e, 1.0, 1.0, 1.0, 1, 1.0, 1.0, 1, 1.0, np.eye(2), floor=f)
+    config = sc.SAMPLE_COMPLEXITY["smoke"].replace(nu=nu, ell=ell, n_train=n, seed=seed)
+    p.provenance = Provenance.now(config.to_dict(), 1.0)
     return p
 
 
@@ -75,7 +69,6 @@ def test_calibrated_verdicts_read_squared_excess_errors_paired_by_seed():
         sc.order_verdicts(pts, "N")
     with pytest.raises(ValueError, match="one ell series"):  # the nu series read as an ell series: nu varies
         sc.order_verdicts(pts, "ell")
-    assert sc.excess_by_seed([_fake(1.0, 1.0, 64, 0.1)]) == {}  # protocol-1 records have no floor: left out
     versus = sc.versus_verdicts(pts)  # the fake records' yardstick equals the DiT: no difference to establish
     assert len(versus) == 12 and {v.outcome for v in versus.values()} == {"inconclusive"}
     # a yardstick better than the DiT at nu = 0.5, worse at nu = 2, by less than the seed-shared lift moves either:

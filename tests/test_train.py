@@ -288,7 +288,7 @@ def test_conditional_training_resumes_exactly(data, tmp_path):
     gp = GaussianProcess(N, d, nu=2.0, ell=3.0)
     held = training_set(gp, 24, seed=5)
     conditional = {**MODEL, "arch": "conditional-dit"}
-    c = cfg(masking="mixed", patience=5, eval_every=4, protocol=2)
+    c = cfg(masking="mixed", patience=5, eval_every=4)
     kw = {
         "progress": False,
         "device": "cpu",

@@ -1,5 +1,5 @@
-"""Tests for gptheory.trial: the named random streams keep today's offsets, each draw uses its own stream, and the
-one train-and-measure step repeats under its seed."""
+"""Tests for gptheory.trial: each draw uses its own named random stream, and the one train-and-measure step repeats
+under its seed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gptheory.denoiser import build_model
-from gptheory.experiments.dit_learns import FIXED_BUDGET, dit_learns_config
+from gptheory.experiments.dit_learns import dit_learns_config
 from gptheory.samplers import generate
 from gptheory.streams import generator, seed_of
 from gptheory.train import training_set
@@ -20,32 +20,11 @@ TINY = {"N": 6, "d": 2, "ell": 1.5, "n_train": 32, "hidden": 16, "depth": 2, "he
 TINY |= {"batch_size": 16, "warmup": 1, "n_gen": 24, "sample_steps": 3, "record": 3, "seed": 3}
 
 
-def test_protocol_1_keeps_the_offsets_every_shipped_result_was_drawn_with():
-    assert seed_of(7, "true", protocol=1) == 27 and seed_of(0, "data", protocol=1) == 0
-    assert torch.equal(
-        torch.randn(3, generator=generator(7, "sampler", protocol=1)),
-        torch.randn(3, generator=torch.Generator().manual_seed(17)),
-    )
-    with pytest.raises(KeyError, match="protocol 1 has no stream 'floor'"):
-        seed_of(0, "floor", protocol=1)
-
-
-def test_protocol_2_draws_every_part_of_a_trial_from_its_own_stream():
-    config = dit_learns_config("smoke", **TINY).replace(protocol=2)
+def test_prepare_draws_the_training_set_and_the_network_from_their_own_streams():
+    config = dit_learns_config("smoke", **TINY)
     gp, data, model, cfg = prepare(config)
     assert torch.equal(data, training_set(gp, config.n_train, seed=seed_of(3, "data")))
     fresh = build_model(seed_of(3, "init"), N=6, d=2, **config.model.__dict__)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True))
-    assert cfg.protocol == 2
-    t = run_trial(config, device="cpu", progress=False, prepared=(gp, data, model, cfg))
-    assert torch.equal(t.x_true, t.gp.sample(24, generator=generator(3, "true")))
-
-
-def test_prepare_draws_the_training_set_and_the_network_from_the_seed():
-    config = FIXED_BUDGET["smoke"].replace(**TINY)  # protocol 1: the streams by offsets, as first shipped
-    gp, data, model, cfg = prepare(config)
-    assert torch.equal(data, training_set(gp, config.n_train, seed=3))
-    fresh = build_model(3, N=6, d=2, **config.model.__dict__)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True))
     assert cfg == config.train_config() and cfg.seed == 3 and cfg.checkpoint_every == 0
     assert prepare(config, checkpointed=True).train_config.checkpoint_every == max(config.train.steps // 10, 1)
@@ -53,12 +32,12 @@ def test_prepare_draws_the_training_set_and_the_network_from_the_seed():
 
 
 def test_a_trial_generates_from_the_sampler_stream_and_compares_with_the_true_stream():
-    config = FIXED_BUDGET["smoke"].replace(**TINY)  # protocol 1: the streams by offsets, as first shipped
+    config = dit_learns_config("smoke", **TINY)
     t = run_trial(config, device="cpu", progress=False)
     assert t.result.steps == 3 and t.net is t.result.ema and t.generate_seconds > 0
     assert t.times is None and t.maps is None
-    assert torch.equal(t.x_true, t.gp.sample(24, generator=torch.Generator().manual_seed(3 + 20)))
-    again = generate(t.net, 24, steps=3, t0=t.train_config.t0, seed=3 + 10, progress=False)
+    assert torch.equal(t.x_true, t.gp.sample(24, generator=generator(3, "true")))
+    again = generate(t.net, 24, steps=3, t0=t.train_config.t0, seed=seed_of(3, "sampler"), progress=False)
     assert torch.equal(t.x_gen, again) and t.x_gen.shape == (24, 6, 2)
     # the same trial again: the same network and the same sequences
     assert torch.equal(run_trial(config, device="cpu", progress=False).x_gen, t.x_gen)

@@ -12,9 +12,9 @@ from gptheory.experiments.probe import CALIBRATED
 from gptheory.profiles import PROFILES
 
 
-def _tuned(arch: str, lr: float, seed: int, best: float, protocol: int = 2) -> types.SimpleNamespace:
+def _tuned(arch: str, lr: float, seed: int, best: float) -> types.SimpleNamespace:
     cfg = CALIBRATED["smoke"].replace(arch=arch, lr=lr, seed=seed)
-    return types.SimpleNamespace(config=cfg.to_dict(), best_validation=best, protocol=protocol)
+    return types.SimpleNamespace(config=cfg.to_dict(), best_validation=best)
 
 
 def test_tuned_lr_takes_each_architectures_lowest_mean_validation_loss():
@@ -27,8 +27,6 @@ def test_tuned_lr_takes_each_architectures_lowest_mean_validation_loss():
     for first in (True, False):
         nan = [_tuned("unet", 2e-3, 0, float("nan"))]
         assert tuning.tuned_lr(nan + pts if first else pts + nan)["unet"] == 4e-3
-    with pytest.raises(ValueError, match="protocol 2"):
-        tuning.tuned_lr([_tuned("dit", 1e-3, 0, 0.1, protocol=1)])
     with pytest.raises(ValueError, match="at least one"):
         tuning.tuned_lr([])
 

@@ -11,10 +11,10 @@ Every point is a :class:`~.probe.Probe` (one trained network measured from every
 * ``architecture-length`` and ``architecture-depth``: the error against the sequence length ``N`` and the number of
   blocks (Figure 12);
 * ``architecture-lr``: each architecture's learning rate chosen on its own validation loss from one grid
-  (:data:`LR_GRID`, :func:`tuned_lr`), trained to convergence (protocol 2, :data:`~.probe.CALIBRATED`) on a seed the
+  (:data:`LR_GRID`, :func:`tuned_lr`), trained to convergence (:data:`~.probe.CALIBRATED`) on a seed the
   comparisons do not use (:data:`TUNING_SEEDS`), so that the UNets do not inherit a recipe tuned on the DiT.
 
-These are the calibrated sweeps (protocol 2: trained to convergence, each network at its own tuned rate,
+These are the calibrated sweeps (trained to convergence, each network at its own tuned rate,
 :data:`TUNED_LR`, measured against the law at ``t0``). :func:`architecture` returns the chapter's sweeps; the figures
 (``plot_*``) read their records; the verdicts on the paper's claims are :mod:`.architecture_claims`' (Figures 11
 and 12) and :mod:`.dynamics`' (Figure 13).
@@ -35,8 +35,8 @@ from .tuning import COMPARED_ARCHS, TUNING, recipe, tuned
 
 N_GRID = {"smoke": (8, 16), "cpu": (8, 16, 32, 64), "gpu": (32, 64, 128, 256)}
 
-# ------------------------------------------------------------------------ the calibrated sweeps (protocol 2)
-# Every network trained to convergence of its excess validation loss (the stopping rule: dit_learns.CONVERGE) with its
+# ------------------------------------------------------------------------------------------ the calibrated sweeps
+# Every network trained to convergence of its excess validation loss (the stopping rule: dit_learns.DIT_LEARNS) with its
 # own recipe (learning rate and cap, :mod:`.tuning`), and measured against the law at t0 beside its sampling floor.
 # The comparisons run five seeds; the length and depth sweeps three (only a large effect decides their verdicts).
 DYNAMICS_POINTS = {"smoke": 3, "cpu": 24, "gpu": 24}  # training-dynamics measurements, log-spaced from the first epoch
@@ -169,56 +169,50 @@ def plot_gap_errors(groups: dict[str, list[Probe]]):
 
 def plot_dynamics(groups: dict[str, list[Probe]]):
     """Figure 13: the temporal and spatial errors of samples generated during training (:func:`.dynamics.curves`:
-    scale-free correlations against the epoch up to the network that generated for calibrated points, covariance
-    errors against the step for the first ones), each seed faint and the mean over seeds, with the floor of as many
-    true sequences dashed."""
+    scale-free correlations against the epoch, up to the network that generated), each seed faint and the mean over
+    seeds, with the floor of as many true sequences dashed."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
     for a, name in zip(ax, ("temporal", "spatial"), strict=True):
         floors = []
         for k, (label, pts) in enumerate(groups.items()):
-            x, unit = max((dynamics.timeline(p) for p in pts), key=lambda t: len(t[0]))
+            x = max((dynamics.timeline(p) for p in pts), key=len)
             ys = [dynamics.curves(p)[name][0] for p in pts]
             for p, y in zip(pts, ys, strict=True):
-                a.loglog(dynamics.timeline(p)[0], y, color=f"C{k}", alpha=0.25)
+                a.loglog(dynamics.timeline(p), y, color=f"C{k}", alpha=0.25)
             mean = dynamics.aligned(ys).mean(0)
             a.loglog(x[: len(mean)], mean, "o-", color=f"C{k}", label=label)
             floors += [dynamics.curves(p)[name][1] for p in pts]
         a.axhline(float(np.mean(floors)), color="k", ls="--", label="true samples")
-        a.set_xlabel(unit)
+        a.set_xlabel("epoch")
         a.set_title(f"{name} error of generated sequences", fontsize=10)
     ax[0].legend(fontsize=8)
     return fig
 
 
 def plot_gap_dynamics(points: list[Probe]):
-    """The error at each gap (rows) against the training time (columns), mean over seeds on their common
-    measurements, on a log colour scale (calibrated points: the temporal correlation against the epoch, up to the
-    network that generated, :func:`.dynamics.readings`; the first ones: the whitened kernel against the step); the
-    true kernel ``gamma(h)`` beside it, dotted at the smallest correlation timed (:data:`.dynamics.RESOLVABLE`)."""
+    """The error of the temporal correlation at each gap ``h >= 1`` (rows; it is 1 at gap 0, nothing to show there)
+    against the epoch (columns), up to the network that generated (:func:`.dynamics.readings`), mean over seeds on
+    their common measurements, on a log colour scale; the true kernel ``gamma(h)`` beside it, dotted at the smallest
+    correlation timed (:data:`.dynamics.RESOLVABLE`)."""
     import matplotlib.colors as colors
     import matplotlib.pyplot as plt
 
-    calibrated = bool(points[0].eval_epochs.size)
-    gaps = [dynamics.readings(p, best=False).corr_gap[:, 1:] if calibrated else p.eval_gap_error for p in points]
-    E = dynamics.aligned(gaps).mean(0)
-    x, unit = dynamics.timeline(points[0])
-    h0 = 1 if calibrated else 0  # a correlation is 1 at gap 0: nothing to show there
+    E = dynamics.aligned([dynamics.readings(p, best=False).corr_gap[:, 1:] for p in points]).mean(0)
+    x, h0 = dynamics.timeline(points[0]), 1
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 1]}, constrained_layout=True)
     im = ax[0].imshow(E.T, aspect="auto", origin="lower", cmap="magma", norm=colors.LogNorm(),
                       extent=(-0.5, E.shape[0] - 0.5, h0 - 0.5, h0 + E.shape[1] - 0.5))  # fmt: skip
     ticks = range(0, E.shape[0], max(1, E.shape[0] // 8))
     ax[0].set_xticks(list(ticks), [f"{x[i]:.3g}" for i in ticks])
-    ax[0].set_xlabel(unit)
+    ax[0].set_xlabel("epoch")
     ax[0].set_ylabel("gap h")
-    what = "temporal correlation" if calibrated else "temporal kernel"
-    ax[0].set_title(f"RMS error of the {what} at gap h", fontsize=10)
+    ax[0].set_title("RMS error of the temporal correlation at gap h", fontsize=10)
     fig.colorbar(im, ax=ax[0])
     ax[1].plot(lag_profile(points[0].Gamma), np.arange(points[0].Gamma.shape[0]), "k-")
     ax[1].set_xlabel("$\\gamma(h)$")
-    if calibrated:  # the gaps whose learning is timed lie on the right of the dotted line
-        ax[1].axvline(dynamics.RESOLVABLE, color="k", ls=":", lw=0.8)
+    ax[1].axvline(dynamics.RESOLVABLE, color="k", ls=":", lw=0.8)  # the gaps timed lie on its right
     ax[1].set_ylim(h0 - 0.5, points[0].Gamma.shape[0] - 0.5)
     return fig
 

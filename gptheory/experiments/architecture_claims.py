@@ -2,7 +2,7 @@
 (:func:`gptheory.statistics.verdict`), so that the chapter's sentences and its closing table come from the same
 tested functions. The training-dynamics claims (Figure 13) are :mod:`.dynamics`'.
 
-Every function reads calibrated :class:`~.probe.Probe` records (protocol 2): errors are judged as excess over the
+Every function reads calibrated :class:`~.probe.Probe` records: errors are judged as excess over the
 sampling floor of as many draws of the right law.
 
 * :func:`correlation_gaps`: the gaps whose correlation is weak (the paper's "rather weak" correlations) but above
@@ -42,10 +42,6 @@ def excess_ratio(p: Probe, metric: str) -> float:
 def squared_excess(p: Probe, metric: str = "temporal") -> float:
     """``(error^2 - floor^2) / floor^2`` of one of ``p``'s :class:`~gptheory.metrics.CovarianceErrors` (negative below
     the floor), or its ``paper_relative_error`` as it is; the verdicts' scale."""
-    if p.protocol != 2:
-        raise ValueError(
-            f"squared_excess needs a calibrated point (protocol 2, with a floor), got protocol {p.protocol}"
-        )
     if metric == "paper_relative_error":
         return p.paper_relative_error
     return floors.squared_excess(getattr(p.generated, metric), getattr(p.floor, metric))

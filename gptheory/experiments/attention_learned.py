@@ -37,7 +37,7 @@ WHITE_ELL = 0.05  # a bandwidth so small that Gamma = I: gamma(1) = exp(-(1 / 0.
 PAPER_DEPTH = {"smoke": (3,), "cpu": (12,), "gpu": (12,)}  # the paper's 12 blocks (smoke: its largest depth)
 ELL_GRID = {"smoke": (1.0, 2.0), "cpu": (1.0, 2.0, 4.0, 8.0), "gpu": (2.0, 4.0, 8.0, 16.0)}
 
-# The calibrated sweeps (protocol 2, issue 20): trained to convergence at the DiT's tuned learning rate
+# The calibrated sweeps (issue 20): trained to convergence at the DiT's tuned learning rate
 # (tuning.tuned); five seeds where the chapter draws a verdict, three for the control.
 SWEEPS = (
     probe_sweep(

@@ -11,8 +11,8 @@ learns the process", ``python -m gptheory dit-learns`` and the ``dit-learns`` sw
 * :func:`dit_learns`: the saved record of exactly this configuration when there is one (shipped, then the local
   cache, whose key also covers the source code), else :func:`run_dit_learns`.
 
-Why the ``cpu`` profile looks as it does (measured under the first, fixed-budget protocol: fp32, two threads,
-``N=32, d=4, nu=2, ell=4``, least-squares temporal error of 2000 generated sequences):
+Why the ``cpu`` profile looks as it does (measured on fixed budgets of 2500 steps, before training ran to
+convergence: fp32, two threads, ``N=32, d=4, nu=2, ell=4``, least-squares temporal error of 2000 generated sequences):
 
 * the network outputs ``v`` (:mod:`gptheory.dit`): with the noise output the samples came out 3-7 % too wide
   (seeds 0-2: errors 0.081, 0.127, 0.088), because at ``t > 0.6``, where ``eps*`` is almost ``sigma_t x_t``, it
@@ -49,15 +49,16 @@ from ..trial import calibrated, prepare, run_trial
 NAME = "dit_learns"  # the name results are saved under
 
 # The experiment's configuration in each profile (the process, the training-set size, the seed, the model, the
-# optimisation, the sampler), as first shipped: a fixed budget of optimiser steps (protocol 1). The first probe
-# sweeps (:data:`gptheory.experiments.probe.PROBE`) still read points trained this way.
-FIXED_BUDGET = {
+# optimisation, the sampler): trained until the excess validation loss stops improving (``steps`` is the cap;
+# gptheory.convergence), the samples measured against the law at t0.
+DIT_LEARNS = {
     "smoke": ExperimentConfig(
         process=ProcessConfig(N=16, d=2, nu=2.0, ell=2.0),
         n_train=512,
         model=ModelConfig(hidden=32, depth=3, heads=2),
         train=TrainConfig(
-            steps=300, batch_size=64, lr=2e-3, warmup=20, t0=0.01, t_sampling="log_snr", precision="fp32"
+            steps=300, batch_size=64, lr=2e-3, warmup=20, t0=0.01, t_sampling="log_snr", precision="fp32",
+            patience=2, eval_every=20, min_delta=1e-4,
         ),
         sampler=SamplerConfig(n_gen=400, sample_steps=10, record=4),
     ),
@@ -66,7 +67,8 @@ FIXED_BUDGET = {
         n_train=10000,
         model=ModelConfig(hidden=64, depth=4, heads=4),
         train=TrainConfig(
-            steps=2500, batch_size=64, lr=2e-3, warmup=200, t0=0.01, t_sampling="log_snr", precision="fp32"
+            steps=12000, batch_size=64, lr=2e-3, warmup=200, t0=0.01, t_sampling="log_snr", precision="fp32",
+            patience=6, eval_every=100, min_delta=1e-4,
         ),
         sampler=SamplerConfig(n_gen=2000, sample_steps=30, record=6),
     ),
@@ -75,22 +77,12 @@ FIXED_BUDGET = {
         n_train=100000,
         model=ModelConfig(hidden=384, depth=12, heads=6),
         train=TrainConfig(
-            steps=6000, batch_size=256, lr=5e-4, warmup=300, t0=1e-3, t_sampling="log_snr", precision="auto",
-            compile=True,
+            steps=30000, batch_size=256, lr=5e-4, warmup=300, t0=1e-3, t_sampling="log_snr", precision="auto",
+            compile=True, patience=4, eval_every=250, min_delta=1e-4,
         ),
         sampler=SamplerConfig(n_gen=2000, sample_steps=50, record=6),
     ),
 }  # fmt: skip
-
-
-# The calibrated protocol (issue 20): the same process, network and sampler, trained until the excess validation loss
-# stops improving (``steps`` is the cap; gptheory.convergence), the samples measured against the law at t0.
-CONVERGE = {
-    "smoke": {"steps": 300, "patience": 2, "eval_every": 20, "min_delta": 1e-4},
-    "cpu": {"steps": 12000, "patience": 6, "eval_every": 100, "min_delta": 1e-4},
-    "gpu": {"steps": 30000, "patience": 4, "eval_every": 250, "min_delta": 1e-4},
-}
-DIT_LEARNS = {p: c.replace(protocol=2, **CONVERGE[p]) for p, c in FIXED_BUDGET.items()}
 
 
 def dit_learns_config(profile: str | None = None, **overrides) -> ExperimentConfig:
@@ -104,22 +96,21 @@ class DitLearns(Calibrated, Record):
     """The measured Figure 1 run: errors, timings, and the weight and attention analyses (per layer lists).
 
     Numbers: ``errors_generated`` / ``errors_true`` (:class:`~gptheory.metrics.CovarianceErrors` of the generated
-    and of as many true sequences; Figure 1's temporal error is the least-squares one, ``temporal_ls``), their
-    ratios (``ratio_temporal`` of ``temporal_ls``), the paper's relative error, the generated variance (measured
-    and as the network's linear response predicts), training and sampling seconds, training throughput, the final loss;
-    per layer: query-key block shares (trained and at initialisation), logit shares, value data shares, kernel
-    similarity at ``T`` and ``t0``, of the best head, fitted bandwidth; the similarity of self-attention and of
-    the hand-built transformer.
+    and of as many true sequences; Figure 1's temporal error is the least-squares one, ``temporal_ls``), the generated
+    errors' ratios to their floor (``ratio_temporal`` of ``temporal_ls``), the paper's relative error, the generated
+    variance (measured and as the network's linear response predicts), training and sampling seconds, training
+    throughput, the final loss; per layer: query-key block shares (trained and at initialisation), logit shares,
+    value data shares, kernel similarity at ``T`` and ``t0``, of the best head, fitted bandwidth; the similarity of
+    self-attention and of the hand-built transformer.
 
     Arrays: ``Gamma``, ``Sigma``, the temporal-kernel and per-frame spatial estimates, the query-key blocks
     ``qk[b]: (depth, hidden, hidden)``, recorded times, similarity at every time and layer, attention maps at
     ``record`` times, per-head maps at ``t0``, gap profiles, the construction's attention, the loss curve, the
     per-eigen-direction shortfall and the spectrum.
 
-    Protocol 2 (:data:`DIT_LEARNS`; defaults in protocol-1 records): trained to convergence (``stop_reason``,
-    ``best_step``), generated sequences against the law at ``t0`` and true ones against the data law; ``floor``: the
-    sampling floor of ``n_gen`` draws at ``t0``, which the ratios divide by (protocol 1: the true sequences' errors);
-    the paper's relative error on ``relative_count`` generated and training sequences; ``memorisation``.
+    Trained to convergence (``stop_reason``, ``best_step``), generated sequences against the law at ``t0`` and true
+    ones against the data law; ``floor``: the sampling floor of ``n_gen`` draws at ``t0``, which the ratios divide
+    by; the paper's relative error on ``relative_count`` generated and training sequences; ``memorisation``.
     """
 
     NAME = NAME
@@ -167,20 +158,14 @@ class DitLearns(Calibrated, Record):
     qk: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
-    def yardstick(self) -> CovarianceErrors:
-        """What the generated sequences' errors are divided by: the sampling floor at ``n_gen`` (protocol 2), the
-        errors of as many true sequences (protocol 1)."""
-        return self.floor if self.protocol == 2 else self.errors_true
-
-    @property
     def ratio_temporal(self) -> float:
-        """Figure 1's temporal error (least squares) over the :attr:`yardstick`'s."""
-        return self.errors_generated.temporal_ls / self.yardstick.temporal_ls
+        """Figure 1's temporal error (least squares) over its sampling floor at ``n_gen``."""
+        return self.errors_generated.temporal_ls / self.floor.temporal_ls
 
     @property
     def ratio_spatial(self) -> float:
-        """The spatial error over the :attr:`yardstick`'s."""
-        return self.errors_generated.spatial / self.yardstick.spatial
+        """The spatial error over its sampling floor at ``n_gen``."""
+        return self.errors_generated.spatial / self.floor.spatial
 
 
 def run_dit_learns(
@@ -206,13 +191,12 @@ def run_dit_learns(
     sampler, schedule = config.sampler, model.schedule
     x_gen, x_true, times, maps = trial.x_gen, trial.x_true, trial.times, trial.maps
 
-    protocol2 = config.protocol == 2
     law = Law.data(gp)
-    law_gen = Law.at(gp, cfg.t0, schedule) if protocol2 else law  # what a sampler stopped at t0 draws
+    law_gen = Law.at(gp, cfg.t0, schedule)  # what a sampler stopped at t0 draws
     C_gen, C_true = metrics.pair_covariance(x_gen), metrics.pair_covariance(x_true)
     err_gen = CovarianceErrors.of_pairs(C_gen, x_gen.to(DTYPE).mean(0), law_gen)
     err_true = CovarianceErrors.of_pairs(C_true, x_true.to(DTYPE).mean(0), law)
-    more = calibrated(trial, config) if protocol2 else {}
+    more = calibrated(trial, config)
     sim_all = attention.similarity(maps.double(), gp.Gamma)  # (K, depth)
     ndev = next(net.parameters()).device
     head_maps = attention.attention_maps(net, x_gen.to(ndev), cfg.t0, heads=True)
@@ -231,7 +215,7 @@ def run_dit_learns(
 
     eig_times = torch.logspace(math.log10(cfg.t0), math.log10(schedule.T), 40, dtype=DTYPE)
     delta = attention.eigen_response(
-        eps_fn, gp, schedule, eig_times, n=min(2048, sampler.n_gen), seed=seed_of(config.seed, "eigen", config.protocol)
+        eps_fn, gp, schedule, eig_times, n=min(2048, sampler.n_gen), seed=seed_of(config.seed, "eigen")
     )
     drift = attention.variance_drift(delta, eig_times, gp, schedule)
     spectrum = gp.spectrum
@@ -239,8 +223,6 @@ def run_dit_learns(
     return DitLearns(
         errors_generated=err_gen,
         errors_true=err_true,
-        # protocol 1: against as many fresh true sequences
-        paper_relative_error=more.pop("paper_relative_error", err_gen.covariance / err_true.covariance),
         variance_ratio=float(x_gen.double().var(0).mean() / x_true.double().var(0).mean()),
         # the variance ratio the network's linear response predicts (attention.variance_drift), eigenvalue-weighted
         variance_ratio_predicted=float((spectrum * drift.exp()).sum() / spectrum.sum()),
@@ -376,9 +358,7 @@ SWEEPS = (
 
 
 __all__ = [
-    "CONVERGE",
     "DIT_LEARNS",
-    "FIXED_BUDGET",
     "NAME",
     "SWEEPS",
     "DitLearns",

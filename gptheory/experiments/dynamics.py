@@ -3,17 +3,16 @@ dependency was learned.
 
 During training (:func:`gptheory.trial.run_trial` with ``on_step``) a :class:`~.probe.Probe` generates sequences at
 :func:`dynamics_steps` and measures them; :func:`dynamics_arrays` turns those measurements into the probe's ``eval_*``
-arrays. The paper counts epochs ("the temporal correlation is learned after epoch 50"), so under the calibrated
-protocol the steps are log-spaced from the first epoch (:func:`steps_per_epoch`) and the errors are scale-free: the
-correlations by gap (:func:`gptheory.metrics.correlation_errors`), which a generator whose samples are only too wide or
-too narrow gets right.
+arrays. The paper counts epochs ("the temporal correlation is learned after epoch 50"), so the steps are log-spaced
+from the first epoch (:func:`steps_per_epoch`) and the errors are scale-free: the correlations by gap
+(:func:`gptheory.metrics.correlation_errors`), which a generator whose samples are only too wide or too narrow gets
+right.
 
-When was something learned. Under protocol 1, :func:`learned_step` per gap (:func:`gap_learned_steps`). Under
-protocol 2, on the :func:`readings` up to the network that generated (never after ``best_step``: a run may go on, or
-diverge, after it), :func:`learned_epoch`: when a set fraction of the quantity's own initial excess over its final
-level is gone, one rule for the spatial correlation (:func:`spatial_learned_epoch`) and for each :func:`resolvable`
-gap of the temporal one (:func:`gap_learned_epochs`, :func:`temporal_learned_epoch`), censored where nothing was
-learned within the run. Figure 13's claims as verdicts over seeds that stay valid under that censoring,
+When was something learned: on the :func:`readings` up to the network that generated (never after ``best_step``: a
+run may go on, or diverge, after it), :func:`learned_epoch`: when a set fraction of the quantity's own initial excess
+over its final level is gone, one rule for the spatial correlation (:func:`spatial_learned_epoch`) and for each
+:func:`resolvable` gap of the temporal one (:func:`gap_learned_epochs`, :func:`temporal_learned_epoch`), censored where
+nothing was learned within the run. Figure 13's claims as verdicts over seeds that stay valid under that censoring,
 :func:`dynamics_verdicts`; and which runs :func:`diverged` after their best step (:func:`stop_label`).
 """
 
@@ -36,14 +35,14 @@ from ..statistics import Verdict, censored_verdict, rank_correlation
 Probe = Any  # a :class:`~.probe.Probe` (that module imports this one, so it is not imported here)
 
 
-def eval_steps(steps: int, points: int, first: float | None = None) -> list[int]:
-    """``points`` log-spaced training steps from ``first`` (default ``steps / 100``, at least 1) to ``steps``, distinct
-    and sorted (one point: the last step)."""
+def eval_steps(steps: int, points: int, first: float) -> list[int]:
+    """``points`` log-spaced training steps from ``first`` (at least 1, at most ``steps``) to ``steps``, distinct and
+    sorted (one point: the last step)."""
     if points <= 0:
         return []
     if points == 1:  # np.geomspace(a, b, 1) is [a]: the final network would go unmeasured
         return [steps]
-    start = max(steps / 100 if first is None else min(first, steps), 1.0)
+    start = max(min(first, steps), 1.0)
     grid = np.geomspace(start, steps, points)
     return sorted({int(round(s)) for s in grid})
 
@@ -56,52 +55,46 @@ def steps_per_epoch(config: ExperimentConfig) -> int:
 
 def dynamics_steps(config: ExperimentConfig) -> list[int]:
     """The training steps measured for the training dynamics: :func:`eval_steps` of the cap and ``eval_points``,
-    from the first epoch under protocol 2 (the paper counts epochs), from a hundredth of the run under protocol 1. A
-    run that converges before the cap stops measuring there."""
-    first = steps_per_epoch(config) if config.protocol == 2 else None
-    return eval_steps(config.train.steps, config.sampler.eval_points, first)
+    from the first epoch (the paper counts epochs). A run that converges before the cap stops measuring there."""
+    return eval_steps(config.train.steps, config.sampler.eval_points, steps_per_epoch(config))
 
 
-def measure(x: torch.Tensor, law: Law, target: torch.Tensor, protocol: int) -> dict:
+def measure(x: torch.Tensor, law: Law, target: torch.Tensor) -> dict:
     """What is measured on the sequences ``x: (n, N, d)`` generated at one step: the errors of
     :class:`~gptheory.metrics.CovarianceErrors` against ``law``, the whitened kernel's error by gap against ``target:
-    (N, N)`` and, under protocol 2, the scale-free correlation errors (plain numbers and lists, kept in checkpoints)."""
+    (N, N)`` and the scale-free correlation errors (plain numbers and lists, kept in checkpoints)."""
     err = CovarianceErrors.of_samples(x, law)
     C = metrics.pair_covariance(x)
     out = {"temporal": err.temporal, "spatial": err.spatial, "covariance": err.covariance}
     out["gaps"] = metrics.gap_errors(metrics.temporal_kernel_whitened(C, law.Sigma), target).tolist()
-    if protocol == 2:
-        corr_gap, corr_spatial = metrics.correlation_errors(C, law)
-        out |= {"corr_gap": corr_gap.tolist(), "corr_spatial": corr_spatial}
-    return out
+    corr_gap, corr_spatial = metrics.correlation_errors(C, law)
+    return out | {"corr_gap": corr_gap.tolist(), "corr_spatial": corr_spatial}
 
 
 def dynamics_arrays(
-    evals: list[dict], x_true: torch.Tensor, gp: GaussianProcess, protocol: int, per_epoch: int
+    evals: list[dict], x_true: torch.Tensor, gp: GaussianProcess, per_epoch: int
 ) -> dict[str, np.ndarray | float]:
     """The ``eval_*`` fields of :class:`~.probe.Probe` from the measurements ``evals`` (:func:`measure`, with their
-    ``step``) and as many true sequences ``x_true: (n, N, d)``, measured against the data law (the floors)."""
+    ``step``) and as many true sequences ``x_true: (n, N, d)``, measured against the data law (the floors); the
+    steps also in epochs of ``per_epoch`` steps."""
     ev = sorted(evals, key=lambda e: e["step"])
     law = Law.data(gp)
-    floor = measure(x_true, law, gp.Gamma, protocol)
-    out: dict = {
-        "eval_steps": np.array([e["step"] for e in ev]),
+    floor = measure(x_true, law, gp.Gamma)
+    steps = np.array([e["step"] for e in ev])
+    return {
+        "eval_steps": steps,
         "eval_temporal": np.array([e["temporal"] for e in ev]),
         "eval_spatial": np.array([e["spatial"] for e in ev]),
         "eval_covariance": np.array([e["covariance"] for e in ev]),
         "eval_gap_error": np.array([e["gaps"] for e in ev]),
         "eval_true": np.array([floor["temporal"], floor["spatial"], floor["covariance"]]),
         "eval_gap_error_true": np.array(floor["gaps"]),
+        "eval_epochs": steps / per_epoch,
+        "eval_corr_gap": np.array([e["corr_gap"] for e in ev]),
+        "eval_corr_spatial": np.array([e["corr_spatial"] for e in ev]),
+        "eval_corr_gap_true": np.array(floor["corr_gap"]),
+        "eval_corr_spatial_true": floor["corr_spatial"],
     }
-    if protocol == 2:
-        out |= {
-            "eval_epochs": out["eval_steps"] / per_epoch,
-            "eval_corr_gap": np.array([e["corr_gap"] for e in ev]),
-            "eval_corr_spatial": np.array([e["corr_spatial"] for e in ev]),
-            "eval_corr_gap_true": np.array(floor["corr_gap"]),
-            "eval_corr_spatial_true": floor["corr_spatial"],
-        }
-    return out
 
 
 # ------------------------------------------------------------------------------------------- what is read
@@ -139,7 +132,7 @@ def readings(p: Probe, best: bool = True) -> Readings:
     on after it, and even diverge); with ``best``, the generating network's own measurement (``best_corr_gap``,
     ``best_corr_spatial``) follows at its epoch when it is later than the last evaluation kept."""
     if p.eval_epochs.size == 0:
-        raise ValueError("readings needs a point measured in epochs (protocol 2 with eval_points > 0)")
+        raise ValueError("readings needs a point with training dynamics (eval_points > 0)")
     keep = p.eval_steps <= p.best_step if p.best_step > 0 else np.ones(len(p.eval_steps), bool)
     epochs, gap, spatial = p.eval_epochs[keep], p.eval_corr_gap[keep], p.eval_corr_spatial[keep]
     last = int(p.eval_steps[keep][-1]) if keep.any() else 0
@@ -169,23 +162,20 @@ def eval_spacing(p: Probe) -> float:
     return float((e[-1] / e[0]) ** (1 / (len(e) - 1))) if len(e) > 1 else math.nan
 
 
-def timeline(p: Probe) -> tuple[np.ndarray, str]:
-    """Where a point was measured and in which unit: the epochs of :func:`readings` (up to the best step, without
-    the best network's own measurement, so that seeds share the grid) under protocol 2, ``eval_steps`` under 1."""
-    return (readings(p, best=False).epochs, "epoch") if p.eval_epochs.size else (p.eval_steps, "training step")
+def timeline(p: Probe) -> np.ndarray:
+    """Where a point was measured, in epochs ``(E,)``: those of :func:`readings` (up to the best step, without the
+    best network's own measurement, so that seeds share the grid)."""
+    return readings(p, best=False).epochs
 
 
 def curves(p: Probe) -> dict[str, tuple[np.ndarray, float]]:
     """Figure 13's two curves of one point, ``{"temporal": (errors (E,), floor), "spatial": ...}``, on
-    :func:`timeline`: under protocol 2 the scale-free ones (the temporal correlation's error as the RMS over the
-    :func:`resolvable` gaps, the spatial correlation's), under protocol 1 the whitened kernel's and the frames'
-    covariance errors."""
-    if p.eval_epochs.size:
-        r, h = readings(p, best=False), resolvable(p)
-        temporal = np.sqrt((r.corr_gap[:, h] ** 2).mean(1))
-        floor = float(np.sqrt((p.eval_corr_gap_true[h] ** 2).mean()))
-        return {"temporal": (temporal, floor), "spatial": (r.corr_spatial, p.eval_corr_spatial_true)}
-    return {"temporal": (p.eval_temporal, float(p.eval_true[0])), "spatial": (p.eval_spatial, float(p.eval_true[1]))}
+    :func:`timeline`: the scale-free ones, the temporal correlation's error as the RMS over the :func:`resolvable`
+    gaps and the spatial correlation's."""
+    r, h = readings(p, best=False), resolvable(p)
+    temporal = np.sqrt((r.corr_gap[:, h] ** 2).mean(1))
+    floor = float(np.sqrt((p.eval_corr_gap_true[h] ** 2).mean()))
+    return {"temporal": (temporal, floor), "spatial": (r.corr_spatial, p.eval_corr_spatial_true)}
 
 
 def aligned(arrays: list[np.ndarray]) -> np.ndarray:
@@ -196,34 +186,6 @@ def aligned(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- when learned
-def learned_step(
-    steps: np.ndarray, err: np.ndarray, floor: float, factor: float = 2.0, final: float | None = None
-) -> float:
-    """When a quantity was learned during training (protocol 1): the first of ``steps: (E,)`` from which its error
-    ``err: (E,)`` stays within ``factor`` times ``max(final error, floor)``, where ``floor`` is the error of as many
-    true sequences (the estimator's noise) and the final error is ``final`` or ``err[-1]``.
-
-    When the first measurement is already within that band there is no drop to time: ``nan`` when the final error is
-    within ``factor`` times the floor (right from the start), ``inf`` when it stays above that (not learned).
-    """
-    steps, err = np.asarray(steps), np.asarray(err, float)
-    if steps.size == 0 or steps.shape != err.shape:
-        raise ValueError(f"steps and err must be non-empty and of one shape, got {steps.shape} and {err.shape}")
-    final = float(err[-1] if final is None else final)
-    band = factor * max(final, float(floor))
-    if err[0] <= band:
-        return math.nan if final <= factor * float(floor) else math.inf
-    above = np.nonzero(err > band)[0]
-    return float(steps[above[-1] + 1]) if above[-1] + 1 < len(steps) else float(steps[-1])
-
-
-def gap_learned_steps(p: Probe, factor: float = 2.0) -> np.ndarray:
-    """:func:`learned_step` of the whitened temporal-kernel error at each gap ``h``, ``(N,)``, against the
-    true-sample floor at that gap (protocol 1, needs training dynamics)."""
-    E, floor = p.eval_gap_error, p.eval_gap_error_true
-    return np.array([learned_step(p.eval_steps, E[:, h], floor[h], factor) for h in range(E.shape[1])])
-
-
 class Learned(NamedTuple):
     """When a quantity was learned, in epochs: ``low <= true epoch <= high``, and the ``epoch`` a verdict uses. Timed:
     all three equal. Right from the first measurement: ``(first, 0, first)`` (left-censored). Not learned by the last
@@ -273,7 +235,7 @@ def gap_learned_epochs(p: Probe, factor: float = 2.0, fraction: float = LEARNED_
 
 
 def spatial_learned_epoch(p: Probe, factor: float = 2.0, fraction: float = LEARNED_FRACTION) -> Learned:
-    """:func:`learned_epoch` of the frames' spatial correlation, on the :func:`readings` (protocol 2)."""
+    """:func:`learned_epoch` of the frames' spatial correlation, on the :func:`readings`."""
     r = readings(p)
     return learned_epoch(r.epochs, r.corr_spatial, p.eval_corr_spatial_true, None, factor, fraction)
 
@@ -316,7 +278,7 @@ def dynamics_verdicts(
     points: list[Probe], epoch: float = 50.0, factor: float = 2.0, fraction: float = LEARNED_FRACTION
 ) -> dict[str, Verdict]:
     """Figure 13's three claims, each by :func:`~gptheory.statistics.censored_verdict` on one effect per point (one
-    seed each, protocol 2, with training dynamics), positive where the claim holds, every time a :class:`Learned`
+    seed each, with training dynamics), positive where the claim holds, every time a :class:`Learned`
     (:func:`learned_epoch` on the :func:`readings` up to the network that generated, the same rule for space and
     time). A censored time enters at its censoring epoch, with its bound, so no seed is dropped for it:
 
@@ -334,7 +296,7 @@ def dynamics_verdicts(
     spatial_first, late, weak = [], [], []
     for p in points:
         if p.eval_epochs.size == 0:
-            raise ValueError("dynamics_verdicts needs points measured in epochs (protocol 2 with eval_points > 0)")
+            raise ValueError("dynamics_verdicts needs points with training dynamics (eval_points > 0)")
         t, s = temporal_learned_epoch(p, factor, fraction), spatial_learned_epoch(p, factor, fraction)
         spatial_first.append(
             (_log(t.epoch / s.epoch), _log(t.low / s.high), _log(t.high / s.low if s.low else math.inf))
@@ -362,9 +324,7 @@ __all__ = [
     "eval_spacing",
     "eval_steps",
     "gap_learned_epochs",
-    "gap_learned_steps",
     "learned_epoch",
-    "learned_step",
     "measure",
     "readings",
     "resolvable",

@@ -186,10 +186,9 @@ def run_imputation(
     """Train the network of ``config`` and measure it on every task of :func:`tasks` (:class:`Imputation`), or on
     the tasks named in ``only`` (a check that re-runs a point: each task's draws and scores do not depend on the
     others)."""
-    if config.protocol != 2 or not config.train.patience:
+    if not config.train.patience:
         raise ValueError(
-            f"an imputation point trains to convergence: protocol must be 2 and patience > 0, got protocol="
-            f"{config.protocol} and patience={config.train.patience}"
+            f"an imputation point trains to convergence: patience must be > 0, got {config.train.patience}"
         )
     chosen = {k: v for k, v in tasks(config.process.N).items() if only is None or k in only}
     if only is not None and (not only or set(only) - set(chosen)):
@@ -313,7 +312,7 @@ def imputation(profile: str | None = None, progress: bool = True) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- sweeps
-# Trained to convergence of the excess validation loss (protocol 2): ``steps`` is the cap. The base is the
+# Trained to convergence of the excess validation loss: ``steps`` is the cap. The base is the
 # conditional DiT on mixed masks; ``masking="none"`` gives the unconditional DiT (the linked ``arch``).
 IMPUTATION = {
     "smoke": ExperimentConfig(
@@ -325,7 +324,6 @@ IMPUTATION = {
             patience=2, eval_every=25, min_delta=1e-4, masking="mixed",
         ),
         sampler=SamplerConfig(sample_steps=8, record=1, n_cond=8, n_draws=40),
-        protocol=2,
     ),
     "cpu": ExperimentConfig(
         process=ProcessConfig(N=16, d=4, nu=1.5, ell=4.0),
@@ -336,7 +334,6 @@ IMPUTATION = {
             patience=6, eval_every=100, min_delta=1e-4, masking="mixed",
         ),
         sampler=SamplerConfig(sample_steps=25, record=1, n_cond=64, n_draws=100),
-        protocol=2,
     ),
     "gpu": ExperimentConfig(
         process=ProcessConfig(N=64, d=4, nu=1.5, ell=8.0),
@@ -347,7 +344,6 @@ IMPUTATION = {
             patience=4, eval_every=250, min_delta=1e-4, masking="mixed",
         ),
         sampler=SamplerConfig(sample_steps=50, record=1, n_cond=256, n_draws=400),
-        protocol=2,
     ),
 }  # fmt: skip
 SEEDS = {"smoke": (0, 1), "cpu": (0, 1, 2), "gpu": (0, 1, 2)}

@@ -5,9 +5,8 @@ Each point runs one trial (:func:`gptheory.trial.run_trial`: the network of ``ar
 size, trained; ``n_gen`` generated sequences; as many true ones) and measures:
 
 * the errors of :class:`gptheory.metrics.CovarianceErrors` (whitened temporal kernel, spatial, full covariance, W2):
-  under the calibrated protocol (2) the generated sequences against the law at ``t0`` beside their sampling floor,
-  and the paper's relative error on equal counts of training sequences (:func:`gptheory.trial.calibrated`); under
-  the first protocol (1) against the data law, the paper's error as ``err(generated) / err(true)``;
+  the generated sequences against the law at ``t0`` beside their sampling floor, and the paper's relative error on
+  equal counts of training sequences (:func:`gptheory.trial.calibrated`);
 * the errors by gap ``h = |i - j|``: of the temporal kernel (:func:`gptheory.metrics.gap_errors`) and of the
   cross-frame covariances ``C_ij`` (:func:`gptheory.metrics.block_gap_errors`), the quantities Figure 11 plots;
 * how "piecewise" the learned kernel is: its :func:`~gptheory.metrics.roughness` (distance from a stationary
@@ -20,9 +19,8 @@ size, trained; ``n_gen`` generated sequences; as many true ones) and measures:
   training loop and kept in its checkpoint.
 
 The sweeps of both chapters share one base configuration per profile, :data:`CALIBRATED` (Figure 1's process and
-network trained to convergence, protocol 2), so a point that two sweeps have in common is trained once.
-:func:`probe_sweep` makes one, with :func:`columns` and the summary figure :func:`plot_probe`. (:data:`PROBE`, Figure
-1's first fixed budget under protocol 1, remains for tests of the measurement on tiny points.)
+network trained to convergence), so a point that two sweeps have in common is trained once. :func:`probe_sweep` makes
+one, with :func:`columns` and the summary figure :func:`plot_probe`.
 """
 
 from __future__ import annotations
@@ -46,14 +44,13 @@ from ..streams import generator, seed_of
 from ..sweep import Sweep
 from ..trial import calibrated, prepare, run_trial
 from . import dynamics
-from .dit_learns import DIT_LEARNS, FIXED_BUDGET
+from .dit_learns import DIT_LEARNS
 
 NAME = "probe"
 N_EVAL = 500  # sequences generated at each training-dynamics step (at most n_gen)
-PROBE = FIXED_BUDGET  # Figure 1's configuration as first shipped (a fixed budget, protocol 1), in each profile
-# Protocol 2 (calibrated, issue 20): Figure 1's calibrated configuration (its process, network and stopping rule,
-# :data:`~.dit_learns.DIT_LEARNS`) on a training set small enough that an epoch is cheap, with a cap of its own (the
-# paper counts epochs: 32 steps an epoch in the cpu profile, so the cap is 312 epochs).
+# Figure 1's configuration (its process, network and stopping rule, :data:`~.dit_learns.DIT_LEARNS`) on a training
+# set small enough that an epoch is cheap, with a cap of its own (the paper counts epochs: 32 steps an epoch in the cpu
+# profile, so the cap is 312 epochs).
 SIZE = {
     "smoke": {"n_train": 512, "steps": 300},
     "cpu": {"n_train": 2048, "steps": 10000},
@@ -85,15 +82,13 @@ class Probe(Calibrated, Record):
       ``eval_true: (3,)`` (temporal, spatial, covariance) and ``eval_gap_error_true: (N,)``;
     * ``loss_steps``, ``loss``: the training loss curve.
 
-    Protocol 2 (``config.protocol == 2``; the fields below keep their defaults in protocol-1 records). The network
-    trains to convergence of its excess validation loss (:mod:`gptheory.convergence`), and its samples are measured
-    against the law at ``t0`` (:meth:`gptheory.metrics.Law.at`, what a sampler stopped there draws), the true ones
-    against the data law; every kernel target (``gap_error``, ``block_error``) is that law's:
+    The network trains to convergence of its excess validation loss (:mod:`gptheory.convergence`), and its samples
+    are measured against the law at ``t0`` (:meth:`gptheory.metrics.Law.at`, what a sampler stopped there draws), the
+    true ones against the data law; every kernel target (``gap_error``, ``block_error``) is that law's:
 
     * ``floor``: the sampling floor of ``n_gen`` draws of the law at ``t0`` (:func:`gptheory.floors.sampling_floor`);
     * ``paper_relative_error``: on ``relative_count = min(n_train, n_gen)`` generated and training sequences
-      (:func:`gptheory.metrics.paper_relative_error`; under protocol 1 it was ``generated.covariance /
-      true.covariance``);
+      (:func:`gptheory.metrics.paper_relative_error`);
     * ``memorisation`` (:func:`gptheory.convergence.memorisation`), ``stop_reason``, ``best_step``, the validation
       curve ``validation`` and its lowest value ``best_validation`` (what a learning rate is chosen on);
     * training dynamics in epochs (:func:`.dynamics.dynamics_steps`, from the first epoch): ``eval_epochs: (E,)`` and
@@ -166,12 +161,12 @@ def _whitened(x: torch.Tensor, gp: GaussianProcess) -> tuple[torch.Tensor, torch
     return C, metrics.temporal_kernel_whitened(C, gp.Sigma)
 
 
-def _init_maps(model: DiT, data: torch.Tensor, t0: float, seed: int, protocol: int) -> torch.Tensor:
+def _init_maps(model: DiT, data: torch.Tensor, t0: float, seed: int) -> torch.Tensor:
     """Attention maps ``(2, depth, N, N)`` of the untrained ``model`` on noised training data at ``t0`` and ``T``
     (stream ``attention_init``)."""
     rows = []
     x0 = data[: min(256, data.shape[0])].float()
-    g = generator(seed, "attention_init", protocol=protocol)
+    g = generator(seed, "attention_init")
     for t in (t0, model.T):
         tt = torch.full((x0.shape[0],), float(t))
         xt = model.schedule.add_noise(x0, tt, torch.randn(x0.shape, generator=g))
@@ -189,19 +184,19 @@ def run_probe(
     generate ``config.sampler.n_gen`` sequences and measure them (:class:`Probe`)."""
     prepared = prepare(config, checkpointed=checkpoint is not None)
     gp, data, model, cfg = prepared
-    s, seed, protocol = config.sampler, config.seed, config.protocol
+    s, seed = config.sampler, config.seed
     law = Law.data(gp)
-    law_gen = Law.at(gp, cfg.t0, model.schedule) if protocol == 2 else law  # what the generated sequences follow
-    target = gp.Gamma if protocol == 1 else metrics.temporal_kernel_whitened(law_gen.pairs, gp.Sigma)
+    law_gen = Law.at(gp, cfg.t0, model.schedule)  # what the generated sequences follow
+    target = metrics.temporal_kernel_whitened(law_gen.pairs, gp.Sigma)
     is_dit = isinstance(model, DiT)
-    init_maps = _init_maps(model, data, cfg.t0, seed, protocol) if is_dit else None
+    init_maps = _init_maps(model, data, cfg.t0, seed) if is_dit else None
     n_eval = min(s.n_gen, N_EVAL)
-    x_eval_true = gp.sample(n_eval, generator=generator(seed, "eval_true", protocol=protocol))
+    x_eval_true = gp.sample(n_eval, generator=generator(seed, "eval_true"))
 
     def measure(step: int, net: torch.nn.Module) -> dict:
-        x_seed = seed_of(seed, "eval_sampler", protocol)
+        x_seed = seed_of(seed, "eval_sampler")
         x = generate(net, n_eval, steps=s.sample_steps, t0=cfg.t0, seed=x_seed, progress=False)
-        return dynamics.measure(x, law_gen, target, protocol)
+        return dynamics.measure(x, law_gen, target)
 
     trial = run_trial(
         config,
@@ -235,15 +230,14 @@ def run_probe(
             "attention": maps[keep].numpy(),
         }
     per_epoch = dynamics.steps_per_epoch(config)
-    dyn = dynamics.dynamics_arrays(res.evals, x_eval_true, gp, protocol, per_epoch) if res.evals else {}
-    if res.evals and protocol == 2:  # the network that generated, measured like the others (same sampler stream)
+    dyn = dynamics.dynamics_arrays(res.evals, x_eval_true, gp, per_epoch) if res.evals else {}
+    if res.evals:  # the network that generated, measured like the others (same sampler stream)
         best = measure(res.best_step, net)
         dyn |= {"best_corr_gap": np.array(best["corr_gap"]), "best_corr_spatial": best["corr_spatial"]}
-    measured = calibrated(trial, config) if protocol == 2 else {}
+    measured = calibrated(trial, config)
     return Probe(
         generated=gen,
         true=true,
-        paper_relative_error=measured.pop("paper_relative_error", gen.covariance / true.covariance),
         params=sum(p.numel() for p in net.parameters()),
         receptive_field=int(getattr(net, "max_gap", gp.N - 1)),
         roughness=metrics.roughness(G_gen),
@@ -344,7 +338,6 @@ __all__ = [
     "SIZE",
     "NAME",
     "N_EVAL",
-    "PROBE",
     "Probe",
     "SEEDS3",
     "SEEDS5",

@@ -60,9 +60,8 @@ class SampleComplexity(Calibrated, Record):
         train_seconds, generate_seconds, steps, final_loss: of the training run.
         Gamma_hat: the DiT samples' whitened temporal-kernel estimate ``(N, N)``.
 
-    Protocol 2 (``config.protocol == 2``; the fields below keep their defaults in protocol-1 records): ``dit``,
-    ``yardstick`` and ``parametric`` are measured against the law at ``t0`` (what a sampler stopped there draws),
-    ``train`` and ``truth`` against the data law, each beside its floor:
+    ``dit``, ``yardstick`` and ``parametric`` are measured against the law at ``t0`` (what a sampler stopped there
+    draws), ``train`` and ``truth`` against the data law, each beside its floor:
 
         floor: the sampling floor of ``n_gen`` draws of the law at ``t0``; train_floor: of ``n`` draws of the data law.
         parametric: errors of ``n_gen`` draws at ``t0`` of the maximum-likelihood ``(nu, ell, Sigma)`` of the same
@@ -105,8 +104,6 @@ def run_sample_complexity(
     progress: bool = True,
 ) -> SampleComplexity:
     """Train on ``config.n_train`` sequences, generate ``config.sampler.n_gen``, measure (:class:`SampleComplexity`)."""
-    if config.protocol != 2:
-        raise ValueError(f"protocol must be 2 for a sample-complexity point (calibrated), got {config.protocol}")
     trial = run_trial(config, checkpoint, device, progress)
     gp, data, cfg, res, x_gen = trial.gp, trial.data, trial.train_config, trial.result, trial.x_gen
     n_gen, schedule = config.sampler.n_gen, res.ema.schedule
@@ -114,7 +111,7 @@ def run_sample_complexity(
     G_fit, S_fit = fit_kronecker(data)
     fit = fit_parametric(data)
     kron, param = Law.kronecker(G_fit, S_fit, gp.Sigma), Law.kronecker(fit.Gamma, fit.Sigma, gp.Sigma)
-    g = generator(config.seed, "yardstick", protocol=2)
+    g = generator(config.seed, "yardstick")
     return SampleComplexity(
         dit=CovarianceErrors.of_samples(x_gen, law_t0),
         train=CovarianceErrors.of_samples(data, law),
@@ -162,7 +159,7 @@ def excess_by_seed(
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS} (the sets measured against the floor at n_gen), got {part!r}")
     out: dict = {}
-    for key, pts in by_process([p for p in points if p.protocol == 2]).items():
+    for key, pts in by_process(points).items():
         for p in pts:
             err, floor = getattr(getattr(p, part), metric), getattr(p.floor, metric)
             e = squared_excess(err, floor) if squared else excess(err, floor)
@@ -249,7 +246,7 @@ def sample_complexity(profile: str | None = None, progress: bool = True) -> dict
 
 
 # ------------------------------------------------------------------------------------------------- sweeps
-# Trained to convergence of the excess validation loss (protocol 2, gptheory.convergence): ``steps`` is the cap.
+# Trained to convergence of the excess validation loss (gptheory.convergence): ``steps`` is the cap.
 SAMPLE_COMPLEXITY = {
     "smoke": ExperimentConfig(
         process=ProcessConfig(N=8, d=2, nu=2.0, ell=1.0),
@@ -260,7 +257,6 @@ SAMPLE_COMPLEXITY = {
             patience=2, eval_every=20, min_delta=1e-4,
         ),
         sampler=SamplerConfig(n_gen=200, sample_steps=8, record=1),
-        protocol=2,
     ),
     "cpu": ExperimentConfig(
         process=ProcessConfig(N=16, d=4, nu=2.0, ell=1.0),
@@ -271,7 +267,6 @@ SAMPLE_COMPLEXITY = {
             patience=6, eval_every=100, min_delta=1e-4,
         ),
         sampler=SamplerConfig(n_gen=2000, sample_steps=25, record=1),
-        protocol=2,
     ),
     "gpu": ExperimentConfig(
         process=ProcessConfig(N=128, d=8, nu=2.0, ell=1.0),
@@ -282,7 +277,6 @@ SAMPLE_COMPLEXITY = {
             patience=4, eval_every=250, min_delta=1e-4,
         ),
         sampler=SamplerConfig(n_gen=4000, sample_steps=50, record=1),
-        protocol=2,
     ),
 }  # fmt: skip
 N_GRID = {"smoke": (128, 32), "cpu": (4096, 1024, 256, 64), "gpu": (64000, 16000, 4000, 1000)}  # largest first

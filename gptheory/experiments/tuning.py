@@ -2,8 +2,8 @@
 own validation loss, and its cap.
 
 The sweep ``architecture-lr`` (``python -m gptheory sweep architecture-lr``) trains every architecture of
-:data:`COMPARED_ARCHS` at every rate of :data:`LR_GRID` to convergence of its excess validation loss (protocol 2,
-:data:`~.probe.CALIBRATED`), on a seed the comparisons do not use (:data:`TUNING_SEEDS`), so that the UNets do not
+:data:`COMPARED_ARCHS` at every rate of :data:`LR_GRID` to convergence of its excess validation loss
+(:data:`~.probe.CALIBRATED`), on a seed the comparisons do not use (:data:`TUNING_SEEDS`), so that the UNets do not
 inherit a recipe tuned on the DiT. :func:`tuned_lr` picks each architecture's rate from its points, :data:`TUNED_LR`
 records the pick (:func:`check_tuned` verifies it against the shipped points), and :func:`recipe` and :func:`tuned`
 hand rate and cap to the calibrated sweeps of :mod:`.architecture` and :mod:`.attention_learned`.
@@ -68,11 +68,9 @@ TUNING = probe_sweep(
 def tuned_lr(points: list[Probe]) -> dict[str, float]:
     """Per architecture, the learning rate whose trainings reached the lowest validation loss (the excess over the
     exact denoiser, :attr:`~gptheory.convergence.Calibrated.best_validation`, mean over seeds): ``{arch: lr}``, from
-    points of the ``architecture-lr`` sweep (protocol 2)."""
+    points of the ``architecture-lr`` sweep."""
     scores: dict[str, dict[float, list[float]]] = {}
     for p in points:
-        if p.protocol != 2:
-            raise ValueError(f"tuned_lr needs points trained to convergence (protocol 2), got protocol {p.protocol}")
         scores.setdefault(setting(p, "arch"), {}).setdefault(setting(p, "lr"), []).append(p.best_validation)
     if not scores:
         raise ValueError("tuned_lr needs at least one point of the architecture-lr sweep")

@@ -167,3 +167,12 @@ def test_depth_claims_improves_suffices_and_the_smallest_sufficient_depth():
     still = _depth_points({1: 0.8, 2: 0.6, 4: 0.5, 8: 0.4, 12: 0.1})
     assert claims.suffices(still, 8)[0] == "fails" and claims.smallest_sufficient(still) == 12
     assert claims.improves_with_depth(_depth_points({1: 0.1, 12: 0.5})).outcome == "fails"
+
+
+def test_capped_by_depth_counts_the_points_stopped_at_their_cap_per_depth():
+    stops = {(0, 1): "cap", (1, 1): "cap", (2, 1): "converged", (0, 8): "converged", (1, 8): "cap"}
+    stops[0, 12] = "converged"
+    pts = [types.SimpleNamespace(**vars(_point(s, depth=k)), stop_reason=why) for (s, k), why in stops.items()]
+    assert claims.capped_by_depth(pts) == {1: (2, 3), 8: (1, 2), 12: (0, 1)}
+    assert list(claims.capped_by_depth(pts)) == [1, 8, 12]  # in order of depth, for the chapter's sentence
+    assert claims.capped_by_depth([]) == {}

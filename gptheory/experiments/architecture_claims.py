@@ -196,11 +196,23 @@ def smallest_sufficient(points: list[Probe], metric: str = "paper_relative_error
     return min(k for k, v in means.items() if v <= best + tolerance)
 
 
+def capped_by_depth(points: list[Probe]) -> dict[int, tuple[int, int]]:
+    """Per depth (blocks), ``(capped, trained)``: how many of its points stopped at the step cap (``stop_reason ==
+    "cap"``, the validation loss still improving) out of how many shipped. A capped point's error is what the budget
+    reaches, not what the depth can: the chapter says so beside the depth verdicts."""
+    out: dict[int, tuple[int, int]] = {}
+    for p in points:
+        capped, trained = out.get(int(setting(p, "depth")), (0, 0))
+        out[int(setting(p, "depth"))] = (capped + (p.stop_reason == "cap"), trained + 1)
+    return dict(sorted(out.items()))
+
+
 __all__ = [
     "NEGLIGIBLE_JUMP",
     "RESOLVABLE",
     "TEMPORAL",
     "WEAK",
+    "capped_by_depth",
     "correlation_gaps",
     "dit_better",
     "excess_ratio",

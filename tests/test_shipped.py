@@ -87,6 +87,13 @@ def test_every_shipped_probe_point_belongs_to_a_probe_sweep_and_carries_its_prov
         assert len(codes) <= 1, (s.name, sorted(codes))
 
 
+def test_every_shipped_probe_point_comes_from_one_version_of_the_code():
+    """Issue 20: every shipped probe result regenerated from one commit, the tuning runs whose rates the comparisons
+    use included (a stricter check than one version per sweep: the comparisons' recipe comes from another sweep)."""
+    codes = {p.provenance.code for p in shipped(probes.NAME, probes.Probe)}
+    assert len(codes) <= 1, sorted(codes)
+
+
 def _rounding(metric: str) -> float:
     """How closely a metric of the same samples repeats on another CPU. The linear ones to 1e-9. ``w2`` is
     ``sqrt(tr S1 + tr S0 - 2 tr (S0^1/2 S1 S0^1/2)^1/2)``: the trace terms cancel to a hundredth of their size (a

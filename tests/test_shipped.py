@@ -47,7 +47,8 @@ def _check_provenance(p: Record, name: str) -> None:
     if getattr(p, "stop_reason", "cap") == "cap":  # a fixed budget, or a training that reached its cap
         assert p.steps == cap
     else:
-        assert p.stop_reason == "converged" and p.best_step <= p.steps < cap
+        # patience may run out at the last check, the cap itself (seen: N = 16, seed 2 stopped converging at 10000)
+        assert p.stop_reason == "converged" and p.best_step <= p.steps <= cap
 
 
 def _threads(p: Record) -> int:

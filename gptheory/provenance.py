@@ -85,12 +85,15 @@ def code_hash(module: str = f"{PACKAGE}.experiments", root: Path | None = None) 
 
 # ------------------------------------------------------------------------------------------------ provenance
 def git_commit(repo: str | os.PathLike | None = None) -> str:
-    """The commit the package runs from (``git rev-parse HEAD``, ``+dirty`` with local changes) or ``"unknown"``."""
+    """The commit the package runs from (``git rev-parse HEAD``, ``+dirty`` with local changes) or ``"unknown"``.
+    Changes to the shipped results (``gptheory/shipped/``, data the sweeps write) do not count: a regeneration writes
+    there while it runs, from an unchanged checkout."""
     repo = Path(__file__).resolve().parent.parent if repo is None else Path(repo)
     try:
         run = {"cwd": repo, "capture_output": True, "text": True, "timeout": 10, "check": True}
         head = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip()
+        status = ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){PACKAGE}/shipped"]
+        dirty = subprocess.run(status, **run).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "") if head else "unknown"

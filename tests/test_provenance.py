@@ -72,6 +72,24 @@ def test_git_commit_names_the_head_and_says_when_tracked_files_changed(tmp_path)
     assert git_commit(tmp_path) == head + "+dirty"
 
 
+def test_git_commit_does_not_count_the_shipped_results_as_a_change_of_the_code(tmp_path):
+    if subprocess.run(["git", "--version"], capture_output=True).returncode != 0:
+        pytest.skip("git is not installed")
+    shipped = tmp_path / "gptheory" / "shipped"
+    shipped.mkdir(parents=True)
+    (shipped / "r.json").write_text("1")
+    (tmp_path / "a.txt").write_text("1")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    head = _git(tmp_path, "rev-parse", "HEAD")
+    (shipped / "r.json").write_text("2")  # a regeneration rewrites a shipped record
+    (shipped / "r.json").unlink()
+    assert git_commit(tmp_path) == head
+    (tmp_path / "a.txt").write_text("2")  # the code changed: dirty
+    assert git_commit(tmp_path) == head + "+dirty"
+
+
 def test_provenance_keeps_a_copy_of_the_config_and_summarises_in_one_line():
     config = {"process": {"N": 8}, "seed": 0}
     p = Provenance.now(config, 61.4, "smoke", code="abc", commit="0123456789abcdef")

@@ -53,7 +53,8 @@ Results and many trainings
   or not at all; ``version`` -- the package version;
 * ``sweep`` -- a grid of trainings, resumable, with its table; ``executors`` -- where its points run (this
   process, local workers, Slurm).
-* ``shipping`` -- which shipped results are a sweep's, and the rule that they come from one version of the code.
+* ``shipping`` -- which shipped results are a sweep's, the rule that they come from one version of the code, and
+  what they took to compute.
 
 Subpackages
 * ``experiments`` -- one module per experiment chapter (``dit_learns``, ``sample_complexity``, ``architecture``

@@ -1,5 +1,5 @@
 """Command line: ``python -m gptheory train | calibrate | dit-learns | sweep NAME | impute | bouncing-ball |
-assignment NAME``.
+assignment NAME | shipped``.
 
 * ``train`` trains a DiT on Gaussian-process sequences and writes a checkpoint and the training log; running it
   again with the same ``--out`` resumes an interrupted run.
@@ -19,6 +19,9 @@ assignment NAME``.
   ``video.gif``, ``frames.png``, ``figure6.png`` and ``metrics.json``; ``--out`` also holds its resumable checkpoints.
 * ``assignment CHAPTER`` writes ``CHAPTER.ipynb``, an otter-grader master notebook of the chapter's exercises
   (:mod:`gptheory.book.assignment`; ``otter assign`` makes the student notebook and the autograder from it).
+* ``shipped`` prints, as JSON, what the results shipped with the package took to compute, per experiment
+  (:func:`gptheory.shipping.cost`): records, summed wall time, code versions, devices; and this machine's fp32
+  matmul rate, to scale those times by.
 
 Every configuration option (``--N``, ``--nu``, ``--steps``, ``--hidden`` ...) comes from the fields of the typed
 configuration, by one function (:func:`gptheory.config.add_options`): :class:`gptheory.config.ExperimentConfig` for
@@ -259,6 +262,30 @@ def cmd_assignment(a: argparse.Namespace) -> dict:
     return report
 
 
+def cmd_shipped(a: argparse.Namespace) -> dict:
+    import dataclasses
+
+    import torch
+
+    from .provenance import matmul_gflops
+    from .shipping import cost
+    from .validation import positive_int
+
+    workers = positive_int("workers", a.workers)
+    rows = cost()
+    total = sum(c.wall_seconds for c in rows)
+    report = {
+        "experiments": [dataclasses.asdict(c) for c in rows],
+        "records": sum(c.records for c in rows),
+        "wall_seconds": total,
+        "workers": workers,
+        "wall_seconds_per_worker": total / workers,  # a lower bound: perfect packing, no worker idle
+        "matmul_gflops_here": {"threads": torch.get_num_threads(), "fp32": round(matmul_gflops(), 1)},
+    }
+    print(json.dumps(report, indent=2))
+    return report
+
+
 def _parser() -> argparse.ArgumentParser:
     from .executors import EXECUTORS
     from .experiments import describe
@@ -325,6 +352,16 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("chapter", help="the chapter's name, e.g. gp_sequences (a chapter with exercises)")
     pa.add_argument("--out", required=True, help="output folder")
     pa.add_argument("--book", default=None, help="the book's checkout (default: the one this package runs from)")
+    pw = sub.add_parser(
+        "shipped",
+        help="what the shipped results took to compute, per experiment (prints JSON)",
+        description="Per experiment, the shipped records' count, summed wall time (one process each, on the "
+        "devices named), code versions and commits: the price of regenerating them. --workers divides the total "
+        "(a lower bound on the wall time with that many parallel workers); the fp32 matmul rate of this machine "
+        "is measured to scale the times by.",
+    )
+    pw.add_argument("--workers", type=int, default=1, help="parallel workers to divide the total by (default 1)")
+    pw.add_argument("--threads", type=int, default=None, help="CPU threads for the matmul rate (default: torch's)")
     return p
 
 
@@ -346,6 +383,7 @@ def main(argv: list[str] | None = None) -> dict:
             "impute": cmd_impute,
             "bouncing-ball": cmd_bouncing_ball,
             "assignment": cmd_assignment,
+            "shipped": cmd_shipped,
         }
         return commands[a.command](a)
     except ValueError as err:  # bad input: one clear line, no traceback

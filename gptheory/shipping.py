@@ -1,16 +1,20 @@
-"""Which shipped results belong to a sweep, and the rule that they come from one version of the code.
+"""Which shipped results belong to a sweep, the rule that they come from one version of the code, and what they cost.
 
 A sweep's shipped points (:data:`gptheory.results.SHIPPED`) are the records of its type whose configuration has the
 sweep's base settings and, on each grid axis, one of the sweep's values. They must all come from one version of the
 code (:func:`gptheory.provenance.code_hash` in their provenance), or a curve could mix two trainings or two
 measurements. :func:`gptheory.sweep.run_sweep` applies :func:`one_version` twice when it ships: before any training,
 counting the points still to compute as if finished, so a run that would be refused stops at once; and at the end,
-on what it computed.
+on what it computed. :func:`cost` sums, per experiment, what the shipped records took to compute: the price of
+regenerating them (``python -m gptheory shipped``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
 
 from . import results
 from .config import ExperimentConfig, option_owners
@@ -79,4 +83,45 @@ def base_identity(base: ExperimentConfig, grid: dict[str, tuple]) -> dict:
     return body
 
 
-__all__ = ["base_identity", "one_version", "scope"]
+@dataclass(frozen=True)
+class Cost:
+    """What one experiment's shipped records took to compute.
+
+    Attributes:
+        name: the record type (``probe``, ``sample_complexity`` ...); records: how many (one training, or one run of
+        the experiment, each); wall_seconds: their summed wall time (s), each record's one process, every session of
+        a resumed point included; codes: their source hashes; commits: their commits (10 characters); devices:
+        what computed them (:func:`gptheory.provenance.device_name`).
+    """
+
+    name: str
+    records: int
+    wall_seconds: float
+    codes: tuple[str, ...]
+    commits: tuple[str, ...]
+    devices: tuple[str, ...]
+
+
+def cost(directory: str | os.PathLike | None = None) -> list[Cost]:
+    """One :class:`Cost` per record type among the records in ``directory`` (default: the shipped ones,
+    :data:`gptheory.results.SHIPPED`), in order of name. Their summed ``wall_seconds`` is the single-process time
+    it takes to regenerate them on the devices named (measured there; another machine scales it by its speed)."""
+    folder = results.SHIPPED if directory is None else Path(directory)
+    found: dict[str, list[dict]] = {}
+    for path in sorted(folder.glob("*.json")):
+        body = json.loads(path.read_text())
+        found.setdefault(body["name"], []).append(body["provenance"])
+    return [
+        Cost(
+            name=name,
+            records=len(provs),
+            wall_seconds=sum(p["wall_seconds"] for p in provs),
+            codes=tuple(sorted({p["code"] for p in provs})),
+            commits=tuple(sorted({p["commit"][:10] for p in provs})),
+            devices=tuple(sorted({p["device"] for p in provs})),
+        )
+        for name, provs in sorted(found.items())
+    ]
+
+
+__all__ = ["Cost", "base_identity", "cost", "one_version", "scope"]

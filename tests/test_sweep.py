@@ -13,7 +13,7 @@ from gptheory.__main__ import main
 from gptheory.experiments import SWEEPS
 from gptheory.experiments import sweep as find_sweep
 from gptheory.experiments.sample_complexity import SampleComplexity
-from gptheory.shipping import scope
+from gptheory.shipping import cost, scope
 from gptheory.sweep import run_sweep
 
 SC_NU, SC_ELL = find_sweep("sample-complexity-nu"), find_sweep("sample-complexity-ell")
@@ -242,3 +242,27 @@ def test_a_sweeps_scope_is_its_own_grid_and_this_runs_values():
     one_seed = scope(grid, {"seed": (7,)})  # a run on a seed of its own widens the seed axis only
     assert one_seed == {"seed": (*grid["seed"], 7)}
     assert scope(grid, {"nu": grid["nu"]}) == {"nu": grid["nu"] * 2}  # repeats are harmless
+
+
+def test_the_cost_of_shipped_results_sums_their_records_per_experiment(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sweep, "git_commit", lambda: "0123456789abcdef")
+    res = run_sweep(SC_NU, "smoke", tmp_path / "a", axes=AXES, progress=False, ship=True, **TINY)
+    [c] = cost()
+    assert (c.name, c.records, c.commits, len(c.codes)) == (SampleComplexity.NAME, 2, ("0123456789",), 1)
+    assert c.wall_seconds == pytest.approx(sum(r.provenance.wall_seconds for r in res.records()))
+    report = main(["shipped", "--workers", "2", "--threads", "1"])
+    assert report["records"] == 2 and report["wall_seconds_per_worker"] == pytest.approx(c.wall_seconds / 2)
+    assert report["matmul_gflops_here"]["fp32"] > 0 and json.loads(capsys.readouterr().out)["records"] == 2
+    with pytest.raises(SystemExit) as err:
+        main(["shipped", "--workers", "0"])
+    assert err.value.code == 2 and "workers must be a positive integer" in capsys.readouterr().err
+    # grouped by record type, whatever the file names; devices, codes and commits listed once each
+    other = tmp_path / "other"
+    other.mkdir()
+    for i, (name, seconds, code) in enumerate([("b", 3.0, "x"), ("a", 1.5, "y"), ("b", 4.0, "z"), ("b", 1.0, "x")]):
+        prov = {"wall_seconds": seconds, "code": code, "commit": f"c{i % 2}" * 8, "device": "cpu"}
+        (other / f"rec-{i}.json").write_text(json.dumps({"name": name, "provenance": prov}))
+    a, b = cost(other)
+    assert (a.name, a.records, a.wall_seconds, a.codes) == ("a", 1, 1.5, ("y",))
+    assert (b.name, b.records, b.wall_seconds, b.codes, b.devices) == ("b", 3, 8.0, ("x", "z"), ("cpu",))
+    assert b.commits == ("c0c0c0c0c0", "c1c1c1c1c1")

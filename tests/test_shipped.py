@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,6 +97,37 @@ def test_every_shipped_probe_point_comes_from_one_version_of_the_code():
     use included (a stricter check than one version per sweep: the comparisons' recipe comes from another sweep)."""
     codes = {p.provenance.code for p in shipped(probes.NAME, probes.Probe)}
     assert len(codes) <= 1, sorted(codes)
+
+
+def test_the_probe_regeneration_plan_trains_every_calibrated_point_from_the_shipped_points_commit(tmp_path):
+    """``.ci/regenerate_probe OUT --plan``: the calls the one regeneration command makes, from this checkout's grids
+    (each sweep on its own seeds only: a seed outside a grid would ship an orphan), the tuning first, every point of
+    every calibrated probe sweep covered, run by the code of the commit the shipped points came from."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.run(["bash", ".ci/regenerate_probe", str(tmp_path), "--plan"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    source, *calls = run.stdout.splitlines()
+    assert calls[0].split()[4] == "architecture-lr"  # the rates the comparisons use, before any comparison
+    planned = set()
+    for call in calls:
+        words = call.split()
+        assert words[:4] == ["python", "-m", "gptheory", "sweep"] and "--ship" in words
+        sweep = ALL_SWEEPS[words[4]]
+        seeds = sweep.axes("cpu")["seed"]
+        if "--seed" in words:
+            at = words.index("--seed") + 1
+            seeds = tuple(int(w) for w in words[at : words.index("--profile")])
+            assert set(seeds) <= set(sweep.axes("cpu")["seed"]), call
+        planned |= {config_key(c.to_dict()) for _, c in sweep.points("cpu", sweep.axes("cpu", seed=seeds))}
+    assert planned == _grid_keys(PROBE_SWEEPS)
+    commits = {p.provenance.commit.removesuffix("+dirty") for p in shipped(probes.NAME, probes.Probe)}
+    # the shipped points' commit when this checkout's source differs from theirs, else this checkout
+    assert source.split()[1] in commits | {"this"}, source
+    bad = subprocess.run(["bash", ".ci/regenerate_probe", str(tmp_path), "--now"], cwd=root, env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "usage: bash .ci/regenerate_probe OUT [--plan] (got --now)" in bad.stderr
 
 
 def _rounding(metric: str) -> float:

@@ -6,17 +6,20 @@ code (:func:`gptheory.provenance.code_hash` in their provenance), or a curve cou
 measurements. :func:`gptheory.sweep.run_sweep` applies :func:`one_version` twice when it ships: before any training,
 counting the points still to compute as if finished, so a run that would be refused stops at once; and at the end,
 on what it computed. :func:`cost` sums, per experiment, what the shipped records took to compute: the price of
-regenerating them (``python -m gptheory shipped``).
+regenerating them (``python -m gptheory shipped``). :func:`adopt` takes into the shipped results the records another
+checkout (the commit a regeneration runs from) shipped.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import results
+from .atomic import atomic_write
 from .config import ExperimentConfig, option_owners
 from .results import Record
 
@@ -124,4 +127,33 @@ def cost(directory: str | os.PathLike | None = None) -> list[Cost]:
     ]
 
 
-__all__ = ["Cost", "base_identity", "cost", "one_version", "scope"]
+def adopt(
+    folder: str | os.PathLike, name: str, keys: set[str], directory: str | os.PathLike | None = None
+) -> tuple[list[str], list[str]]:
+    """Copy the records of type ``name`` in ``folder`` (another checkout's ``gptheory/shipped/``) whose configuration
+    key (:func:`gptheory.results.config_key` of their configuration at this package's version) is one of ``keys``
+    into ``directory`` (default :data:`gptheory.results.SHIPPED`), where the file of that name is missing or
+    different: the ``.npz``, then the ``.json``, each atomically, so a reader of ``directory`` never sees half a
+    record. Returns ``(copied, ignored)``: the ``.json`` names copied, and those of records with another key (points
+    no grid of this checkout has), left where they are."""
+    target_dir = results.SHIPPED if directory is None else Path(directory)
+    copied, ignored = [], []
+    for path in sorted(Path(folder).glob(f"{name}-*.json")):
+        body = json.loads(path.read_text())
+        if body["name"] != name:
+            continue
+        if results.config_key(body["provenance"]["config"]) not in keys:
+            ignored.append(path.name)
+            continue
+        target = target_dir / path.name
+        if target.exists() and target.read_bytes() == path.read_bytes():
+            continue
+        for part in (path.with_suffix(".npz"), path):  # the .json last: a record whose .json is there is whole
+            if part.exists():
+                with atomic_write(target_dir / part.name) as fh, open(part, "rb") as src:
+                    shutil.copyfileobj(src, fh)
+        copied.append(path.name)
+    return copied, ignored
+
+
+__all__ = ["Cost", "adopt", "base_identity", "cost", "one_version", "scope"]

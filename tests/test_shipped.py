@@ -19,6 +19,7 @@ from gptheory.experiments import SWEEPS as ALL_SWEEPS
 from gptheory.experiments import imputation, tuning
 from gptheory.experiments import probe as probes
 from gptheory.experiments.sample_complexity import NAME, SWEEPS, SampleComplexity, run_sample_complexity
+from gptheory.provenance import code_hash
 from gptheory.results import Record, config_key, setting, shipped
 
 # the probe sweeps of the architecture and attention chapters (calibrated, registered)
@@ -102,32 +103,41 @@ def test_every_shipped_probe_point_comes_from_one_version_of_the_code():
 def test_the_probe_regeneration_plan_trains_every_calibrated_point_from_the_shipped_points_commit(tmp_path):
     """``.ci/regenerate_probe OUT --plan``: the calls the one regeneration command makes, from this checkout's grids
     (each sweep on its own seeds only: a seed outside a grid would ship an orphan), the tuning first, every point of
-    every calibrated probe sweep covered, run by the code of the commit the shipped points came from."""
+    every calibrated probe sweep covered, run by the code of the commit the shipped points came from when this
+    checkout's source differs from theirs, else by this checkout."""
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    run = subprocess.run(["bash", ".ci/regenerate_probe", str(tmp_path), "--plan"], cwd=root, env=env,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    def regenerate(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", ".ci/regenerate_probe", *args], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+
+    run = regenerate(str(tmp_path / "out"), "--plan")
     assert run.returncode == 0, run.stderr
     source, *calls = run.stdout.splitlines()
-    assert calls[0].split()[4] == "architecture-lr"  # the rates the comparisons use, before any comparison
+    done = shipped(probes.NAME, probes.Probe)
+    codes = {p.provenance.code for p in done}
+    commits = {p.provenance.commit.removesuffix("+dirty") for p in done}
+    if codes and codes != {code_hash("gptheory.experiments.probe")}:  # the shipped points' commit computes them
+        assert source.split()[2].rstrip(",") in commits and source.split()[5].rstrip(",") in codes, source
+        assert all(c.startswith(f"cd {tmp_path / 'out'}/source-") and " && PYTHONPATH=" in c for c in calls)
+    else:
+        assert source.startswith("code: this checkout") and not any(" && " in c for c in calls)
+    sweeps = [c.split(" -m gptheory sweep ")[1].split() for c in calls]
+    assert sweeps[0][0] == "architecture-lr"  # the rates the comparisons use, before any comparison
     planned = set()
-    for call in calls:
-        words = call.split()
-        assert words[:4] == ["python", "-m", "gptheory", "sweep"] and "--ship" in words
-        sweep = ALL_SWEEPS[words[4]]
+    for words in sweeps:
+        assert "--ship" in words
+        sweep = ALL_SWEEPS[words[0]]
         seeds = sweep.axes("cpu")["seed"]
         if "--seed" in words:
-            at = words.index("--seed") + 1
-            seeds = tuple(int(w) for w in words[at : words.index("--profile")])
-            assert set(seeds) <= set(sweep.axes("cpu")["seed"]), call
+            seeds = tuple(int(w) for w in words[words.index("--seed") + 1 : words.index("--profile")])
+            assert set(seeds) <= set(sweep.axes("cpu")["seed"]), words
         planned |= {config_key(c.to_dict()) for _, c in sweep.points("cpu", sweep.axes("cpu", seed=seeds))}
     assert planned == _grid_keys(PROBE_SWEEPS)
-    commits = {p.provenance.commit.removesuffix("+dirty") for p in shipped(probes.NAME, probes.Probe)}
-    # the shipped points' commit when this checkout's source differs from theirs, else this checkout
-    assert source.split()[1] in commits | {"this"}, source
-    bad = subprocess.run(["bash", ".ci/regenerate_probe", str(tmp_path), "--now"], cwd=root, env=env,
-                         capture_output=True, text=True)  # fmt: skip
+    bad = regenerate(str(tmp_path), "--now")
     assert bad.returncode == 2 and "usage: bash .ci/regenerate_probe OUT [--plan] (got --now)" in bad.stderr
+    assert regenerate("--plan").returncode == 2  # OUT forgotten: the usage line, not a failure further in
 
 
 def _rounding(metric: str) -> float:

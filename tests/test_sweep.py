@@ -13,7 +13,7 @@ from gptheory.__main__ import main
 from gptheory.experiments import SWEEPS
 from gptheory.experiments import sweep as find_sweep
 from gptheory.experiments.sample_complexity import SampleComplexity
-from gptheory.shipping import cost, scope
+from gptheory.shipping import adopt, cost, scope
 from gptheory.sweep import run_sweep
 
 SC_NU, SC_ELL = find_sweep("sample-complexity-nu"), find_sweep("sample-complexity-ell")
@@ -266,3 +266,24 @@ def test_the_cost_of_shipped_results_sums_their_records_per_experiment(tmp_path,
     assert (a.name, a.records, a.wall_seconds, a.codes) == ("a", 1, 1.5, ("y",))
     assert (b.name, b.records, b.wall_seconds, b.codes, b.devices) == ("b", 3, 8.0, ("x", "z"), ("cpu",))
     assert b.commits == ("c0c0c0c0c0", "c1c1c1c1c1")
+
+
+def test_adopt_takes_whole_records_of_known_points_from_another_checkout_and_leaves_the_rest(tmp_path):
+    res = run_sweep(SC_NU, "smoke", tmp_path / "a", axes=AXES, progress=False, ship=True, **TINY)
+    there, here = tmp_path / "shipped", tmp_path / "here"  # another checkout's shipped folder, and this one's
+    here.mkdir()
+    first, second = sorted(there.glob("*.json"))
+    keys = {results.config_key(r.provenance.config) for r in res.records()}
+    (here / first.name).write_bytes(first.read_bytes())  # already here and identical: left as it is
+    copied, ignored = adopt(there, SampleComplexity.NAME, keys, here)
+    assert (copied, ignored) == ([second.name], [])
+    for part in (second, second.with_suffix(".npz")):  # the arrays come with the numbers
+        assert part.exists() and (here / part.name).read_bytes() == part.read_bytes()
+    assert sorted(p.name for p in here.iterdir()) == sorted([first.name, second.name, second.with_suffix(".npz").name])
+    # a record that differs replaces this checkout's; one of a point no grid here has stays where it is
+    (here / first.name).write_text("{}")
+    second_key = json.loads(second.read_text())["key"]
+    copied, ignored = adopt(there, SampleComplexity.NAME, keys - {second_key}, here)
+    assert (copied, ignored) == ([first.name], [second.name])
+    assert (here / first.name).read_bytes() == first.read_bytes()
+    assert adopt(there, "imputation", keys, here) == ([], [])  # another record type: nothing

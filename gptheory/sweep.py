@@ -252,7 +252,8 @@ def run_sweep(
         workers: processes (``local``) or simultaneous array tasks (``slurm``).
         executor: ``local``, ``slurm`` or ``submitit-local``.
         progress: a ``tqdm`` bar over points (done, left, time left).
-        ship: also write every record into the package's shipped results (:data:`gptheory.results.SHIPPED`).
+        ship: also write every record into the package's shipped results (:data:`gptheory.results.SHIPPED`), but
+            those read from there, which stay as they are.
         slurm: extra ``submitit`` parameters (e.g. ``{"slurm_partition": "gpu", "timeout_min": 60}``).
         train: ``False`` only loads: unfinished points are left out of the result and counted in its ``missing``
             (a chapter reading hours of shipped training in the cpu profile).
@@ -286,10 +287,13 @@ def run_sweep(
     code, commit = code_hash(sweep.point.__module__), git_commit()  # the code this sweep's points are computed by
     done: dict[int, Record] = {}
     todo: list[int] = []
+    shipped_already: set[int] = set()  # read from the shipped results: --ship leaves their files as they are
     for i, (_, cfg) in enumerate(points):
         rec = _find(sweep, cfg.to_dict(), folder, code)
         if rec is not None:
             done[i] = rec
+            if rec.path is not None and rec.path.parent == results.SHIPPED:
+                shipped_already.add(i)
             if folder is not None and rec.path is not None and rec.path.parent != folder:
                 results.write(rec, folder, config_key(cfg.to_dict()))  # bring a cached point into the folder
         else:
@@ -348,8 +352,8 @@ def run_sweep(
                 "current code (remove them from points/ and run again) before shipping"
             )
         one_version(name, sweep.record, scope(sweep.axes(profile), grid), [rec for _, rec in finished])
-        for _, rec in finished:
-            results.ship(rec)
+        for i in sorted(set(done) - shipped_already):  # a shipped record is not rewritten by this version's class
+            results.ship(done[i])
     if out is not None and sweep.plot is not None and finished:
         import matplotlib.pyplot as plt
 

@@ -287,3 +287,17 @@ def test_adopt_takes_whole_records_of_known_points_from_another_checkout_and_lea
     assert (copied, ignored) == ([first.name], [second.name])
     assert (here / first.name).read_bytes() == first.read_bytes()
     assert adopt(there, "imputation", keys, here) == ([], [])  # another record type: nothing
+
+
+def test_ship_writes_the_points_of_its_folder_and_leaves_shipped_records_untouched(tmp_path, monkeypatch):
+    run_sweep(SC_NU, "smoke", tmp_path / "a", axes=AXES, progress=False, **TINY)  # computed, not shipped
+    written = []
+    ship = results.ship
+    monkeypatch.setattr(results, "ship", lambda rec: written.append(ship(rec)))
+    run_sweep(SC_NU, "smoke", tmp_path / "a", axes=AXES, progress=False, ship=True, **TINY)
+    assert len(written) == 2  # the folder's finished points ship without training again
+    before = {p: p.read_bytes() for p in (tmp_path / "shipped").iterdir()}
+    written.clear()
+    res = run_sweep(SC_NU, "smoke", tmp_path / "b", axes=AXES, progress=False, ship=True, **TINY)
+    assert res.computed == 0 and written == []  # read from the shipped results: not written again
+    assert {p: p.read_bytes() for p in (tmp_path / "shipped").iterdir()} == before

@@ -20,8 +20,9 @@ assignment NAME | shipped``.
 * ``assignment CHAPTER`` writes ``CHAPTER.ipynb``, an otter-grader master notebook of the chapter's exercises
   (:mod:`gptheory.book.assignment`; ``otter assign`` makes the student notebook and the autograder from it).
 * ``shipped`` prints, as JSON, what the results shipped with the package took to compute, per experiment
-  (:func:`gptheory.shipping.cost`): records, summed wall time, code versions, devices; and this machine's fp32
-  matmul rate, to scale those times by.
+  (:func:`gptheory.shipping.cost`): records, summed wall time, code versions, devices; per sweep, how much of its
+  cpu grid has shipped and its wall time (:func:`gptheory.experiments.sweep_costs`); and this machine's fp32 matmul
+  rate, to scale those times by.
 
 Every configuration option (``--N``, ``--nu``, ``--steps``, ``--hidden`` ...) comes from the fields of the typed
 configuration, by one function (:func:`gptheory.config.add_options`): :class:`gptheory.config.ExperimentConfig` for
@@ -267,6 +268,7 @@ def cmd_shipped(a: argparse.Namespace) -> dict:
 
     import torch
 
+    from .experiments import sweep_costs
     from .provenance import matmul_gflops
     from .shipping import cost
     from .validation import positive_int
@@ -276,6 +278,7 @@ def cmd_shipped(a: argparse.Namespace) -> dict:
     total = sum(c.wall_seconds for c in rows)
     report = {
         "experiments": [dataclasses.asdict(c) for c in rows],
+        "sweeps_cpu": [dataclasses.asdict(c) for c in sweep_costs("cpu")],  # a point two sweeps share counts in both
         "records": sum(c.records for c in rows),
         "wall_seconds": total,
         "workers": workers,

@@ -10,7 +10,7 @@ import pytest
 
 from gptheory import executors, results, sweep
 from gptheory.__main__ import main
-from gptheory.experiments import SWEEPS
+from gptheory.experiments import SWEEPS, sweep_costs
 from gptheory.experiments import sweep as find_sweep
 from gptheory.experiments.sample_complexity import SampleComplexity
 from gptheory.shipping import adopt, cost, scope
@@ -301,3 +301,18 @@ def test_ship_writes_the_points_of_its_folder_and_leaves_shipped_records_untouch
     res = run_sweep(SC_NU, "smoke", tmp_path / "b", axes=AXES, progress=False, ship=True, **TINY)
     assert res.computed == 0 and written == []  # read from the shipped results: not written again
     assert {p: p.read_bytes() for p in (tmp_path / "shipped").iterdir()} == before
+
+
+def test_sweep_costs_count_each_grids_shipped_points_and_their_time(tmp_path):
+    shipped = tmp_path / "shipped"  # the fixture's shipped folder
+    shipped.mkdir()
+    (_, first), (_, second) = SC_NU.points("smoke")[:2]
+    for config, seconds in ((first, 30.0), (second, 12.5)):
+        key = results.config_key(config.to_dict())
+        body = {"name": SampleComplexity.NAME, "provenance": {"wall_seconds": seconds}}
+        (shipped / f"{SampleComplexity.NAME}-{key}.json").write_text(json.dumps(body))
+    costs = {c.sweep: c for c in sweep_costs("smoke")}
+    assert set(costs) == set(SWEEPS)
+    nu = costs[SC_NU.name]
+    assert (nu.points, nu.shipped, nu.wall_seconds) == (len(SC_NU.points("smoke")), 2, 42.5)
+    assert costs["architecture"].shipped == 0  # another grid, other keys

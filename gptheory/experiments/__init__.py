@@ -16,12 +16,17 @@
   read by :mod:`~gptheory.experiments.imputation_analysis` (its verdicts and figures).
 
 Each chapter's module defines its sweeps, named after the chapter (a ``SWEEPS`` tuple of
-:class:`gptheory.sweep.Sweep`); :data:`SWEEPS` holds them all by name and :func:`sweep` finds one.
+:class:`gptheory.sweep.Sweep`); :data:`SWEEPS` holds them all by name and :func:`sweep` finds one;
+:func:`sweep_costs` says how much of each grid has shipped and what it took to compute.
 Importing this package imports the experiments, never the other way round.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
+from .. import results
 from ..profiles import PROFILES
 from ..sweep import Sweep
 from . import architecture, attention_learned, dit_learns, imputation, sample_complexity
@@ -52,4 +57,29 @@ def describe() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["SWEEPS", "describe", "sweep"]
+@dataclass(frozen=True)
+class SweepCost:
+    """How much of one sweep's grid has shipped: ``points`` in the grid, ``shipped`` of them, and their summed wall
+    time ``wall_seconds`` (s, one process each, as recorded). A point two sweeps share counts in both."""
+
+    sweep: str
+    points: int
+    shipped: int
+    wall_seconds: float
+
+
+def sweep_costs(profile: str = "cpu") -> list[SweepCost]:
+    """One :class:`SweepCost` per registered sweep, for its grid in ``profile``, from the shipped results
+    (:data:`gptheory.results.SHIPPED`)."""
+    out = []
+    for s in SWEEPS.values():
+        walls = []
+        for _, config in s.points(profile):
+            path = results.SHIPPED / f"{s.record.NAME}-{results.config_key(config.to_dict())}.json"
+            if path.exists():
+                walls.append(json.loads(path.read_text())["provenance"]["wall_seconds"])
+        out.append(SweepCost(s.name, len(s.points(profile)), len(walls), sum(walls)))
+    return out
+
+
+__all__ = ["SWEEPS", "SweepCost", "describe", "sweep", "sweep_costs"]

@@ -169,10 +169,13 @@ def test_depth_claims_improves_suffices_and_the_smallest_sufficient_depth():
     assert claims.improves_with_depth(_depth_points({1: 0.1, 12: 0.5})).outcome == "fails"
 
 
-def test_capped_by_depth_counts_the_points_stopped_at_their_cap_per_depth():
+def test_capped_by_counts_the_points_stopped_at_their_cap_per_value_of_a_setting():
     stops = {(0, 1): "cap", (1, 1): "cap", (2, 1): "converged", (0, 8): "converged", (1, 8): "cap"}
     stops[0, 12] = "converged"
     pts = [types.SimpleNamespace(**vars(_point(s, depth=k)), stop_reason=why) for (s, k), why in stops.items()]
-    assert claims.capped_by_depth(pts) == {1: (2, 3), 8: (1, 2), 12: (0, 1)}
-    assert list(claims.capped_by_depth(pts)) == [1, 8, 12]  # in order of depth, for the chapter's sentence
-    assert claims.capped_by_depth([]) == {}
+    assert claims.capped_by(pts, "depth") == {1: (2, 3), 8: (1, 2), 12: (0, 1)}
+    assert list(claims.capped_by(pts, "depth")) == [1, 8, 12]  # in order of depth, for the chapter's sentence
+    assert claims.capped_by(pts, "seed") == {0: (1, 3), 1: (2, 2), 2: (0, 1)}  # any setting, not only depth
+    lengths = [types.SimpleNamespace(**vars(_point(0, N=n)), stop_reason=why) for n, why in ((64, "cap"), (8, "cap"))]
+    assert claims.capped_by(lengths, "N") == {8: (1, 1), 64: (1, 1)}
+    assert claims.capped_by([], "depth") == {}

@@ -196,14 +196,15 @@ def smallest_sufficient(points: list[Probe], metric: str = "paper_relative_error
     return min(k for k, v in means.items() if v <= best + tolerance)
 
 
-def capped_by_depth(points: list[Probe]) -> dict[int, tuple[int, int]]:
-    """Per depth (blocks), ``(capped, trained)``: how many of its points stopped at the step cap (``stop_reason ==
-    "cap"``, the validation loss still improving) out of how many shipped. A capped point's error is what the budget
-    reaches, not what the depth can: the chapter says so beside the depth verdicts."""
-    out: dict[int, tuple[int, int]] = {}
+def capped_by(points: list[Probe], axis: str) -> dict[float, tuple[int, int]]:
+    """Per value of the setting ``axis`` (``"depth"`` in blocks, ``"N"`` in frames ...), ``(capped, trained)``: how
+    many of its points stopped at the step cap (``stop_reason == "cap"``, the validation loss still improving) out
+    of how many shipped, in order of the value. A capped point's error is what the budget reaches, not what the
+    network can: the chapter says so beside the length and depth verdicts."""
+    out: dict[float, tuple[int, int]] = {}
     for p in points:
-        capped, trained = out.get(int(setting(p, "depth")), (0, 0))
-        out[int(setting(p, "depth"))] = (capped + (p.stop_reason == "cap"), trained + 1)
+        capped, trained = out.get(setting(p, axis), (0, 0))
+        out[setting(p, axis)] = (capped + (p.stop_reason == "cap"), trained + 1)
     return dict(sorted(out.items()))
 
 
@@ -212,7 +213,7 @@ __all__ = [
     "RESOLVABLE",
     "TEMPORAL",
     "WEAK",
-    "capped_by_depth",
+    "capped_by",
     "correlation_gaps",
     "dit_better",
     "excess_ratio",

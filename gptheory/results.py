@@ -251,14 +251,19 @@ def read(path: str | os.PathLike, cls: type[R] = Result) -> R:
     return record
 
 
+def shipped_path(name: str, config: dict) -> Path:
+    """Where the shipped record for exactly ``(name, config)`` at this package version is (or would be): the
+    ``.json`` in :data:`SHIPPED`."""
+    return SHIPPED / f"{_stem(name, config_key(config))}.json"
+
+
 def load(name: str, config: dict, cls: type[R] = Result, code: str | None = None) -> R | None:
     """The saved record for exactly ``(name, config)`` at this package version: a shipped one (:data:`SHIPPED`)
     first, then one in the local cache made by source with hash ``code`` (default :func:`code_hash`);
     ``None`` when there is none."""
     code = code_hash() if code is None else code
-    shipped_path = SHIPPED / f"{_stem(name, config_key(config))}.json"
     local_path = cache_dir() / f"{_stem(name, config_key(config, code=code))}.json"
-    for path in (shipped_path, local_path):
+    for path in (shipped_path(name, config), local_path):
         if path.exists():
             return read(path, cls)
     return None
@@ -385,6 +390,7 @@ __all__ = [
     "setting",
     "ship",
     "shipped",
+    "shipped_path",
     "summary",
     "value",
     "write",

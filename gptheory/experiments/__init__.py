@@ -73,12 +73,9 @@ def sweep_costs(profile: str = "cpu") -> list[SweepCost]:
     (:data:`gptheory.results.SHIPPED`)."""
     out = []
     for s in SWEEPS.values():
-        walls = []
-        for _, config in s.points(profile):
-            path = results.SHIPPED / f"{s.record.NAME}-{results.config_key(config.to_dict())}.json"
-            if path.exists():
-                walls.append(json.loads(path.read_text())["provenance"]["wall_seconds"])
-        out.append(SweepCost(s.name, len(s.points(profile)), len(walls), sum(walls)))
+        paths = [results.shipped_path(s.record.NAME, config.to_dict()) for _, config in s.points(profile)]
+        walls = [json.loads(p.read_text())["provenance"]["wall_seconds"] for p in paths if p.exists()]
+        out.append(SweepCost(s.name, len(paths), len(walls), sum(walls)))
     return out
 
 
